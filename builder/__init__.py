@@ -1,0 +1,1 @@
+"""Dockerfile to image, and the ``pybuild`` command line."""

@@ -1,0 +1,113 @@
+"""The ``pybuild`` entry point.
+
+Subcommands live in ``builder/commands/<name>.py`` and are imported only when
+called, so ``pybuild run`` pays for nothing but the run path.  Each module
+defines ``configure(parser)`` to add its arguments and ``run(args) -> int``.
+Global options: ``--root`` (or ``PYBUILD_ROOT``) and ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+VERSION = "0.1.0"
+
+# name -> (module, one-line help).  Keep sorted by theme, as `pybuild --help` shows it.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "build": ("builder.commands.build", "Build an image from a Dockerfile"),
+    "run": ("builder.commands.run", "Run a command in a new container"),
+    "ps": ("builder.commands.ps", "List containers"),
+    "logs": ("builder.commands.logs", "Show a container's output"),
+    "stop": ("builder.commands.stop", "Stop running containers"),
+    "kill": ("builder.commands.kill", "Send a signal to running containers"),
+    "rm": ("builder.commands.rm", "Remove containers"),
+    "exec": ("builder.commands.exec", "Run a command in a running container"),
+    "wait": ("builder.commands.wait", "Wait for containers to stop and print their exit codes"),
+    "pull": ("builder.commands.pull", "Pull an image from a registry"),
+    "push": ("builder.commands.push", "Push an image to a registry"),
+    "copy": ("builder.commands.copy", "Copy an image between registries, the store and archives"),
+    "login": ("builder.commands.login", "Log in to a registry"),
+    "logout": ("builder.commands.logout", "Log out from a registry"),
+    "import": ("builder.commands.import_", "Create an image from a rootfs tarball or directory"),
+    "images": ("builder.commands.images", "List images"),
+    "tag": ("builder.commands.tag", "Give an image another name"),
+    "rmi": ("builder.commands.rmi", "Remove images"),
+    "inspect": ("builder.commands.inspect", "Show an image's details as JSON"),
+    "history": ("builder.commands.history", "Show an image's history"),
+    "save": ("builder.commands.save", "Save images to a docker-archive or OCI archive"),
+    "load": ("builder.commands.load", "Load images from a docker-archive or OCI archive"),
+    "prune": ("builder.commands.prune", "Remove blobs and snapshots no image uses"),
+    "fsck": ("builder.commands.fsck", "Verify every blob and reference in the store"),
+}
+
+
+def default_root() -> str:
+    """``$PYBUILD_ROOT``, else ``/var/lib/pybuild`` for root, else ``$XDG_DATA_HOME/pybuild``."""
+    if os.environ.get("PYBUILD_ROOT"):
+        return os.environ["PYBUILD_ROOT"]
+    if os.geteuid() == 0:
+        return "/var/lib/pybuild"
+    data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(data, "pybuild")
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="pybuild",
+        description="Daemonless image build, ship and run.",
+        epilog=f"commands:\n{lines}\n\nRun 'pybuild COMMAND --help' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pybuild {VERSION}")
+    parser.add_argument("--root", default=None, help="state directory (default: $PYBUILD_ROOT or /var/lib/pybuild)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and HTTP/mount details")
+    parser.add_argument("command", nargs="?", help=argparse.SUPPRESS)
+    parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, run one subcommand, turn user errors into one line."""
+    argv = sys.argv[1:] if argv is None else argv
+    top = _top_parser().parse_args(argv)
+    if top.command is None:
+        _top_parser().print_help()
+        return 0
+    if top.command not in COMMANDS:
+        print(f"pybuild: unknown command {top.command!r}; run 'pybuild --help' for the list", file=sys.stderr)
+        return 2
+    module_name, help_ = COMMANDS[top.command]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"pybuild {top.command}", description=help_)
+    module.configure(parser)
+    args = parser.parse_args(top.args)
+    args.root = top.root or default_root()
+    args.debug = top.debug
+    if args.debug:
+        os.environ["PYBUILD_DEBUG"] = "1"
+    return _run(module, args)
+
+
+def _run(module, args: argparse.Namespace) -> int:
+    from registry.errors import PybuildError
+
+    try:
+        return int(module.run(args) or 0)
+    except PybuildError as err:
+        if args.debug:
+            raise
+        print(f"pybuild: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("pybuild: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The OCI/Docker image model: media types, descriptors, manifests and configs.
+
+Manifests and configs are kept as plain ``dict`` (the JSON as it is on disk) with
+small helpers around them; :class:`Descriptor` is the one typed pointer to content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# OCI media types
+OCI_LAYOUT_VERSION = "1.0.0"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+# Docker schema 2 media types
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_LAYER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+ANNOTATION_CREATED = "org.opencontainers.image.created"
+
+COMPRESSION_OF = {
+    OCI_LAYER: "none",
+    OCI_LAYER_GZIP: "gzip",
+    OCI_LAYER_ZSTD: "zstd",
+    DOCKER_LAYER_GZIP: "gzip",
+    DOCKER_LAYER_FOREIGN: "gzip",
+    "application/vnd.docker.image.rootfs.diff.tar": "none",
+}
+LAYER_TYPE_FOR = {"none": OCI_LAYER, "gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}
+
+
+def sha256_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, no spaces): equal objects give equal digests."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def layer_compression(media_type: str) -> str:
+    """``gzip``, ``zstd`` or ``none`` for a layer media type (OCI or Docker)."""
+    if media_type in COMPRESSION_OF:
+        return COMPRESSION_OF[media_type]
+    if media_type.endswith("+zstd"):
+        return "zstd"
+    if media_type.endswith("+gzip") or media_type.endswith(".gzip"):
+        return "gzip"
+    return "none"
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """A typed pointer to content: media type, digest and size (plus optional extras)."""
+
+    media_type: str
+    digest: str
+    size: int
+    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    platform: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    urls: tuple[str, ...] = field(default=(), compare=False, hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The descriptor as it appears in manifests and indexes."""
+        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.urls:
+            out["urls"] = list(self.urls)
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.platform:
+            out["platform"] = dict(self.platform)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "Descriptor":
+        """Read a descriptor from manifest or index JSON."""
+        return cls(
+            media_type=obj.get("mediaType", ""),
+            digest=obj["digest"],
+            size=int(obj["size"]),
+            annotations=dict(obj.get("annotations") or {}),
+            platform=obj.get("platform"),
+            urls=tuple(obj.get("urls") or ()),
+        )
+
+
+def make_manifest(config: Descriptor, layers: list[Descriptor], annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """An OCI image manifest for a config and its layers."""
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.to_json(),
+        "layers": [layer.to_json() for layer in layers],
+    }
+    if annotations:
+        manifest["annotations"] = annotations
+    return manifest
+
+
+def manifest_layers(manifest: dict[str, Any]) -> list[Descriptor]:
+    """The layer descriptors of an image manifest."""
+    return [Descriptor.from_json(d) for d in manifest.get("layers", [])]
+
+
+def manifest_config(manifest: dict[str, Any]) -> Descriptor:
+    """The config descriptor of an image manifest."""
+    return Descriptor.from_json(manifest["config"])
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """OCI chain IDs: ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n))."""
+    out: list[str] = []
+    for diff_id in diff_ids:
+        out.append(diff_id if not out else sha256_digest(f"{out[-1]} {diff_id}".encode()))
+    return out

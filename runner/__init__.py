@@ -1,0 +1,1 @@
+"""Containers: namespaces, mounts, cgroups, rootfs assembly and the container lifecycle."""
