@@ -1,0 +1,537 @@
+"""The local image store: an OCI image layout at ``$PYBUILD_ROOT/store``.
+
+Readable as-is by skopeo (``oci:$ROOT/store:NAME``), umoci and oci-image-tool.
+
+Invariants:
+- a blob's name is the sha256 of its bytes: every blob is written to a temp file
+  under ``$ROOT/tmp``, hashed while written, fsynced, verified and renamed;
+- ``index.json`` is replaced atomically under an exclusive lock, so concurrent
+  processes never lose a tag;
+- writers of blobs that are not yet tagged hold the shared GC lock
+  (:meth:`Store.transaction`); :meth:`Store.prune` takes it exclusively.
+
+Tags are index entries whose ``org.opencontainers.image.ref.name`` annotation is
+the image's familiar name (``busybox:latest``, ``localhost:5000/app:1``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator
+
+from . import oci
+from .errors import DigestMismatch, ImageNotFound, PybuildError, StoreCorrupt
+from .reference import Reference, is_digest, parse
+
+_CHUNK = 1 << 20
+_STALE_TEMP_SECONDS = 3600
+
+
+@dataclass
+class StoredImage:
+    """An image manifest in the store with its parsed config."""
+
+    descriptor: oci.Descriptor
+    manifest: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        """The image ID: the digest of the config blob (as docker defines it)."""
+        return self.manifest["config"]["digest"]
+
+    @property
+    def layers(self) -> list[oci.Descriptor]:
+        """Layer descriptors, bottom first."""
+        return oci.manifest_layers(self.manifest)
+
+    @property
+    def diff_ids(self) -> list[str]:
+        """Uncompressed layer digests from the config, bottom first."""
+        return list(self.config.get("rootfs", {}).get("diff_ids", []))
+
+    @property
+    def size(self) -> int:
+        """Sum of the compressed layer sizes."""
+        return sum(layer.size for layer in self.layers)
+
+
+@dataclass
+class FsckReport:
+    """What :meth:`Store.fsck` found: damage descriptions and counts."""
+
+    problems: list[str] = field(default_factory=list)
+    blobs_checked: int = 0
+    images_checked: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+
+class BlobWriter:
+    """Streams one blob into the store: hash while writing, then verify and rename."""
+
+    def __init__(self, store: "Store", expected_digest: str | None, expected_size: int | None):
+        self._store = store
+        self._expected_digest = expected_digest
+        self._expected_size = expected_size
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.path = store.tmp / f"blob-{os.getpid()}-{secrets.token_hex(6)}"
+        self._file: BinaryIO | None = open(self.path, "wb")
+        self.digest: str | None = None
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append bytes to the blob."""
+        assert self._file is not None, "blob writer already closed"
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def commit(self) -> tuple[str, int]:
+        """Verify against the expected digest and size, then move into place."""
+        assert self._file is not None, "blob writer already closed"
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        digest = "sha256:" + self._hash.hexdigest()
+        if self._expected_size is not None and self.size != self._expected_size:
+            self.abort()
+            raise DigestMismatch(f"blob {self._expected_digest or digest} has {self.size} bytes, expected {self._expected_size}")
+        if self._expected_digest is not None and digest != self._expected_digest:
+            self.abort()
+            raise DigestMismatch(f"content hashed to {digest}, expected {self._expected_digest}; nothing was stored")
+        self._store._install(self.path, digest)
+        self.digest = digest
+        return digest, self.size
+
+    def abort(self) -> None:
+        """Drop the temp file (safe to call more than once)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def __enter__(self) -> "BlobWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or self.digest is None:
+            self.abort()
+
+
+class Store:
+    """An OCI image layout plus pybuild's locks and temp space under one root."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.layout = self.root / "store"
+        self.blobs = self.layout / "blobs" / "sha256"
+        self.tmp = self.root / "tmp"
+        self._locks = self.root / "locks"
+        for directory in (self.blobs, self.tmp, self._locks):
+            directory.mkdir(parents=True, exist_ok=True)
+        layout_file = self.layout / "oci-layout"
+        if not layout_file.exists():
+            _atomic_write(layout_file, json.dumps({"imageLayoutVersion": oci.OCI_LAYOUT_VERSION}).encode(), self.tmp)
+        if not (self.layout / "index.json").exists():
+            with self._index_lock():
+                if not (self.layout / "index.json").exists():
+                    self._write_index({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": []})
+
+    # ---- blobs -------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        """Where the blob with ``digest`` lives (whether or not it exists)."""
+        algorithm, _, hexpart = digest.partition(":")
+        if algorithm != "sha256" or not is_digest(digest):
+            raise PybuildError(f"unsupported or malformed digest {digest!r}")
+        return self.blobs / hexpart
+
+    def has_blob(self, digest: str) -> bool:
+        """True when the blob is present."""
+        return self.blob_path(digest).exists()
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """Open a blob for reading (not re-verified; :meth:`fsck` does that)."""
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise StoreCorrupt(f"blob {digest} is missing from the store; run 'pybuild fsck'") from None
+
+    def read_blob(self, digest: str) -> bytes:
+        """Read a small blob whole (manifests, configs), verifying its digest."""
+        with self.open_blob(digest) as f:
+            data = f.read()
+        if oci.sha256_digest(data) != digest:
+            raise StoreCorrupt(f"blob {digest} is corrupt (content does not match its name); run 'pybuild fsck'")
+        return data
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        """Read and parse a JSON blob."""
+        try:
+            return json.loads(self.read_blob(digest))
+        except json.JSONDecodeError as err:
+            raise StoreCorrupt(f"blob {digest} is not valid JSON: {err}") from None
+
+    def blob_writer(self, expected_digest: str | None = None, expected_size: int | None = None) -> BlobWriter:
+        """A :class:`BlobWriter`; use as a context manager and call ``commit()``."""
+        return BlobWriter(self, expected_digest, expected_size)
+
+    def put_bytes(self, data: bytes, media_type: str) -> oci.Descriptor:
+        """Store a small blob and return its descriptor."""
+        digest = oci.sha256_digest(data)
+        if not self.has_blob(digest):
+            with self.blob_writer(digest) as writer:
+                writer.write(data)
+                writer.commit()
+        return oci.Descriptor(media_type, digest, len(data))
+
+    def put_json(self, obj: Any, media_type: str) -> oci.Descriptor:
+        """Store ``obj`` as canonical JSON and return its descriptor."""
+        return self.put_bytes(oci.canonical_json(obj), media_type)
+
+    def _install(self, temp_path: Path, digest: str) -> None:
+        final = self.blob_path(digest)
+        if final.exists():
+            temp_path.unlink()
+            return
+        os.replace(temp_path, final)
+        _fsync_dir(final.parent)
+
+    def temp_dir(self, prefix: str) -> Path:
+        """A new private directory under ``$ROOT/tmp`` (the caller removes it)."""
+        path = self.tmp / f"{prefix}-{os.getpid()}-{secrets.token_hex(6)}"
+        path.mkdir(mode=0o700)
+        return path
+
+    def sweep_temp(self) -> list[Path]:
+        """Remove temp files and dirs left by dead processes; return what was removed."""
+        removed = []
+        now = time.time()
+        for entry in self.tmp.iterdir():
+            pid = _pid_of_temp(entry.name)
+            alive = pid is not None and _pid_alive(pid)
+            try:
+                old = now - entry.lstat().st_mtime > _STALE_TEMP_SECONDS
+            except FileNotFoundError:
+                continue
+            if alive or (pid is None and not old):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+            removed.append(entry)
+        return removed
+
+    # ---- locks -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self, name: str, mode: int) -> Iterator[None]:
+        fd = os.open(self._locks / name, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    def _index_lock(self) -> contextlib.AbstractContextManager[None]:
+        return self._lock("index.lock", fcntl.LOCK_EX)
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """Hold while writing blobs that no tag reaches yet, so prune leaves them alone."""
+        return self._lock("gc.lock", fcntl.LOCK_SH)
+
+    # ---- index and tags ----------------------------------------------------------
+
+    def read_index(self) -> dict[str, Any]:
+        """The parsed ``index.json``."""
+        try:
+            return json.loads((self.layout / "index.json").read_bytes())
+        except (OSError, json.JSONDecodeError) as err:
+            raise StoreCorrupt(f"{self.layout / 'index.json'} is unreadable: {err}") from None
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        _atomic_write(self.layout / "index.json", json.dumps(index, indent=2).encode() + b"\n", self.tmp)
+
+    def tags(self) -> list[tuple[Reference, oci.Descriptor]]:
+        """Every named entry of the index as (reference, manifest descriptor)."""
+        out = []
+        for entry in self.read_index().get("manifests", []):
+            name = (entry.get("annotations") or {}).get(oci.ANNOTATION_REF_NAME)
+            if name:
+                out.append((parse(name), oci.Descriptor.from_json(entry)))
+        return out
+
+    def tag(self, ref: Reference | str, manifest: oci.Descriptor) -> None:
+        """Point ``ref`` at ``manifest`` (replacing what it pointed at)."""
+        ref = parse(ref) if isinstance(ref, str) else ref
+        if not self.has_blob(manifest.digest):
+            raise ImageNotFound(f"cannot tag {ref.familiar()}: manifest {manifest.digest} is not in the store")
+        name = ref.familiar()
+        entry = oci.Descriptor(manifest.media_type, manifest.digest, manifest.size,
+                               annotations={oci.ANNOTATION_REF_NAME: name}, platform=manifest.platform).to_json()
+        with self._index_lock():
+            index = self.read_index()
+            index["manifests"] = [m for m in index.get("manifests", []) if _ref_name(m) != name] + [entry]
+            self._write_index(index)
+
+    def untag(self, ref: Reference | str) -> bool:
+        """Remove a name; return whether it existed."""
+        name = (parse(ref) if isinstance(ref, str) else ref).familiar()
+        with self._index_lock():
+            index = self.read_index()
+            kept = [m for m in index.get("manifests", []) if _ref_name(m) != name]
+            if len(kept) == len(index.get("manifests", [])):
+                return False
+            index["manifests"] = kept
+            self._write_index(index)
+            return True
+
+    def resolve(self, name: str) -> oci.Descriptor:
+        """Find a manifest by name, ``name@digest``, image ID or unique ID prefix."""
+        tags = self.tags()
+        candidate = _as_reference(name)
+        if candidate is not None:
+            if candidate.digest:
+                if self.has_blob(candidate.digest):
+                    for _, desc in tags:
+                        if desc.digest == candidate.digest:
+                            return desc
+                    return oci.Descriptor(oci.OCI_MANIFEST, candidate.digest, self.blob_path(candidate.digest).stat().st_size)
+            else:
+                for ref, desc in tags:
+                    if ref == candidate:
+                        return desc
+        by_id = self._resolve_id(name, tags)
+        if by_id is not None:
+            return by_id
+        raise ImageNotFound(f"no image {name!r} in the store; see 'pybuild images' (or pull it)")
+
+    def _resolve_id(self, text: str, tags: list[tuple[Reference, oci.Descriptor]]) -> oci.Descriptor | None:
+        hexpart = text[len("sha256:"):] if text.startswith("sha256:") else text
+        if not (1 <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)) or len(hexpart) < 4:
+            return None
+        matches: dict[str, oci.Descriptor] = {}
+        for _, desc in tags:
+            config = self._config_digest(desc)
+            if config and config[len("sha256:"):].startswith(hexpart):
+                matches.setdefault(config, desc)
+            elif desc.digest[len("sha256:"):] == hexpart:
+                matches.setdefault(desc.digest, desc)
+        if len(matches) > 1:
+            raise ImageNotFound(f"image ID prefix {text!r} is ambiguous; give more digits")
+        return next(iter(matches.values()), None)
+
+    def _config_digest(self, desc: oci.Descriptor) -> str | None:
+        if desc.media_type not in oci.MANIFEST_TYPES:
+            return None
+        try:
+            return self.read_json(desc.digest)["config"]["digest"]
+        except (StoreCorrupt, KeyError):
+            return None
+
+    def image(self, name: str, platform: str | None = None) -> StoredImage:
+        """Load an image (manifest + config); an index resolves to the host platform."""
+        return self.image_at(self.resolve(name), platform)
+
+    def image_at(self, desc: oci.Descriptor, platform: str | None = None) -> StoredImage:
+        """Load the image a manifest (or index) descriptor points at."""
+        manifest = self.read_json(desc.digest)
+        media_type = manifest.get("mediaType") or desc.media_type
+        if media_type in oci.INDEX_TYPES or "manifests" in manifest:
+            desc = select_platform(manifest, platform)
+            manifest = self.read_json(desc.digest)
+        config = self.read_json(manifest["config"]["digest"])
+        return StoredImage(desc, manifest, config)
+
+    def commit_image(self, config: dict[str, Any], layers: list[oci.Descriptor],
+                     tags: Iterable[Reference | str] = ()) -> StoredImage:
+        """Write config and manifest for ``layers`` (already stored) and apply ``tags``."""
+        config_desc = self.put_json(config, oci.OCI_CONFIG)
+        manifest = oci.make_manifest(config_desc, layers)
+        manifest_desc = self.put_json(manifest, oci.OCI_MANIFEST)
+        for ref in tags:
+            self.tag(ref, manifest_desc)
+        return StoredImage(manifest_desc, manifest, config)
+
+    # ---- garbage collection and verification -------------------------------------
+
+    def reachable(self, roots: Iterable[str] = ()) -> set[str]:
+        """Every blob digest reachable from the index and from ``roots`` (manifest digests)."""
+        seen: set[str] = set()
+        pending = [oci.Descriptor.from_json(m).digest for m in self.read_index().get("manifests", [])]
+        pending.extend(roots)
+        while pending:
+            digest = pending.pop()
+            if digest in seen or not self.has_blob(digest):
+                continue
+            seen.add(digest)
+            doc = _try_json(self.blob_path(digest))
+            if isinstance(doc, dict):
+                pending.extend(_children(doc))
+        return seen
+
+    def prune(self, keep: Iterable[str] = ()) -> list[str]:
+        """Delete blobs no tag (and no digest in ``keep``) reaches; return their digests."""
+        removed = []
+        with self._lock("gc.lock", fcntl.LOCK_EX):
+            self.sweep_temp()
+            live = self.reachable(keep)
+            for path in self.blobs.iterdir():
+                digest = "sha256:" + path.name
+                if digest not in live:
+                    path.unlink()
+                    removed.append(digest)
+        return removed
+
+    def fsck(self) -> FsckReport:
+        """Re-hash every blob and check every reference from the index down."""
+        report = FsckReport()
+        for path in sorted(self.blobs.iterdir()):
+            report.blobs_checked += 1
+            if path.name != _hash_file(path):
+                report.problems.append(f"blob sha256:{path.name} is corrupt: its content does not match its digest")
+        try:
+            index = self.read_index()
+        except StoreCorrupt as err:
+            report.problems.append(str(err))
+            return report
+        try:
+            layout = json.loads((self.layout / "oci-layout").read_bytes())
+            if layout.get("imageLayoutVersion") != oci.OCI_LAYOUT_VERSION:
+                report.problems.append("oci-layout has an unexpected imageLayoutVersion")
+        except (OSError, json.JSONDecodeError):
+            report.problems.append("oci-layout is missing or unreadable")
+        for entry in index.get("manifests", []):
+            report.images_checked += 1
+            label = _ref_name(entry) or entry.get("digest", "?")
+            self._check_tree(oci.Descriptor.from_json(entry), label, report)
+        return report
+
+    def _check_tree(self, desc: oci.Descriptor, label: str, report: FsckReport) -> None:
+        path = self.blob_path(desc.digest)
+        if not path.exists():
+            report.problems.append(f"{label}: blob {desc.digest} ({desc.media_type}) is missing")
+            return
+        if path.stat().st_size != desc.size:
+            report.problems.append(f"{label}: blob {desc.digest} has size {path.stat().st_size}, descriptor says {desc.size}")
+        if desc.media_type in oci.MANIFEST_TYPES + oci.INDEX_TYPES:
+            doc = _try_json(path)
+            if not isinstance(doc, dict):
+                report.problems.append(f"{label}: manifest {desc.digest} is not valid JSON")
+                return
+            for child in doc.get("manifests", []) + doc.get("layers", []) + ([doc["config"]] if "config" in doc else []):
+                self._check_tree(oci.Descriptor.from_json(child), label, report)
+
+
+def select_platform(index: dict[str, Any], platform: str | None = None) -> oci.Descriptor:
+    """Pick the manifest for ``platform`` (``os/arch[/variant]``, default the host's) from an index."""
+    wanted_os, wanted_arch, wanted_variant = _platform_parts(platform or host_platform())
+    for entry in index.get("manifests", []):
+        plat = entry.get("platform") or {}
+        if plat.get("os") == wanted_os and plat.get("architecture") == wanted_arch and (
+                wanted_variant is None or plat.get("variant") == wanted_variant):
+            return oci.Descriptor.from_json(entry)
+    available = ", ".join(
+        "/".join(filter(None, [(e.get("platform") or {}).get(k) for k in ("os", "architecture", "variant")]))
+        for e in index.get("manifests", [])) or "none"
+    raise ImageNotFound(f"no manifest for platform {platform or host_platform()} (available: {available})")
+
+
+def host_platform() -> str:
+    """The host's platform as ``os/arch`` in OCI terms."""
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+    return f"linux/{arch}"
+
+
+def _platform_parts(text: str) -> tuple[str, str, str | None]:
+    parts = text.split("/")
+    if len(parts) not in (2, 3):
+        raise PybuildError(f"invalid platform {text!r}; expected os/arch[/variant], e.g. linux/amd64")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def _as_reference(name: str) -> Reference | None:
+    try:
+        return parse(name)
+    except PybuildError:
+        return None
+
+
+def _ref_name(entry: dict[str, Any]) -> str | None:
+    return (entry.get("annotations") or {}).get(oci.ANNOTATION_REF_NAME)
+
+
+def _children(doc: dict[str, Any]) -> list[str]:
+    out = [d["digest"] for d in doc.get("manifests", []) + doc.get("layers", []) if "digest" in d]
+    if isinstance(doc.get("config"), dict) and "digest" in doc["config"]:
+        out.append(doc["config"]["digest"])
+    return out
+
+
+def _try_json(path: Path) -> Any:
+    if path.stat().st_size > 4 << 20:
+        return None
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    buf = bytearray(_CHUNK * 4)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes, tmp_dir: Path) -> None:
+    temp = tmp_dir / f"{path.name}-{os.getpid()}-{secrets.token_hex(6)}"
+    with open(temp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pid_of_temp(name: str) -> int | None:
+    parts = name.split("-")
+    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
