@@ -277,6 +277,34 @@ class Store:
                 out.append((parse(name), oci.Descriptor.from_json(entry)))
         return out
 
+    def entries(self) -> list[tuple[Reference | None, oci.Descriptor]]:
+        """Every index entry as (reference or None for an untagged image, descriptor)."""
+        out: list[tuple[Reference | None, oci.Descriptor]] = []
+        for entry in self.read_index().get("manifests", []):
+            name = _ref_name(entry)
+            out.append((parse(name) if name else None, oci.Descriptor.from_json(entry)))
+        return out
+
+    def keep(self, manifest: oci.Descriptor) -> None:
+        """Keep an untagged image reachable (docker's ``<none>``) unless an entry has it already."""
+        with self._index_lock():
+            index = self.read_index()
+            if any(m.get("digest") == manifest.digest for m in index.get("manifests", [])):
+                return
+            index.setdefault("manifests", []).append(
+                oci.Descriptor(manifest.media_type, manifest.digest, manifest.size, platform=manifest.platform).to_json())
+            self._write_index(index)
+
+    def remove_manifest(self, digest: str) -> list[str]:
+        """Drop every index entry (named or not) for a manifest; return the names dropped."""
+        with self._index_lock():
+            index = self.read_index()
+            manifests = index.get("manifests", [])
+            dropped = [m for m in manifests if m.get("digest") == digest]
+            index["manifests"] = [m for m in manifests if m.get("digest") != digest]
+            self._write_index(index)
+        return [name for name in map(_ref_name, dropped) if name]
+
     def tag(self, ref: Reference | str, manifest: oci.Descriptor) -> None:
         """Point ``ref`` at ``manifest`` (replacing what it pointed at)."""
         ref = parse(ref) if isinstance(ref, str) else ref
@@ -287,7 +315,9 @@ class Store:
                                annotations={oci.ANNOTATION_REF_NAME: name}, platform=manifest.platform).to_json()
         with self._index_lock():
             index = self.read_index()
-            index["manifests"] = [m for m in index.get("manifests", []) if _ref_name(m) != name] + [entry]
+            index["manifests"] = [m for m in index.get("manifests", [])
+                                  if _ref_name(m) != name and not (_ref_name(m) is None and m.get("digest") == manifest.digest)]
+            index["manifests"].append(entry)
             self._write_index(index)
 
     def untag(self, ref: Reference | str) -> bool:
@@ -304,7 +334,7 @@ class Store:
 
     def resolve(self, name: str) -> oci.Descriptor:
         """Find a manifest by name, ``name@digest``, image ID or unique ID prefix."""
-        tags = self.tags()
+        tags = self.entries()
         candidate = _as_reference(name)
         if candidate is not None:
             if candidate.digest:
@@ -322,7 +352,7 @@ class Store:
             return by_id
         raise ImageNotFound(f"no image {name!r} in the store; see 'pybuild images' (or pull it)")
 
-    def _resolve_id(self, text: str, tags: list[tuple[Reference, oci.Descriptor]]) -> oci.Descriptor | None:
+    def _resolve_id(self, text: str, tags: list[tuple[Reference | None, oci.Descriptor]]) -> oci.Descriptor | None:
         hexpart = text[len("sha256:"):] if text.startswith("sha256:") else text
         if not (1 <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)) or len(hexpart) < 4:
             return None

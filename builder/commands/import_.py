@@ -1,0 +1,103 @@
+"""``pybuild import SOURCE NAME[:TAG]``: an image from a rootfs tarball, ``-`` or a directory.
+
+Like ``docker import``.  A tarball (plain, gzip or zstd) is unpacked safely into a
+private directory first, so the layer is always written by our deterministic tar
+writer: the same rootfs with the same ``SOURCE_DATE_EPOCH`` gives the same digest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="SOURCE", help="rootfs tarball (plain, gzip, zstd), '-' for stdin, or a directory")
+    parser.add_argument("name", metavar="NAME[:TAG]", nargs="?", help="name to give the image")
+    parser.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
+                        help="apply a Dockerfile instruction to the config (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, "
+                             "ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)")
+    parser.add_argument("-m", "--message", default="", help="commit message for the history")
+    parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip", help="layer compression")
+    parser.add_argument("--compression-level", type=int, default=None, help="compression level")
+    parser.add_argument("--platform", default=None, help="os/arch of the image (default: the host's)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+
+
+def run(args: argparse.Namespace) -> int:
+    from registry.errors import PybuildError
+    from registry.layer import extract_layer, open_layer, write_layer
+    from registry.reference import parse
+    from registry.store import host_platform
+
+    from ._common import open_store
+
+    store = open_store(args)
+    tag = parse(args.name) if args.name else None
+    if tag is not None and tag.digest:
+        raise PybuildError(f"cannot import under a digest reference {args.name!r}; use NAME[:TAG]")
+    epoch = _source_date_epoch()
+    created = _rfc3339(epoch)
+    os_name, arch = (args.platform or host_platform()).split("/")[:2]
+    store.sweep_temp()
+    with store.transaction():
+        if os.path.isdir(args.source):
+            layer = write_layer(store, args.source, compression=args.compression, level=args.compression_level,
+                                source_date_epoch=epoch)
+        else:
+            rootfs = store.temp_dir("import")
+            try:
+                with _open_source(args.source) as raw, open_layer(raw) as tar_stream:
+                    extract_layer(tar_stream, rootfs, whiteouts="apply", allow_devices=True, name=args.source)
+                layer = write_layer(store, rootfs, compression=args.compression, level=args.compression_level,
+                                    source_date_epoch=epoch)
+            finally:
+                shutil.rmtree(rootfs, ignore_errors=True)
+        config = {
+            "created": created,
+            "architecture": arch,
+            "os": os_name,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+            "history": [{"created": created, "created_by": "pybuild import",
+                         "comment": args.message or f"Imported from {args.source}"}],
+        }
+        image = store.commit_image(config, [layer.descriptor], [tag] if tag else [])
+        if tag is None:
+            store.keep(image.descriptor)
+    print(image.id)
+    return 0
+
+
+def _open_source(source: str):
+    from registry.errors import PybuildError
+
+    if source == "-":
+        if sys.stdin.isatty():
+            raise PybuildError("no rootfs on standard input: pipe a tarball in, or give a file or directory")
+        return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    try:
+        return open(source, "rb")
+    except OSError as err:
+        raise PybuildError(f"cannot read {source}: {err.strerror}") from None
+
+
+def _source_date_epoch() -> int | None:
+    from registry.errors import PybuildError
+
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise PybuildError(f"SOURCE_DATE_EPOCH={value!r} is not an integer number of seconds") from None
+
+
+def _rfc3339(epoch: int | None) -> str:
+    import datetime as dt
+
+    when = dt.datetime.fromtimestamp(epoch, dt.timezone.utc) if epoch is not None else dt.datetime.now(dt.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if epoch is None else when.strftime("%Y-%m-%dT%H:%M:%SZ")

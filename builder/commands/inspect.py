@@ -1,0 +1,56 @@
+"""``pybuild inspect NAME...``: image details as JSON shaped like ``docker image inspect``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="+", metavar="IMAGE")
+    parser.add_argument("-f", "--format", help="print one top-level field (e.g. Id, Config) instead of the whole JSON")
+
+
+def describe(store, name: str) -> dict[str, Any]:
+    """The docker-shaped description of one image."""
+    image = store.image(name)
+    names = [(ref, desc) for ref, desc in store.entries() if ref is not None and desc.digest == image.descriptor.digest]
+    config = image.config
+    return {
+        "Id": image.id,
+        "RepoTags": [ref.familiar() for ref, _ in names if ref.tag],
+        "RepoDigests": [f"{ref.familiar_name}@{image.descriptor.digest}" for ref, _ in names if ref.digest],
+        "Parent": "",
+        "Comment": _last_comment(config),
+        "Created": config.get("created", ""),
+        "Author": config.get("author", ""),
+        "Config": config.get("config", {}),
+        "Architecture": config.get("architecture", ""),
+        "Variant": config.get("variant", ""),
+        "Os": config.get("os", ""),
+        "Size": image.size,
+        "RootFS": {"Type": config.get("rootfs", {}).get("type", "layers"), "Layers": image.diff_ids},
+        "Descriptor": image.descriptor.to_json(),
+        "Metadata": {"LastTagTime": ""},
+    }
+
+
+def _last_comment(config: dict[str, Any]) -> str:
+    history = config.get("history") or []
+    return history[-1].get("comment", "") if history else ""
+
+
+def run(args: argparse.Namespace) -> int:
+    from ._common import open_store
+
+    store = open_store(args)
+    results = [describe(store, name) for name in args.names]
+    if args.format:
+        field = args.format.strip("{} .")
+        for result in results:
+            value = result.get(field)
+            print(value if isinstance(value, str) else json.dumps(value))
+        return 0
+    print(json.dumps(results, indent=4))
+    return 0

@@ -1,0 +1,47 @@
+"""``pybuild load [-i FILE]``: read images from a docker-archive or OCI archive."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-i", "--input", help="read from FILE instead of standard input")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
+def run(args: argparse.Namespace) -> int:
+    from registry.archive import ArchiveReader
+    from registry.errors import PybuildError
+    from registry.image import StoreSink, copy_image
+
+    from ._common import open_store
+
+    store = open_store(args)
+    with store.transaction():
+        spool = None
+        path = args.input
+        if path in (None, "-"):
+            if sys.stdin.isatty():
+                raise PybuildError("no archive given: use -i FILE or pipe one on standard input")
+            spool = store.temp_dir("load")
+            path = str(spool / "archive.tar")
+            with open(path, "wb") as out:
+                shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        try:
+            with ArchiveReader(path) as reader:
+                for image in reader.images(store):
+                    sink = StoreSink(store)
+                    copy_image(image, sink, image.refs)
+                    if args.quiet:
+                        continue
+                    for ref in image.refs:
+                        print(f"Loaded image: {ref.familiar()}")
+                    if not image.refs:
+                        print(f"Loaded image ID: {store.image_at(sink.written).id}")
+        finally:
+            if spool is not None:
+                shutil.rmtree(spool, ignore_errors=True)
+    return 0
