@@ -1,0 +1,2 @@
+mkdir -p dir/empty
+chmod 0750 dir/nested
