@@ -51,6 +51,8 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 SYS_PIVOT_ROOT = 155  # x86_64
+SYS_CLOSE_RANGE = 436
+CLOSE_RANGE_CLOEXEC = 4
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -102,6 +104,11 @@ def umount(target: str, flags: int = 0) -> None:
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2) (glibc has no wrapper)."""
     _check(_libc.syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root", new_root)
+
+
+def close_range_cloexec(first: int) -> None:
+    """Mark every fd from ``first`` up close-on-exec (one syscall, whatever RLIMIT_NOFILE)."""
+    _check(_libc.syscall(SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(CLOSE_RANGE_CLOEXEC)), "close_range")
 
 
 def sethostname(name: str) -> None:

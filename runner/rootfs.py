@@ -1,0 +1,244 @@
+"""Build the container's root filesystem, one explicit step per function.
+
+Runs in the container's first process, inside its new mount namespace, before
+``pivot_root`` (:func:`prepare`) and right after it (:func:`harden_proc`).  The order
+matters and mirrors runc's libcontainer: private propagation, overlay, /proc, /dev,
+/sys, generated /etc files, user mounts, read-only root, pivot_root, masked paths.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from . import syscalls as sc
+from .spec import SandboxSpec
+
+# Mount points the init layer provides, so nothing the sandbox needs is written to
+# the upper dir (a RUN step's layer) and no image symlink can redirect them.
+_INIT_DIRS = ("proc", "dev", "sys", "etc")
+ETC_FILES = ("hosts", "hostname", "resolv.conf")
+
+_DEVICES = (  # name, major, minor
+    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
+)
+_DEV_LINKS = (
+    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"),
+)
+MASKED_PATHS = (
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+_NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+
+
+class RootfsError(Exception):
+    """A mount step failed; the message names the step and the path."""
+
+
+def write_state_files(spec: SandboxSpec) -> None:
+    """Generate hosts, hostname, resolv.conf and the init layer in ``spec.state_dir``.
+
+    Done by the caller (on the host, before the namespaces): plain files it owns.
+    """
+    state = spec.state_dir
+    init = os.path.join(state, "init")
+    os.makedirs(os.path.join(state, "rootfs"), exist_ok=True)
+    for name in _INIT_DIRS:
+        os.makedirs(os.path.join(init, name), exist_ok=True)
+    for name in ETC_FILES:
+        open(os.path.join(init, "etc", name), "a").close()
+    hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    if spec.network == "host":
+        hosts = _read("/etc/hosts") or hosts
+    else:
+        hosts += f"127.0.1.1\t{spec.hostname}\n"
+    _write(os.path.join(state, "hosts"), hosts)
+    _write(os.path.join(state, "hostname"), spec.hostname + "\n")
+    _write(os.path.join(state, "resolv.conf"), _read("/etc/resolv.conf") if spec.network == "host" else "")
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def overlay_options(lowerdirs: list[str], upperdir: str, workdir: str) -> tuple[str, str]:
+    """``(cwd, data)`` for the overlay mount: lowerdirs relative to their common parent.
+
+    Relative names keep the option string under the 4096-byte page for 100+ layers.
+    """
+    top_first = list(reversed(lowerdirs))
+    base = os.path.commonpath(top_first) if len(top_first) > 1 else os.path.dirname(top_first[0])
+    rel = [os.path.relpath(p, base) for p in top_first]
+    data = f"lowerdir={':'.join(rel)},upperdir={upperdir},workdir={workdir}"
+    if len(data) >= 4096:
+        raise RootfsError(f"overlay options for {len(lowerdirs)} layers exceed one page; move the snapshots to a shorter path")
+    return base, data
+
+
+def mount_overlay(spec: SandboxSpec, rootfs: str) -> None:
+    """Overlay of the image's snapshots and the init layer, changes to ``spec.upperdir``."""
+    lowers = list(spec.lowerdirs) + [os.path.join(spec.state_dir, "init")]
+    base, data = overlay_options(lowers, spec.upperdir, spec.workdir)
+    old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.chdir(base)
+        sc.mount("overlay", rootfs, "overlay", 0, data)
+    finally:
+        os.fchdir(old)
+        os.close(old)
+
+
+def mount_proc(rootfs: str) -> None:
+    """A fresh procfs for the new pid namespace."""
+    sc.mount("proc", f"{rootfs}/proc", "proc", _NOSUID_NODEV_NOEXEC)
+
+
+def mount_dev(rootfs: str) -> None:
+    """tmpfs /dev with the usual nodes, a private devpts, /dev/shm and /dev/mqueue."""
+    dev = f"{rootfs}/dev"
+    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
+    old_umask = os.umask(0)
+    try:
+        for name, major, minor in _DEVICES:
+            os.mknod(f"{dev}/{name}", stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        for name, target in _DEV_LINKS:
+            os.symlink(target, f"{dev}/{name}")
+        for name in ("pts", "shm", "mqueue"):
+            os.mkdir(f"{dev}/{name}", 0o755 if name != "shm" else 0o1777)
+    finally:
+        os.umask(old_umask)
+    sc.mount("devpts", f"{dev}/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    sc.mount("shm", f"{dev}/shm", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
+    try:
+        sc.mount("mqueue", f"{dev}/mqueue", "mqueue", _NOSUID_NODEV_NOEXEC)
+    except OSError:
+        pass  # optional, as in runc
+
+
+def mount_sys(rootfs: str, cgroup_dirs: dict[str, str]) -> None:
+    """Read-only sysfs, with the container's own cgroup dirs at /sys/fs/cgroup/<name>."""
+    sys_dir = f"{rootfs}/sys"
+    sc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
+    cg = f"{sys_dir}/fs/cgroup"
+    if not cgroup_dirs or not os.path.isdir(cg):
+        return
+    sc.mount("tmpfs", cg, "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=755,size=64k")
+    for name, host_dir in cgroup_dirs.items():
+        target = f"{cg}/{name}"
+        os.mkdir(target)
+        bind(host_dir, target, readonly=True)
+    sc.mount(None, cg, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _NOSUID_NODEV_NOEXEC)
+
+
+def bind(source: str, target: str, readonly: bool, flags: int = 0) -> None:
+    """Bind ``source`` on ``target`` (recursively), then make it read-only if asked."""
+    sc.mount(source, target, None, sc.MS_BIND | sc.MS_REC | flags)
+    if readonly:
+        sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | flags)
+
+
+def mount_etc_files(spec: SandboxSpec, rootfs: str) -> None:
+    """Bind the generated files over /etc/{hosts,hostname,resolv.conf} (never into the layer)."""
+    for name in ETC_FILES:
+        bind(os.path.join(spec.state_dir, name), f"{rootfs}/etc/{name}", readonly=False, flags=sc.MS_NOSUID | sc.MS_NODEV)
+
+
+def resolve_in_root(rootfs: str, path: str) -> str:
+    """Host path of container ``path``, following symlinks as if ``rootfs`` were ``/``."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(rootfs, *resolved, part)
+        try:
+            target = os.readlink(candidate)
+        except OSError:
+            resolved.append(part)
+            continue
+        links += 1
+        if links > 40:
+            raise RootfsError(f"too many levels of symbolic links in {path}")
+        if target.startswith("/"):
+            resolved = []
+        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+    return os.path.join(rootfs, *resolved)
+
+
+def _make_mountpoint(host_path: str, is_dir: bool) -> None:
+    if os.path.lexists(host_path):
+        return
+    os.makedirs(os.path.dirname(host_path), exist_ok=True)
+    if is_dir:
+        os.mkdir(host_path, 0o755)
+    else:
+        os.close(os.open(host_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+
+
+def mount_user(spec: SandboxSpec, rootfs: str) -> None:
+    """Volumes, tmpfs, cache and secret mounts, at targets resolved inside the rootfs."""
+    for m in spec.mounts:
+        target = resolve_in_root(rootfs, m.target)
+        if m.type == "tmpfs":
+            _make_mountpoint(target, True)
+            flags = sc.MS_NOSUID | sc.MS_NODEV | (sc.MS_RDONLY if m.readonly else 0)
+            sc.mount("tmpfs", target, "tmpfs", flags, m.options or "mode=1777")
+        elif m.type == "bind":
+            if m.source is None or not os.path.exists(m.source):
+                raise RootfsError(f"bind source path does not exist: {m.source}")
+            _make_mountpoint(target, os.path.isdir(m.source))
+            bind(m.source, target, m.readonly)
+        else:
+            raise RootfsError(f"unknown mount type {m.type!r}")
+
+
+def pivot(rootfs: str) -> None:
+    """Make ``rootfs`` the root and detach the old one (runc's pivot_root(".", ".") trick)."""
+    os.chdir(rootfs)
+    sc.pivot_root(".", ".")
+    sc.umount(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def prepare(spec: SandboxSpec, rootfs: str) -> None:
+    """Every mount step before pivot_root, in order."""
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    mount_overlay(spec, rootfs)
+    mount_proc(rootfs)
+    mount_dev(rootfs)
+    mount_sys(rootfs, spec.cgroup_dirs)
+    mount_etc_files(spec, rootfs)
+    mount_user(spec, rootfs)
+    if spec.readonly_rootfs:
+        sc.mount(None, rootfs, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+    pivot(rootfs)
+
+
+def harden_proc() -> None:
+    """After pivot_root: mask sensitive /proc and /sys paths, make others read-only."""
+    for path in MASKED_PATHS:
+        if os.path.isdir(path):
+            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY)
+        elif os.path.exists(path):
+            sc.mount("/dev/null", path, None, sc.MS_BIND)
+    for path in READONLY_PATHS:
+        if os.path.exists(path):
+            bind(path, path, readonly=True, flags=_NOSUID_NODEV_NOEXEC)

@@ -1,0 +1,303 @@
+"""Start a sandboxed process: :func:`start`, :func:`run` and :func:`enter` (exec).
+
+Process tree of a container::
+
+    caller ── shim (new mount/uts/ipc/pid[/net] namespaces, waits, exits with the status)
+                └── pid 1 (mounts, pivot_root, privileges, exec of the command)
+
+The shim is a ``fork()`` of the caller when the caller has no threads (the fast
+path of ``pybuild run``), else a fresh ``python -m runner.init`` helper (the builder
+runs stages in threads, and fork after threads is unsafe).  Both run the same code.
+The shim and pid 1 report on one pipe: ``P<pid>`` (pid 1's host pid) and, if
+setup fails, ``E<exit code> <message>``.  The pipe is close-on-exec, so EOF means
+the command was exec'd.  Both die with their parent (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from registry.errors import PybuildError
+
+from . import rootfs
+from . import syscalls as sc
+from .process import exec_command
+from .spec import SandboxSpec
+
+
+class SandboxError(PybuildError):
+    """The container could not start; ``exit_code`` is docker's (125, 126, 127)."""
+
+    def __init__(self, message: str, exit_code: int = 125):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def exit_status(status: int) -> int:
+    """A wait status as a shell exit code: the code, or 128 + the signal."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+class Process:
+    """A started sandbox: ``pid`` is the container's pid 1 as the host sees it."""
+
+    def __init__(self, shim_pid: int, pid: int, helper=None):
+        self.shim_pid = shim_pid
+        self.pid = pid
+        self.returncode: int | None = None
+        self._helper = helper  # the subprocess.Popen of a runner.init helper, if one
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the container's pid 1 (ignored once it is gone)."""
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def wait(self) -> int:
+        """Wait for the container to exit; its exit code (128 + signal if killed)."""
+        if self.returncode is None:
+            if self._helper is not None:
+                code = self._helper.wait()
+                self.returncode = 128 - code if code < 0 else code
+            else:
+                _, status = os.waitpid(self.shim_pid, 0)
+                self.returncode = exit_status(status)
+        return self.returncode
+
+
+def _report(fd: int, line: str) -> None:
+    os.write(fd, (line.replace("\n", " ") + "\n").encode())
+
+
+def _fail(fd: int, err: BaseException) -> None:
+    """Report a setup failure from inside the sandbox and exit; never returns."""
+    code = getattr(err, "exit_code", 125)
+    if isinstance(err, OSError) and err.filename is not None:
+        message = f"{err.strerror}: {err.filename}"
+    else:
+        message = str(err) or type(err).__name__
+    try:
+        _report(fd, f"E{code} {message}")
+    finally:
+        os._exit(code)
+
+
+def _die_with_parent() -> None:
+    parent = os.getppid()
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(137)
+
+
+def _join_cgroups(paths: list[str]) -> None:
+    for path in paths:
+        with open(path, "w") as fh:
+            fh.write("0")
+
+
+def _container_main(spec: SandboxSpec, report: int) -> None:
+    """pid 1 of a new container: mounts, pivot_root, hardening, then exec (or init)."""
+    try:
+        _die_with_parent()
+        os.setsid()
+        _join_cgroups(spec.cgroup_procs)
+        rootfs.prepare(spec, os.path.join(spec.state_dir, "rootfs"))
+        rootfs.harden_proc()
+        sc.sethostname(spec.hostname)
+        if spec.tty:
+            _set_controlling_tty()
+        if spec.init:
+            _init(spec, report)
+        exec_command(spec)
+    except BaseException as err:  # noqa: BLE001 - everything becomes one report line
+        _fail(report, err)
+
+
+def _set_controlling_tty() -> None:
+    import fcntl
+    import termios
+
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _init(spec: SandboxSpec, report: int) -> None:
+    """``--init``: run the command as a child, forward signals, reap zombies; exits."""
+    child = os.fork()
+    if child == 0:
+        try:
+            exec_command(spec)
+        except BaseException as err:  # noqa: BLE001
+            _fail(report, err)
+    os.close(report)
+
+    def forward(sig: int, _frame) -> None:
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in range(1, signal.NSIG):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+            try:
+                signal.signal(sig, forward)
+            except (OSError, ValueError):
+                pass
+    while True:
+        pid, status = os.wait()
+        if pid == child:
+            os._exit(exit_status(status))
+
+
+def namespace_flags(spec: SandboxSpec) -> int:
+    """The namespaces a new container gets."""
+    flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
+    if spec.network == "none":
+        flags |= sc.CLONE_NEWNET
+    return flags
+
+
+def shim(spec: SandboxSpec, report: int, enter_pid: int | None = None) -> None:
+    """The shim's whole life: namespaces, fork pid 1 (or exec's process), wait; exits."""
+    try:
+        _die_with_parent()
+        os.setsid()  # out of the terminal's process group: signals come from the caller
+        if enter_pid is None:
+            sc.unshare(namespace_flags(spec))
+        else:
+            _join_namespaces(enter_pid, spec.cgroup_procs)
+    except BaseException as err:  # noqa: BLE001
+        _fail(report, err)
+    pid = os.fork()
+    if pid == 0:
+        if enter_pid is None:
+            _container_main(spec, report)
+        _enter_main(spec, report)
+    _report(report, f"P{pid}")
+    os.close(report)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
+    _, status = os.waitpid(pid, 0)
+    os._exit(exit_status(status))
+
+
+_ENTER_ORDER = ("ipc", "uts", "net", "pid", "mnt")
+
+
+def _join_namespaces(pid: int, cgroup_procs: list[str]) -> None:
+    fds = [os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in _ENTER_ORDER]
+    _join_cgroups(cgroup_procs)
+    for fd in fds:
+        sc.setns(fd)
+        os.close(fd)
+
+
+def _enter_main(spec: SandboxSpec, report: int) -> None:
+    try:
+        _die_with_parent()
+        os.setsid()
+        if spec.tty:
+            _set_controlling_tty()
+        exec_command(spec)
+    except BaseException as err:  # noqa: BLE001
+        _fail(report, err)
+
+
+def _dup_stdio(spec: SandboxSpec) -> None:
+    fds = [spec.stdin, spec.stdout, spec.stderr]
+    null = None
+    if spec.stdin is None:
+        null = os.open("/dev/null", os.O_RDONLY)
+        fds[0] = null
+    high = [os.dup(fd) for fd in fds]  # so dup2 order cannot clobber a source
+    for target, fd in enumerate(high):
+        os.dup2(fd, target, inheritable=True)
+        os.close(fd)
+    if null is not None:
+        os.close(null)
+    sc.close_range_cloexec(3)
+
+
+def _needs_helper() -> bool:
+    threading = sys.modules.get("threading")
+    return threading is not None and threading.active_count() > 1
+
+
+def _spawn(spec: SandboxSpec, report: int, enter_pid: int | None):
+    """Start the shim: ``(pid, popen or None)``."""
+    if not _needs_helper():
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _dup_stdio(spec)
+            except BaseException as err:  # noqa: BLE001
+                _fail(report, err)
+            shim(spec, report, enter_pid)
+        return pid, None
+    return _spawn_helper(spec, report, enter_pid)
+
+
+def _spawn_helper(spec: SandboxSpec, report: int, enter_pid: int | None):
+    import json
+    import subprocess
+
+    payload = json.dumps({"spec": spec.to_json(), "enter_pid": enter_pid}).encode()
+    spec_r, spec_w = os.pipe()
+    cmd = [sys.executable, "-m", "runner.init", str(spec_r), str(report)]
+    stdin = spec.stdin if spec.stdin is not None else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, stdin=stdin, stdout=spec.stdout, stderr=spec.stderr, pass_fds=(spec_r, report))
+    os.close(spec_r)
+    with os.fdopen(spec_w, "wb") as fh:
+        fh.write(payload)
+    return proc.pid, proc
+
+
+def _start(spec: SandboxSpec, enter_pid: int | None) -> Process:
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    shim_pid, helper = _spawn(spec, write_end, enter_pid)
+    os.close(write_end)
+    chunks = []
+    with os.fdopen(read_end, "rb") as fh:
+        for chunk in iter(lambda: fh.read(4096), b""):
+            chunks.append(chunk)
+    pid = 0
+    error = None
+    for line in b"".join(chunks).decode(errors="replace").splitlines():
+        if line.startswith("P"):
+            pid = int(line[1:])
+        elif line.startswith("E") and error is None:
+            code, _, message = line[1:].partition(" ")
+            error = SandboxError(message, int(code))
+    proc = Process(shim_pid, pid, helper)
+    if error is not None or not pid:
+        proc.wait()
+        raise error or SandboxError(f"sandbox setup died with status {proc.returncode}")
+    return proc
+
+
+def start(spec: SandboxSpec) -> Process:
+    """Start a new container from ``spec``; returns once its command was exec'd.
+
+    Raises :class:`SandboxError` with one clear line if setup or exec failed.
+    """
+    rootfs.write_state_files(spec)
+    return _start(spec, None)
+
+
+def run(spec: SandboxSpec) -> int:
+    """Start a container and wait: its exit code (128 + signal if killed)."""
+    return start(spec).wait()
+
+
+def enter(pid: int, spec: SandboxSpec) -> Process:
+    """Start ``spec.argv`` inside the running container whose pid 1 is ``pid`` (exec).
+
+    Uses ``argv``, ``env``, ``cwd``, ``user``, capabilities, ``no_new_privs``, seccomp,
+    stdio, ``tty`` and ``cgroup_procs`` of the spec; the rootfs fields are ignored.
+    """
+    return _start(spec, pid)
