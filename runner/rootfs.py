@@ -136,6 +136,9 @@ def mount_sys(rootfs: str, cgroup_dirs: dict[str, str]) -> None:
     cg = f"{sys_dir}/fs/cgroup"
     if not cgroup_dirs or not os.path.isdir(cg):
         return
+    if "" in cgroup_dirs:  # v2: the container's cgroup is the whole tree it sees
+        bind(cgroup_dirs[""], cg, readonly=True, flags=_NOSUID_NODEV_NOEXEC)
+        return
     sc.mount("tmpfs", cg, "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=755,size=64k")
     for name, host_dir in cgroup_dirs.items():
         target = f"{cg}/{name}"

@@ -1,0 +1,266 @@
+"""Resource limits through cgroups: one interface, a v2 and a v1 backend.
+
+:func:`detect` picks v2 when ``/sys/fs/cgroup`` is a cgroup2 mount with
+controllers, else v1 (separate ``memory``, ``cpu``, ``pids`` and ``freezer``
+hierarchies; this development host).  Containers live in ``pybuild/<name>``.
+
+    cg = create("abc123", memory=64 << 20, cpus=0.5, pids=100)
+    spec.cgroup_procs = cg.procs_files()   # the container joins before it starts
+    ...; cg.oom_killed(); cg.stats(); cg.kill_all(); cg.remove()
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+PARENT = "pybuild"
+CFS_PERIOD = 100_000
+_V1_CONTROLLERS = ("memory", "cpu", "pids", "freezer")
+
+
+class CgroupError(Exception):
+    """A limit cannot be applied on this host."""
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(value)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def _keyed(text: str) -> dict[str, int]:
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            out[key] = int(value)
+    return out
+
+
+def detect(root: str = CGROUP_ROOT) -> str:
+    """``"v2"`` for a unified hierarchy with controllers at ``root``, else ``"v1"``."""
+    if _read(os.path.join(root, "cgroup.controllers")).strip():
+        return "v2"
+    return "v1"
+
+
+class Cgroup:
+    """A container's cgroup: join it, read its limits and stats, kill and remove it."""
+
+    version = ""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def dirs(self) -> dict[str, str]:
+        """Controller name -> directory (v2: one entry, key ``""``)."""
+        raise NotImplementedError
+
+    def make(self, memory: int | None, memory_swap: int | None, cpus: float | None, pids: int | None) -> None:
+        """Create the cgroup and write the limits (None: no limit)."""
+        raise NotImplementedError
+
+    def procs_files(self) -> list[str]:
+        """The ``cgroup.procs`` files a process writes ``0`` to, to join."""
+        return [os.path.join(d, "cgroup.procs") for d in self.dirs().values()]
+
+    def add(self, pid: int) -> None:
+        """Move ``pid`` into this cgroup."""
+        for path in self.procs_files():
+            _write(path, str(pid))
+
+    def pids(self) -> set[int]:
+        """Every process in the cgroup."""
+        out: set[int] = set()
+        for path in self.procs_files():
+            out |= {int(p) for p in _read(path).split()}
+        return out
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the cgroup."""
+        for _ in range(50):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        """Remove the cgroup dirs (killing what is left); missing dirs are fine."""
+        if self.pids():
+            self.kill_all()
+        for path in self.dirs().values():
+            for attempt in range(100):
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # EBUSY while the last tasks exit
+                    time.sleep(0.01 if attempt < 50 else 0.05)
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel OOM-killed a process of this cgroup."""
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, int]:
+        """``memory_usage``, ``memory_limit``, ``pids_current``, ``pids_limit`` (bytes/counts, -1: none)."""
+        raise NotImplementedError
+
+
+class CgroupV1(Cgroup):
+    """cgroup v1: one directory per controller hierarchy."""
+
+    version = "v1"
+
+    def __init__(self, name: str, root: str = CGROUP_ROOT):
+        super().__init__(name)
+        self.root = root
+
+    def dirs(self) -> dict[str, str]:
+        return {c: os.path.join(self.root, c, PARENT, self.name) for c in _V1_CONTROLLERS if os.path.isdir(os.path.join(self.root, c))}
+
+    def make(self, memory: int | None, memory_swap: int | None, cpus: float | None, pids: int | None) -> None:
+        """Create the dirs and write the limits."""
+        dirs = self.dirs()
+        for path in dirs.values():
+            os.makedirs(path, exist_ok=True)
+        if memory is not None:
+            _write(os.path.join(dirs["memory"], "memory.limit_in_bytes"), str(memory))
+            memsw = os.path.join(dirs["memory"], "memory.memsw.limit_in_bytes")
+            if os.path.exists(memsw):
+                swap = memory_swap if memory_swap is not None else 2 * memory
+                _write(memsw, str(swap))
+        if cpus is not None:
+            _write(os.path.join(dirs["cpu"], "cpu.cfs_period_us"), str(CFS_PERIOD))
+            _write(os.path.join(dirs["cpu"], "cpu.cfs_quota_us"), str(int(cpus * CFS_PERIOD)))
+        if pids is not None:
+            _write(os.path.join(dirs["pids"], "pids.max"), str(pids))
+
+    def oom_killed(self) -> bool:
+        control = _keyed(_read(os.path.join(self.dirs().get("memory", ""), "memory.oom_control")))
+        return control.get("oom_kill", 0) > 0
+
+    def stats(self) -> dict[str, int]:
+        dirs = self.dirs()
+        limit = int(_read(os.path.join(dirs["memory"], "memory.limit_in_bytes")) or -1)
+        pids_max = _read(os.path.join(dirs["pids"], "pids.max")).strip()
+        return {
+            "memory_usage": int(_read(os.path.join(dirs["memory"], "memory.usage_in_bytes")) or 0),
+            "memory_limit": -1 if limit >= 1 << 62 else limit,
+            "pids_current": int(_read(os.path.join(dirs["pids"], "pids.current")) or 0),
+            "pids_limit": -1 if pids_max in ("", "max") else int(pids_max),
+        }
+
+    def kill_all(self) -> None:
+        """Freeze, SIGKILL everything, thaw: nothing can fork away meanwhile."""
+        state = os.path.join(self.dirs().get("freezer", ""), "freezer.state")
+        frozen = os.path.exists(state)
+        if frozen:
+            _write(state, "FROZEN")
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if frozen:
+                _write(state, "THAWED")
+        super().kill_all()
+
+
+class CgroupV2(Cgroup):
+    """cgroup v2: one directory; controllers enabled in the parent's subtree_control."""
+
+    version = "v2"
+
+    def __init__(self, name: str, root: str = CGROUP_ROOT):
+        super().__init__(name)
+        self.root = root
+
+    def dirs(self) -> dict[str, str]:
+        return {"": os.path.join(self.root, PARENT, self.name)}
+
+    def _enable(self, needed: set[str]) -> None:
+        available = set(_read(os.path.join(self.root, "cgroup.controllers")).split())
+        missing = needed - available
+        if missing:
+            raise CgroupError(f"cgroup v2 controller(s) {', '.join(sorted(missing))} not available at {self.root}; "
+                              "they may be bound to a v1 hierarchy on this host")
+        parent = os.path.join(self.root, PARENT)
+        os.makedirs(parent, exist_ok=True)
+        for path in (self.root, parent):
+            enabled = set(_read(os.path.join(path, "cgroup.subtree_control")).split())
+            if needed - enabled:
+                _write(os.path.join(path, "cgroup.subtree_control"), " ".join(f"+{c}" for c in sorted(needed - enabled)))
+
+    def make(self, memory: int | None, memory_swap: int | None, cpus: float | None, pids: int | None) -> None:
+        """Create the dir (enabling the controllers the limits need) and write the limits."""
+        needed = {c for c, v in (("memory", memory), ("cpu", cpus), ("pids", pids)) if v is not None}
+        self._enable(needed)
+        path = self.dirs()[""]
+        os.makedirs(path, exist_ok=True)
+        if memory is not None:
+            _write(os.path.join(path, "memory.max"), str(memory))
+            swap_max = os.path.join(path, "memory.swap.max")
+            if os.path.exists(swap_max):
+                swap = (memory_swap if memory_swap is not None else 2 * memory) - memory
+                _write(swap_max, "max" if memory_swap == -1 else str(max(swap, 0)))
+        if cpus is not None:
+            _write(os.path.join(path, "cpu.max"), f"{int(cpus * CFS_PERIOD)} {CFS_PERIOD}")
+        if pids is not None:
+            _write(os.path.join(path, "pids.max"), str(pids))
+
+    def oom_killed(self) -> bool:
+        return _keyed(_read(os.path.join(self.dirs()[""], "memory.events"))).get("oom_kill", 0) > 0
+
+    def stats(self) -> dict[str, int]:
+        path = self.dirs()[""]
+        mem_max = _read(os.path.join(path, "memory.max")).strip()
+        pids_max = _read(os.path.join(path, "pids.max")).strip()
+        return {
+            "memory_usage": int(_read(os.path.join(path, "memory.current")) or 0),
+            "memory_limit": -1 if mem_max in ("", "max") else int(mem_max),
+            "pids_current": int(_read(os.path.join(path, "pids.current")) or 0),
+            "pids_limit": -1 if pids_max in ("", "max") else int(pids_max),
+        }
+
+    def kill_all(self) -> None:
+        """``cgroup.kill`` (Linux 5.14+), else SIGKILL each process."""
+        kill_file = os.path.join(self.dirs()[""], "cgroup.kill")
+        if os.path.exists(kill_file):
+            _write(kill_file, "1")
+        super().kill_all()
+
+
+def open_cgroup(name: str, version: str | None = None, root: str = CGROUP_ROOT) -> Cgroup:
+    """The (possibly existing) cgroup ``pybuild/<name>`` for ``version`` (default: detected)."""
+    version = version or detect(root)
+    return CgroupV2(name, root) if version == "v2" else CgroupV1(name, root)
+
+
+def create(name: str, memory: int | None = None, memory_swap: int | None = None, cpus: float | None = None,
+           pids: int | None = None, version: str | None = None, root: str = CGROUP_ROOT) -> Cgroup:
+    """Create ``pybuild/<name>`` with the given limits (bytes, CPUs, process count)."""
+    cg = open_cgroup(name, version, root)
+    try:
+        cg.make(memory, memory_swap, cpus, pids)
+    except OSError as err:
+        cg.remove()
+        raise CgroupError(f"cannot set up cgroup {PARENT}/{name}: {err}") from err
+    return cg
