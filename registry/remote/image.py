@@ -1,0 +1,94 @@
+"""A registry repository as an image source and an image sink for :func:`registry.image.copy_image`."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import BinaryIO, Sequence
+
+from .. import oci
+from ..image import ImageManifest
+from ..reference import Reference
+from ..store import select_platform
+from .client import RegistryClient, RemoteManifest
+
+_READ = 1 << 20
+
+
+class RemoteSource:
+    """An image at ``client``'s repository, by tag or digest; an index resolves to ``platform``."""
+
+    def __init__(self, client: RegistryClient, ref: Reference, platform: str | None = None):
+        self.client = client
+        self.ref = ref
+        self.platform = platform
+        self.top: RemoteManifest | None = None
+        self._manifest: ImageManifest | None = None
+
+    def manifest(self) -> ImageManifest:
+        if self._manifest is None:
+            top = self.top = self.client.get_manifest(self.ref.digest or self.ref.tag or "latest")
+            chosen = top
+            if top.media_type in oci.INDEX_TYPES:
+                desc = select_platform(json.loads(top.raw), self.platform)
+                chosen = self.client.get_manifest(desc.digest)
+            self._manifest = ImageManifest(chosen.raw, chosen.media_type)
+        return self._manifest
+
+    @property
+    def digest(self) -> str:
+        """The digest the reference names (an index's, for a multi-platform image)."""
+        self.manifest()
+        assert self.top is not None
+        return self.top.digest
+
+    def open_blob(self, desc: oci.Descriptor) -> BinaryIO:
+        return self.client.open_blob(desc)  # type: ignore[return-value]
+
+
+class RemoteSink:
+    """A repository to push into: blobs it has are skipped, blobs of sibling repositories mounted.
+
+    ``mount_from`` lists repositories of the same registry to try mounting from
+    (most likely first).  :meth:`has_blob` performs the mount, so a mounted blob is
+    never read from the source.
+    """
+
+    def __init__(self, client: RegistryClient, *, mount_from: dict[str, list[str]] | None = None,
+                 chunk_size: int | None = None):
+        self.client = client
+        self.mount_from = mount_from or {}
+        self.chunk_size = chunk_size
+        self.mounted: dict[str, str] = {}
+        self.digest: str | None = None
+        self._locations: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def has_blob(self, desc: oci.Descriptor) -> bool:
+        if self.client.head_blob(desc.digest) is not None:
+            return True
+        for repository in self.mount_from.get(desc.digest, []):
+            if repository == self.client.repository:
+                continue
+            mounted, location = self.client.mount_blob(desc.digest, repository)
+            with self._lock:
+                if mounted:
+                    self.mounted[desc.digest] = repository
+                    return True
+                if location:
+                    self._locations[desc.digest] = location
+                    break
+        return False
+
+    def write_blob(self, desc: oci.Descriptor, stream: BinaryIO) -> None:
+        with self._lock:
+            location = self._locations.pop(desc.digest, None)
+        chunks = iter(lambda: stream.read(_READ), b"")
+        self.client.upload_blob(desc, chunks, chunk_size=self.chunk_size, location=location)
+
+    def write_manifest(self, manifest: ImageManifest, refs: Sequence[Reference]) -> None:
+        targets = [ref.tag or ref.digest for ref in refs if ref.tag or ref.digest] or [manifest.digest]
+        for target in targets:
+            assert target is not None
+            self.digest = self.client.put_manifest(target, manifest.raw, manifest.media_type)
+

@@ -1,0 +1,134 @@
+"""One registry host: transport, authentication, the API-version ping, error mapping.
+
+Sessions are shared per (host, insecure) within a process, so the repositories
+of one registry share connections and tokens.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+
+from . import credentials as creds_mod
+from .auth import Authenticator
+from .credentials import Credentials
+from .errors import AuthError, RegistryError, RemoteNotFound, TLSFailure, TransferError
+from .transport import Transport
+
+_USE_STORED = object()
+_sessions: dict[tuple[str, bool], "Session"] = {}
+_sessions_lock = threading.Lock()
+DOCKER_HUB_API = "registry-1.docker.io"
+
+
+def api_host(registry: str) -> str:
+    """The host serving the registry API (Docker Hub's is not ``docker.io``)."""
+    return DOCKER_HUB_API if registry == "docker.io" else registry
+
+
+class Session:
+    """Requests to one registry host, authenticated for the scopes each request needs."""
+
+    def __init__(self, registry: str, *, insecure: bool = False, credentials: Any = _USE_STORED):
+        self.registry = registry
+        self.transport = Transport(api_host(registry), insecure=insecure)
+        if credentials is _USE_STORED:
+            credentials = creds_mod.load(registry)
+        self.auth = Authenticator(registry, self.transport, credentials)
+        self._pinged = False
+        self._ping_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, registry: str, insecure: bool = False) -> "Session":
+        """The process-wide session for ``registry`` with stored credentials."""
+        with _sessions_lock:
+            key = (registry, insecure)
+            if key not in _sessions:
+                _sessions[key] = cls(registry, insecure=insecure)
+            return _sessions[key]
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.auth.credentials is not None
+
+    def ping(self) -> httpx.Response:
+        """``GET /v2/``: choose the scheme (HTTPS, or HTTP where allowed) and learn the auth challenge."""
+        with self._ping_lock:
+            if self._pinged:
+                return self._ping_response
+            response = self._ping_scheme()
+            if response.status_code == 401:
+                self.auth.learn(response)
+            elif response.status_code != 200:
+                raise RegistryError(f"{self.registry} does not speak the registry API v2 "
+                                    f"(GET /v2/ answered {response.status_code})")
+            self._pinged, self._ping_response = True, response
+            return response
+
+    def _ping_scheme(self) -> httpx.Response:
+        transport = self.transport
+        try:
+            return transport.send("GET", "/v2/")
+        except TransferError as https_error:
+            explicit_port = ":" in transport.host.rsplit("]", 1)[-1]
+            if not transport.allow_http or (explicit_port and not isinstance(https_error, TLSFailure)):
+                raise
+            transport.scheme = "http"
+            try:
+                response = transport.send("GET", "/v2/")
+            except TransferError:
+                raise https_error from None
+            if response.status_code not in (200, 401):
+                raise https_error from None
+            return response
+
+    def request(self, method: str, path: str, scopes: frozenset[str], *, headers: dict[str, str] | None = None,
+                content: Any = None, stream: bool = False, retry: bool = True,
+                follow_redirects: bool = False) -> httpx.Response:
+        """Send an authenticated request; on 401 refresh credentials and retry once (if replayable)."""
+        self.ping()
+        replayable = content is None or isinstance(content, bytes)
+        for attempt in range(2):
+            sent = dict(headers or {})
+            authorization = self.auth.header(scopes)
+            if authorization:
+                sent["Authorization"] = authorization
+            response = self.transport.send(method, path, headers=sent, content=content, stream=stream,
+                                           retry=retry and replayable, follow_redirects=follow_redirects)
+            if response.status_code == 401 and attempt == 0 and replayable and self.auth.rejected(response, scopes):
+                response.close()
+                continue
+            return response
+        raise AssertionError("unreachable")
+
+    def fail(self, response: httpx.Response, what: str) -> RegistryError:
+        """A one-line error for an unexpected answer (never with credentials in it)."""
+        status = response.status_code
+        code, message = _error_detail(response)
+        detail = f" ({code}: {message})" if code else ""
+        if status == 401:
+            if self.has_credentials:
+                return AuthError(f"{what}: {self.registry} rejected the stored credentials (401){detail}; "
+                                 f"run 'pybuild login {self.registry}' again")
+            return AuthError(f"{what}: {self.registry} requires authentication (401){detail}; "
+                             f"run 'pybuild login {self.registry}'")
+        if status == 403:
+            return AuthError(f"{what}: access denied by {self.registry} (403){detail}; "
+                             f"check that your account may access this repository")
+        if status == 404:
+            return RemoteNotFound(f"{what}: not found at {self.registry} (404){detail}; check the name and tag")
+        return RegistryError(f"{what}: {self.registry} answered {status}{detail}")
+
+
+def _error_detail(response: httpx.Response) -> tuple[str, str]:
+    """The first ``errors[]`` code and message of a registry error body."""
+    try:
+        if not response.is_closed:
+            response.read()
+        errors = response.json().get("errors") or []
+        first = errors[0]
+        return str(first.get("code", ""))[:64], str(first.get("message", ""))[:200]
+    except (ValueError, AttributeError, IndexError, KeyError, httpx.HTTPError):
+        return "", ""
