@@ -107,3 +107,8 @@ def docker() -> str:
         pytest.skip("dockerd is not running")
     os.environ["DOCKER_BUILDKIT"] = "0"
     return "docker"
+
+
+# ---- registry client (issue 4): docker-registry processes, token server, certificates ----
+from registry_fixtures import (any_registry, plain_registry, registry_factory, tls_registry,  # noqa: E402,F401
+                               token_registry)
