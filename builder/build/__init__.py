@@ -1,0 +1,1 @@
+"""The build executor: context, cache, COPY/ADD, stages, progress."""

@@ -1,0 +1,101 @@
+"""A COPY or ADD step: its cache description (source checksums) and its action."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import TYPE_CHECKING, Any
+
+from builder.dockerfile import instructions as ins
+
+from .context import Context
+from .copy import CopyError, CopyRequest, absolute_dest, read_url, resolve_owner, run_copy
+
+if TYPE_CHECKING:
+    from builder.dockerfile.stages import Stage
+
+    from .executor import Executor, StageState
+
+
+def _is_url(src: str) -> bool:
+    return src.startswith(("http://", "https://"))
+
+
+class CopyStep:
+    """Resolves sources when created (so missing ones fail before any mount)."""
+
+    def __init__(self, executor: "Executor", stage: "Stage", state: "StageState", inst: ins.Copy | ins.Add):
+        self.executor = executor
+        self.stage = stage
+        self.inst = inst
+        self.workdir = state.run_config.get("WorkingDir") or "/"
+        self.is_add = isinstance(inst, ins.Add)
+        self.from_ = inst.from_ if isinstance(inst, ins.Copy) else ""
+        self.remote: list[tuple[str, bytes]] = []
+        self.urls = [s for s in inst.sources if self.is_add and _is_url(s)]
+        local = [s for s in inst.sources if s not in self.urls]
+        self.count = len(inst.sources) + len(inst.contents)
+        if self.from_:
+            self.source_key = executor.source_key(self.from_, inst, stage)
+            self.resolved = [(s, None) for s in local]
+            self.checksums: list[Any] = local
+        else:
+            ctx = executor.opts.context
+            self.resolved = [(s, ctx.resolve(s)) for s in local]
+            self.source_key = None
+            self.checksums = [[s, [[rel, ctx.checksum(rel)] for rel in rels]] for s, rels in self.resolved]
+            self.count = max(self.count, sum(len(r) for _, r in self.resolved) + len(self.urls) + len(inst.contents))
+        dest = absolute_dest(inst.dest, self.workdir)
+        if self.count > 1 and not dest.endswith("/"):
+            raise inst.error("When using COPY with more than one source file, the destination must be a "
+                             "directory and end with a /")
+        self.dest = dest
+        for url in self.urls:
+            self.remote.append(read_url(url, getattr(inst, "checksum", "") or None))
+
+    def description(self) -> list[Any]:
+        """What the cache key covers."""
+        return [self.inst.name, self.source_key, self.checksums, self.dest, self.workdir, self.inst.chown,
+                self.inst.chmod, [[c.path, c.data] for c in self.inst.contents],
+                [[n, hashlib.sha256(d).hexdigest()] for n, d in self.remote]]
+
+    def created_by(self) -> str:
+        digest = hashlib.sha256(repr(self.description()).encode()).hexdigest()
+        kind = "dir" if any(len(r or []) > 1 for _, r in self.resolved) else "file"
+        return f"/bin/sh -c #(nop) {self.inst.name} {kind}:{digest} in {self.dest} "
+
+    def apply(self, merged: str, upper: str) -> None:
+        """Copy into the mounted rootfs ``merged``."""
+        inst = self.inst
+        owner = resolve_owner(inst.chown, merged) if inst.chown else None
+        chmod = _parse_chmod(inst.chmod, inst) if inst.chmod else None
+        if self.from_:
+            root, _ = self.executor.source_root(self.from_, inst, self.stage)
+            tree = Context(root)
+            sources = [rel for src, _ in self.resolved for rel in tree.resolve(src)]
+        else:
+            tree = self.executor.opts.context
+            sources = [rel for _, rels in self.resolved for rel in rels]
+        req = CopyRequest(tree, sources, self.dest, self.workdir, owner, chmod, extract=self.is_add and not self.from_,
+                          multiple=self.count > 1, remote=list(self.remote))
+        if inst.contents:
+            for content in inst.contents:
+                req.remote.append((content.path, content.data.encode()))
+            if chmod is None:
+                req.chmod = 0o644
+        try:
+            run_copy(merged, req)
+        except CopyError as err:
+            raise inst.error(str(err)) from None
+        except OSError as err:
+            raise inst.error(f"{inst.name} failed: {err}") from None
+
+
+def _parse_chmod(text: str, inst: ins.Instruction) -> int:
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise inst.error(f"invalid chmod parameter {text!r}: use an octal mode like 0755") from None
+    if value > 0o7777:
+        raise inst.error(f"invalid chmod parameter {text!r}")
+    return value

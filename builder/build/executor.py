@@ -1,0 +1,456 @@
+"""Run a build plan: stages (independent ones in threads), steps, cache, image config.
+
+Each instruction either edits the stage's config (a history entry with
+``empty_layer``) or makes a layer: COPY/ADD/WORKDIR write into an overlay mount of
+the stage whose upper dir is the diff, RUN runs in the runner's sandbox over the
+same kind of overlay.  A non-empty upper dir becomes a layer blob and, renamed, the
+snapshot the next step stacks on; an empty one gives an empty-layer history entry,
+as docker's legacy builder does.  The cached path touches no mounts and no tar code.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from builder.dockerfile import instructions as ins
+from builder.dockerfile.errors import DockerfileError
+from builder.dockerfile.stages import Plan, Stage, StageScope, parse_triggers
+from registry import oci
+from registry.errors import PybuildError
+
+from .cache import BuildCache, step_key
+from .context import Context, SourceError
+from .progress import Progress, Step
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+EPOCH_ZERO = "1970-01-01T00:00:00Z"
+
+
+class BuildError(PybuildError):
+    """A step failed; the message names the Dockerfile line."""
+
+
+@dataclass
+class BuildOptions:
+    """What ``pybuild build`` was asked to do (the parts the executor needs)."""
+
+    root: str
+    context: Context
+    tags: list[str] = field(default_factory=list)
+    no_cache: bool = False
+    network: str = "host"
+    labels: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    compression: str = "gzip"
+    source_date_epoch: int | None = None
+
+
+@dataclass
+class StageState:
+    """A stage's image as it is being built."""
+
+    config: dict[str, Any]
+    layers: list[oci.Descriptor]
+    key: str
+    created: str
+    scope: StageScope
+    shell: list[str] = field(default_factory=lambda: list(ins.DEFAULT_SHELL))
+    cmd_set: bool = False
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return self.config["rootfs"]["diff_ids"]
+
+    @property
+    def run_config(self) -> dict[str, Any]:
+        return self.config["config"]
+
+    def chain_id(self) -> str | None:
+        ids = oci.chain_ids(self.diff_ids)
+        return ids[-1] if ids else None
+
+
+class _LayerView:
+    """What :meth:`runner.snapshots.Snapshots.ensure` needs of an image."""
+
+    def __init__(self, state: StageState):
+        self.layers = state.layers
+        self.diff_ids = state.diff_ids
+        self.id = state.key
+
+
+def _now(epoch: int | None) -> str:
+    t = time.time() if epoch is None else epoch
+    frac = "" if epoch is not None else f".{int((t % 1) * 1e9):09d}"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + frac + "Z"
+
+
+class Executor:
+    """Builds the needed stages of a :class:`Plan` into the store."""
+
+    def __init__(self, plan: Plan, opts: BuildOptions, progress: Progress):
+        self.plan = plan
+        self.opts = opts
+        self.progress = progress
+        self.cache = BuildCache(opts.root)
+        self.results: dict[int, StageState] = {}
+        self._store = None
+        self._snapshots = None
+        self._lock = threading.Lock()
+        self._stage_mounts: dict[str, str] = {}
+        self._scratch: Path | None = None
+        self.cancelled = threading.Event()
+
+    # -- lazily opened resources ------------------------------------------------------
+    @property
+    def store(self):
+        if self._store is None:
+            from registry.store import Store  # noqa: PLC0415
+            self._store = Store(self.opts.root)
+        return self._store
+
+    @property
+    def snapshots(self):
+        if self._snapshots is None:
+            from runner.snapshots import Snapshots  # noqa: PLC0415
+            self._snapshots = Snapshots(self.opts.root)
+        return self._snapshots
+
+    def scratch(self, prefix: str) -> Path:
+        """A private temp dir under ``$ROOT/tmp`` (same filesystem as the snapshots)."""
+        with self._lock:
+            if self._scratch is None:
+                self._scratch = self.store.temp_dir("build")
+            path = Path(self._scratch) / f"{prefix}-{len(os.listdir(self._scratch))}"
+            path.mkdir()
+        return path
+
+    # -- the build --------------------------------------------------------------------
+    def build(self) -> "StoredImageResult":
+        """Build the target; tag it; return its id and config."""
+        try:
+            for wave in self.plan.waves():
+                self._run_wave(wave)
+            final = self.results[self.plan.target]
+            config = self._final_config(final)
+            image = self.store.commit_image(config, final.layers, tags=self.opts.tags)
+            return StoredImageResult(image.id, config)
+        finally:
+            self._cleanup()
+
+    def _run_wave(self, wave: list[int]) -> None:
+        if len(wave) == 1:
+            self.results[wave[0]] = self._build_stage(self.plan.stages[wave[0]])
+            return
+        with ThreadPoolExecutor(len(wave), thread_name_prefix="stage") as pool:
+            futures: dict[Future, int] = {pool.submit(self._build_stage, self.plan.stages[i]): i for i in wave}
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                self.cancelled.set()
+                wait(futures)
+                raise failed[0].exception()
+            for fut, index in futures.items():
+                self.results[index] = fut.result()
+
+    def _cleanup(self) -> None:
+        from .mounting import unmount  # noqa: PLC0415
+        for target in list(self._stage_mounts.values()):
+            unmount(target)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def _final_config(self, state: StageState) -> dict[str, Any]:
+        config = _copy.deepcopy(state.config)
+        if self.opts.labels:
+            labels = config["config"].setdefault("Labels", {}) or {}
+            labels.update(self.opts.labels)
+            config["config"]["Labels"] = labels
+        config["created"] = state.created
+        config["config"] = {k: v for k, v in config["config"].items() if v is not None}
+        return config
+
+    # -- stages -----------------------------------------------------------------------
+    def _base_state(self, stage: Stage) -> StageState:
+        scope = StageScope(self.plan.build_args)
+        if stage.base_stage is not None:
+            parent = self.results[stage.base_stage]
+            config = _copy.deepcopy(parent.config)
+            state = StageState(config, list(parent.layers), parent.key, parent.created, scope,
+                               shell=list(config["config"].get("Shell") or ins.DEFAULT_SHELL))
+        elif stage.is_scratch:
+            config = {"architecture": _arch(), "os": "linux", "config": {},
+                      "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+            created = EPOCH_ZERO if self.opts.source_date_epoch is None else _now(self.opts.source_date_epoch)
+            state = StageState(config, [], step_key("scratch", None), created, scope)
+        else:
+            image = self._load_image(stage.base, stage.from_)
+            config = _copy.deepcopy(image.config)
+            config.setdefault("config", {})
+            config.setdefault("history", [])
+            config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+            created = config.get("created") or EPOCH_ZERO
+            state = StageState(config, list(image.layers), step_key("image", image.id), created, scope,
+                               shell=list(config["config"].get("Shell") or ins.DEFAULT_SHELL))
+        rc = state.run_config
+        env = list(rc.get("Env") or [])
+        if not any(e.startswith("PATH=") for e in env):
+            env.insert(0, DEFAULT_PATH)
+        scope.env = env
+        rc["Env"] = scope.env
+        return state
+
+    def _load_image(self, name: str, inst: ins.Instruction):
+        from registry.errors import ImageNotFound  # noqa: PLC0415
+        try:
+            return self.store.image(name)
+        except ImageNotFound:
+            pass
+        from registry.remote.pull import pull_image  # noqa: PLC0415
+        try:
+            self.progress.message(f"pulling {name} (not in the local store)")
+            pull_image(self.store, name)
+            return self.store.image(name)
+        except PybuildError as err:
+            raise inst.error(f"base image {name!r} not found locally and pulling it failed: {err}") from None
+
+    def _build_stage(self, stage: Stage) -> StageState:
+        state = self._base_state(stage)
+        total = len(stage.instructions) + 1
+        label = f"[{stage.label} 1/{total}] FROM {stage.base}"
+        self.progress.step(label).done()
+        triggers = state.run_config.get("OnBuild") or []
+        if triggers:
+            state.run_config["OnBuild"] = None
+            for trigger in parse_triggers(triggers, self.plan.path):
+                self._dispatch(stage, state, trigger, f"[{stage.label} 1/{total}] ONBUILD")
+        for n, inst in enumerate(stage.instructions, start=2):
+            if self.cancelled.is_set():
+                raise BuildError("build cancelled")
+            self._dispatch(stage, state, inst, f"[{stage.label} {n}/{total}]")
+        return state
+
+    # -- one instruction --------------------------------------------------------------
+    def _dispatch(self, stage: Stage, state: StageState, raw: ins.Instruction, label: str) -> None:
+        inst = state.scope.apply(raw)
+        rc = state.run_config
+        text = f"{label} {raw.original}"
+        if isinstance(inst, (ins.Run, ins.Copy, ins.Add, ins.Workdir)):
+            try:
+                self._layer_instruction(stage, state, inst, text)
+            except (DockerfileError, BuildError):
+                raise
+            except (SourceError, PybuildError) as err:
+                raise BuildError(f"{inst.path}:{inst.line}: {err}") from None
+            return
+        history = f"{inst.name} {inst.original.split(None, 1)[1] if ' ' in inst.original.strip() else ''}".strip()
+        if isinstance(inst, ins.Env):
+            rc["Env"] = state.scope.env
+            history = "ENV " + " ".join(f"{k}={v}" for k, v in inst.pairs)
+        elif isinstance(inst, ins.Arg):
+            history = state.scope.arg_history(inst)
+        elif isinstance(inst, ins.Label):
+            labels = dict(rc.get("Labels") or {})
+            labels.update(dict(inst.pairs))
+            rc["Labels"] = labels
+            history = "LABEL " + " ".join(f"{k}={v}" for k, v in inst.pairs)
+        elif isinstance(inst, ins.Cmd):
+            rc["Cmd"] = inst.argv(state.shell)
+            state.cmd_set = True
+            history = f"CMD {json.dumps(rc['Cmd'])}"
+        elif isinstance(inst, ins.Entrypoint):
+            argv = inst.argv(state.shell)
+            rc["Entrypoint"] = argv or None
+            if not state.cmd_set:
+                rc["Cmd"] = None
+            history = f"ENTRYPOINT {json.dumps(argv)}"
+        elif isinstance(inst, ins.Expose):
+            ports = dict(rc.get("ExposedPorts") or {})
+            for port in inst.ports:
+                ports[_port_key(port, inst)] = {}
+            rc["ExposedPorts"] = ports
+            history = "EXPOSE " + " ".join(sorted(ports))
+        elif isinstance(inst, ins.Volume):
+            vols = dict(rc.get("Volumes") or {})
+            for path in inst.paths:
+                vols[path] = {}
+            rc["Volumes"] = vols
+            history = "VOLUME " + json.dumps(list(inst.paths))
+        elif isinstance(inst, ins.User):
+            rc["User"] = inst.value
+            history = f"USER {inst.value}"
+        elif isinstance(inst, ins.StopSignal):
+            rc["StopSignal"] = _check_signal(inst)
+            history = f"STOPSIGNAL {inst.value}"
+        elif isinstance(inst, ins.Healthcheck):
+            rc["Healthcheck"] = inst.config()
+        elif isinstance(inst, ins.Shell):
+            state.shell = list(inst.shell)
+            rc["Shell"] = list(inst.shell)
+            history = f"SHELL {json.dumps(list(inst.shell))}"
+        elif isinstance(inst, ins.Onbuild):
+            rc["OnBuild"] = list(rc.get("OnBuild") or []) + [inst.expression]
+            history = f"ONBUILD {inst.expression}"
+        elif isinstance(inst, ins.Maintainer):
+            state.config["author"] = inst.author
+            history = f"MAINTAINER {inst.author}"
+        state.key = step_key(state.key, ["meta", history])
+        self._history(state, f"/bin/sh -c #(nop)  {history}", empty=True, created=state.created)
+        self.progress.step(text).done()
+
+    def _history(self, state: StageState, created_by: str, empty: bool, created: str) -> None:
+        entry: dict[str, Any] = {"created": created, "created_by": created_by}
+        if empty:
+            entry["empty_layer"] = True
+        state.config["history"].append(entry)
+        state.created = created
+
+    # -- layer steps ------------------------------------------------------------------
+    def _layer_instruction(self, stage: Stage, state: StageState, inst, text: str) -> None:
+        if isinstance(inst, ins.Workdir):
+            rc = state.run_config
+            path = inst.value if inst.value.startswith("/") else os.path.join(rc.get("WorkingDir") or "/", inst.value)
+            path = os.path.normpath(path)
+            path = "/" + path.lstrip("/")
+            rc["WorkingDir"] = path
+            desc = ["WORKDIR", path]
+            created_by = f"/bin/sh -c #(nop) WORKDIR {path}"
+
+            def action(merged: str, upper: str) -> None:
+                from .copy import _ensure_dir  # noqa: PLC0415
+                _ensure_dir(merged, path, (0, 0))
+            self._layer_step(state, desc, created_by, text, mounted=action)
+        elif isinstance(inst, ins.Run):
+            from .run import RunStep  # noqa: PLC0415
+            step = RunStep(self, stage, state, inst)
+            self._layer_step(state, step.description(), step.created_by(), text, run=step)
+        else:
+            from .copy_step import CopyStep  # noqa: PLC0415
+            step = CopyStep(self, stage, state, inst)
+            self._layer_step(state, step.description(), step.created_by(), text, mounted=step.apply)
+
+    def _layer_step(self, state: StageState, description, created_by: str, text: str,
+                    mounted=None, run=None) -> None:
+        key = step_key(state.key, description)
+        record = None if self.opts.no_cache else self.cache.get(key)
+        if record is not None and record.get("layer") and not self.store.has_blob(record["layer"]["digest"]):
+            record = None
+        step = self.progress.step(text)
+        if record is not None:
+            self._apply_record(state, record, created_by)
+            state.key = key
+            step.cached()
+            return
+        scratch = self.scratch("step")
+        lowers = [str(p) for p in self.snapshots.ensure(self.store, _LayerView(state))]
+        try:
+            if run is not None:
+                upper = run.execute(lowers, scratch, step)
+            else:
+                from .mounting import writable  # noqa: PLC0415
+                with writable(lowers, str(scratch)) as (merged, upper):
+                    mounted(merged, upper)
+            record = self._commit_layer(state, upper)
+        except BaseException as err:
+            if not isinstance(err, PybuildError):
+                step.error(str(err) or type(err).__name__)
+            raise
+        self.cache.put(key, record)
+        self._apply_record(state, record, created_by)
+        state.key = key
+        step.done()
+
+    def _commit_layer(self, state: StageState, upper: str) -> dict[str, Any]:
+        created = _now(self.opts.source_date_epoch)
+        if not any(os.scandir(upper)):
+            return {"layer": None, "created": created}
+        from registry.layer import write_layer  # noqa: PLC0415
+        result = write_layer(self.store, upper, compression=self.opts.compression,
+                             source_date_epoch=self.opts.source_date_epoch, overlay_upper=True)
+        chain = oci.chain_ids(state.diff_ids + [result.diff_id])[-1]
+        if not self.snapshots.has(chain):
+            self.snapshots.adopt(chain, upper)
+        return {"layer": result.descriptor.to_json(), "diff_id": result.diff_id, "created": created}
+
+    def _apply_record(self, state: StageState, record: dict[str, Any], created_by: str) -> None:
+        layer = record.get("layer")
+        if layer:
+            state.layers.append(oci.Descriptor.from_json(layer))
+            state.diff_ids.append(record["diff_id"])
+        self._history(state, created_by, empty=not layer, created=record["created"])
+
+    # -- stage views for COPY --from / RUN --mount from= ------------------------------
+    def source_root(self, ref: str, inst: ins.Instruction, stage: Stage) -> tuple[str, str]:
+        """``(host dir, cache key)`` of a stage or image used as a source, mounted read-only."""
+        src_stage = self.plan.resolve_from(ref, inst, stage.index)
+        if src_stage is not None:
+            state = self.results[src_stage.index]
+            layers, key = _LayerView(state), state.key
+        else:
+            name = self.plan.build_args.expand_from(ref, inst)
+            image = self._load_image(name, inst)
+            layers, key = image, step_key("image", image.id)
+        return self._mounted(key, layers), key
+
+    def source_key(self, ref: str, inst: ins.Instruction, stage: Stage) -> str:
+        """The cache key of a ``--from`` source without mounting it."""
+        src_stage = self.plan.resolve_from(ref, inst, stage.index)
+        if src_stage is not None:
+            return self.results[src_stage.index].key
+        image = self._load_image(self.plan.build_args.expand_from(ref, inst), inst)
+        return step_key("image", image.id)
+
+    def _mounted(self, key: str, layers) -> str:
+        with self._lock:
+            target = self._stage_mounts.get(key)
+        if target is not None:
+            return target
+        from .mounting import readonly  # noqa: PLC0415
+        lowers = [str(p) for p in self.snapshots.ensure(self.store, layers)]
+        target = str(self.scratch("from") / "root")
+        readonly(lowers, target)
+        with self._lock:
+            self._stage_mounts[key] = target
+        return target
+
+
+@dataclass
+class StoredImageResult:
+    """The built image: its ID (config digest) and config."""
+
+    id: str
+    config: dict[str, Any]
+
+
+def _arch() -> str:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+
+
+def _port_key(port: str, inst: ins.Instruction) -> str:
+    number, _, proto = port.partition("/")
+    proto = (proto or "tcp").lower()
+    if not number or not all(p.isdigit() for p in number.split("-")):
+        raise inst.error(f"Invalid containerPort: {number}")
+    if proto not in ("tcp", "udp", "sctp"):
+        raise inst.error(f"Invalid proto: {proto}")
+    return f"{number}/{proto}"
+
+
+def _check_signal(inst: ins.StopSignal) -> str:
+    value = inst.value
+    name = value.upper()
+    if value.isdigit() or (name if name.startswith("SIG") else "SIG" + name) in signal.Signals.__members__ \
+            or name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
+        return value
+    raise inst.error(f"Invalid signal: {value}")

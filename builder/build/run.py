@@ -1,0 +1,199 @@
+"""A RUN step: the sandbox spec (env, user, cwd, network, mounts), its output, its diff.
+
+The process runs in the runner's sandbox over an overlay of the stage's snapshots
+with a fresh upper dir, which is the step's diff.  Mount points the sandbox had to
+create for ``--mount`` targets are removed from the upper dir afterwards (secrets
+and caches never reach a layer), and so are writes under declared VOLUMEs, as
+docker's legacy builder drops them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import threading
+from typing import TYPE_CHECKING, Any
+
+from builder.dockerfile import instructions as ins
+
+if TYPE_CHECKING:
+    from builder.dockerfile.stages import Stage
+
+    from .executor import Executor, StageState
+    from .progress import Step
+
+
+class RunStep:
+    """One RUN instruction, expanded, in a given stage state."""
+
+    def __init__(self, executor: "Executor", stage: "Stage", state: "StageState", inst: ins.Run):
+        self.executor = executor
+        self.stage = stage
+        self.inst = inst
+        rc = state.run_config
+        self.argv, self.files = inst.script(state.shell)
+        self.env = state.scope.run_env()
+        self.history_args = state.scope.history_args()
+        self.user = rc.get("User") or ""
+        self.cwd = rc.get("WorkingDir") or "/"
+        self.volumes = sorted(rc.get("Volumes") or {})
+        network = inst.network if inst.network not in (None, "default") else executor.opts.network
+        self.network = network
+
+    def description(self) -> list[Any]:
+        mounts = [[m.type, m.target, m.source, m.from_ and self.executor.source_key(m.from_, self.inst, self.stage),
+                   m.id, m.readonly] for m in self.inst.mounts]
+        return ["RUN", self.argv, self.env, self.user, self.cwd, self.network, mounts,
+                sorted((k, v[0].decode(errors="replace")) for k, v in self.files.items()), self.volumes]
+
+    def created_by(self) -> str:
+        text = " ".join(self.argv)
+        if self.history_args:
+            return f"|{len(self.history_args)} {' '.join(self.history_args)} {text}"
+        return text
+
+    # -- execution ----------------------------------------------------------------------
+    def execute(self, lowers: list[str], scratch, step: "Step") -> str:
+        """Run the command; return the upper dir holding its changes."""
+        from runner import sandbox  # noqa: PLC0415
+        from runner.spec import SandboxSpec  # noqa: PLC0415
+
+        upper, work, state_dir = (os.path.join(scratch, n) for n in ("upper", "work", "state"))
+        for d in (upper, work, state_dir):
+            os.makedirs(d)
+        os.chmod(upper, 0o755)
+        mounts = self._mounts(scratch)
+        read_fd, write_fd = os.pipe()
+        spec = SandboxSpec(argv=self.argv, lowerdirs=lowers, upperdir=upper, workdir=work,
+                           state_dir=state_dir, env=self.env, cwd=self.cwd, user=self.user,
+                           network=self.network, mounts=mounts, stdin=None, stdout=write_fd,
+                           stderr=write_fd, hostname="buildkitsandbox")
+        reader = threading.Thread(target=_pump, args=(read_fd, step), daemon=True)
+        reader.start()
+        try:
+            proc = sandbox.start(spec)
+        except BaseException:
+            os.close(write_fd)
+            reader.join()
+            raise
+        os.close(write_fd)
+        try:
+            code = proc.wait()
+        except BaseException:
+            proc.signal(signal.SIGKILL)
+            proc.wait()
+            raise
+        finally:
+            reader.join()
+        if code != 0:
+            step.error(f"process {' '.join(self.argv)!r} did not complete successfully: exit code {code}")
+            from .executor import BuildError  # noqa: PLC0415
+            raise BuildError(f"{self.inst.path}:{self.inst.line}: RUN failed: the command "
+                             f"{' '.join(self.argv)!r} returned a non-zero code: {code}")
+        self._clean_upper(upper, lowers, [m.target for m in mounts])
+        return upper
+
+    def _mounts(self, scratch) -> list:
+        from runner.spec import Mount  # noqa: PLC0415
+
+        from .copy import resolve_in_root  # noqa: PLC0415
+
+        opts = self.executor.opts
+        out = []
+        for m in self.inst.mounts:
+            if m.type == "secret":
+                sid = m.id or os.path.basename(m.target)
+                src = opts.secrets.get(sid)
+                if src is None:
+                    if m.required:
+                        raise self.inst.error(f"secret {sid} not provided (use --secret id={sid},src=FILE)")
+                    continue
+                out.append(Mount(target=m.target or f"/run/secrets/{sid}", type="bind", source=src, readonly=True))
+            elif m.type == "cache":
+                path = self.executor.cache.mount_dir(m.id or m.target)
+                if not path.exists():
+                    path.mkdir(parents=True)
+                    os.chown(path, m.uid or 0, m.gid or 0)
+                    os.chmod(path, 0o755 if m.mode is None else m.mode)
+                out.append(Mount(target=m.target, type="bind", source=str(path), readonly=False))
+            elif m.type == "bind":
+                if m.from_:
+                    root, _ = self.executor.source_root(m.from_, self.inst, self.stage)
+                else:
+                    root = opts.context.root
+                out.append(Mount(target=m.target, type="bind", source=resolve_in_root(root, m.source or "/"),
+                                 readonly=True))
+            elif m.type == "tmpfs":
+                out.append(Mount(target=m.target, type="tmpfs", options=f"size={m.size}" if m.size else ""))
+        for path, (data, mode) in self.files.items():
+            host = os.path.join(scratch, "files", os.path.basename(path))
+            os.makedirs(os.path.dirname(host), exist_ok=True)
+            with open(host, "wb") as fh:
+                fh.write(data)
+            os.chmod(host, mode)
+            out.append(Mount(target=path, type="bind", source=host, readonly=True))
+        return out
+
+    def _clean_upper(self, upper: str, lowers: list[str], targets: list[str]) -> None:
+        for vol in self.volumes:
+            path = os.path.join(upper, vol.lstrip("/"))
+            if os.path.isdir(path) and not os.path.islink(path):
+                for entry in os.scandir(path):
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+        for target in targets:
+            rel = os.path.normpath(target).lstrip("/")
+            while rel:
+                if not _drop_if_mountpoint(upper, lowers, rel):
+                    break
+                rel = os.path.dirname(rel)
+
+
+def _in_lowers(lowers: list[str], rel: str) -> os.stat_result | None:
+    for lower in reversed(lowers):
+        try:
+            return os.lstat(os.path.join(lower, rel))
+        except OSError:
+            continue
+    return None
+
+
+def _drop_if_mountpoint(upper: str, lowers: list[str], rel: str) -> bool:
+    """Remove ``rel`` from the upper dir if it is an empty leftover mount point."""
+    path = os.path.join(upper, rel)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return True
+    if stat.S_ISDIR(st.st_mode):
+        if any(os.scandir(path)) or _has_xattr(path):
+            return False
+    elif not (stat.S_ISREG(st.st_mode) and st.st_size == 0):
+        return False
+    lower = _in_lowers(lowers, rel)
+    if lower is not None and (stat.S_IFMT(lower.st_mode) != stat.S_IFMT(st.st_mode)
+                              or stat.S_IMODE(lower.st_mode) != stat.S_IMODE(st.st_mode)
+                              or (lower.st_uid, lower.st_gid) != (st.st_uid, st.st_gid)):
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        os.rmdir(path)
+    else:
+        os.unlink(path)
+    return True
+
+
+def _has_xattr(path: str) -> bool:
+    try:
+        return "trusted.overlay.opaque" in os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _pump(fd: int, step: "Step") -> None:
+    with os.fdopen(fd, "rb") as fh:
+        for line in fh:
+            step.output(line.decode(errors="replace").rstrip("\n"))

@@ -1,0 +1,137 @@
+"""``pybuild build [options] CONTEXT``: a Dockerfile and a context to an image in the store.
+
+CONTEXT is a directory or ``-`` (a Dockerfile on stdin, no context files).  Imports
+stay light until the build starts; the cached path never loads the HTTP client,
+the progress renderer of a terminal UI or the compressors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("context", metavar="CONTEXT", help="context directory, or '-' to read a Dockerfile from stdin")
+    parser.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]", help="name the image (repeatable)")
+    parser.add_argument("-f", "--file", default=None, metavar="FILE", help="Dockerfile (default: CONTEXT/Dockerfile; '-' for stdin)")
+    parser.add_argument("--build-arg", action="append", default=[], metavar="K[=V]", help="set a build arg (repeatable)")
+    parser.add_argument("--target", default=None, metavar="STAGE", help="build up to this stage")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the build cache")
+    parser.add_argument("--network", choices=["host", "none", "default"], default="host", help="network for RUN (default: host)")
+    parser.add_argument("--label", action="append", default=[], metavar="K=V", help="add a label to the image (repeatable)")
+    parser.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE", help="expose a secret file to RUN --mount=type=secret")
+    parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip", help="layer compression")
+    parser.add_argument("--progress", choices=["auto", "plain", "tty"], default="auto", help="progress output")
+    parser.add_argument("--iidfile", default=None, metavar="FILE", help="write the image ID to FILE")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+
+
+def _build_args(values: list[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        out[key] = value if sep else os.environ.get(key)
+    return out
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    from registry.errors import PybuildError
+
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PybuildError(f"invalid {what} {item!r}: use KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _secrets(values: list[str]) -> dict[str, str]:
+    from registry.errors import PybuildError
+
+    out = {}
+    for item in values:
+        fields = dict(part.partition("=")[::2] for part in item.split(","))
+        sid, src = fields.get("id"), fields.get("src") or fields.get("source")
+        if not sid or not src:
+            raise PybuildError(f"invalid --secret {item!r}: use id=ID,src=FILE")
+        if not os.path.isfile(src):
+            raise PybuildError(f"--secret {sid}: {src} is not a readable file")
+        out[sid] = os.path.abspath(src)
+    return out
+
+
+def _read_dockerfile(args) -> tuple[str, str, str]:
+    """(context dir or '', Dockerfile path for messages, Dockerfile text)."""
+    from registry.errors import PybuildError
+
+    if args.context == "-":
+        return "", "Dockerfile", sys.stdin.read()
+    context = os.path.abspath(args.context)
+    if not os.path.isdir(context):
+        raise PybuildError(f"context {args.context!r} is not a directory")
+    if args.file == "-":
+        return context, "Dockerfile", sys.stdin.read()
+    path = args.file or os.path.join(context, "Dockerfile")
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            return context, path, fh.read()
+    except OSError as err:
+        raise PybuildError(f"cannot read Dockerfile {path}: {err.strerror}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from builder.build.context import Context, HashCache
+    from builder.build.executor import BuildOptions, Executor
+    from builder.build.progress import Progress
+    from builder.dockerfile.stages import plan
+
+    context_dir, dockerfile, text = _read_dockerfile(args)
+    display = os.path.basename(dockerfile) if not args.file else args.file
+    build_plan = plan(text, _build_args(args.build_arg), args.target, path=display)
+    progress = Progress(args.progress, quiet=args.quiet)
+    for warning in build_plan.warnings:
+        progress.message(f"[Warning] {warning}")
+    if context_dir:
+        import hashlib
+
+        from builder import dockerignore
+
+        ignore = dockerignore.load(context_dir, dockerfile if args.file else None)
+        hashes = HashCache(os.path.join(args.root, "cache", "hashes",
+                                        hashlib.sha256(context_dir.encode()).hexdigest()[:32]))
+        context = Context(context_dir, ignore.excluded if ignore else None, hashes)
+    else:
+        context = Context(_empty_dir(args.root))
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    opts = BuildOptions(root=args.root, context=context, tags=list(args.tag), no_cache=args.no_cache,
+                        network="host" if args.network == "default" else args.network,
+                        labels=_pairs(args.label, "--label"), secrets=_secrets(args.secret),
+                        compression=args.compression, source_date_epoch=int(epoch) if epoch else None)
+    executor = Executor(build_plan, opts, progress)
+    try:
+        result = executor.build()
+    finally:
+        context.hashes.save()
+    warning = build_plan.unused_build_args_warning()
+    if warning:
+        progress.message(warning)
+    if args.iidfile:
+        with open(args.iidfile, "w") as fh:
+            fh.write(result.id)
+    if args.quiet:
+        print(result.id)
+    else:
+        progress.message(f"writing image {result.id} done")
+        for tag in args.tag:
+            progress.message(f"naming to {tag} done")
+        print(result.id)
+    return 0
+
+
+def _empty_dir(root: str) -> str:
+    path = os.path.join(root, "tmp", "empty-context")
+    os.makedirs(path, exist_ok=True)
+    return path
