@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 from .. import oci
 from ..image import ImageManifest
@@ -54,20 +54,32 @@ class RemoteSink:
     never read from the source.
     """
 
-    def __init__(self, client: RegistryClient, *, mount_from: dict[str, list[str]] | None = None,
+    def __init__(self, client: RegistryClient, *, mount_from: Callable[[str], list[str]] | None = None,
                  chunk_size: int | None = None):
         self.client = client
-        self.mount_from = mount_from or {}
+        self.mount_from = mount_from or (lambda digest: [])
         self.chunk_size = chunk_size
         self.mounted: dict[str, str] = {}
         self.digest: str | None = None
         self._locations: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    def has_manifest(self, manifest: ImageManifest, refs: Sequence[Reference]) -> bool:
+        """True when the registry has the manifest under every tag (adding tags it lacks, no blobs needed)."""
+        tags = [ref.tag for ref in refs if ref.tag]
+        current = {tag: self.client.head_manifest(tag) for tag in tags}
+        if tags and all(d is not None and d.digest == manifest.digest for d in current.values()):
+            self.digest = manifest.digest
+            return True
+        if self.client.head_manifest(manifest.digest) is None:
+            return False
+        self.write_manifest(manifest, refs)
+        return True
+
     def has_blob(self, desc: oci.Descriptor) -> bool:
         if self.client.head_blob(desc.digest) is not None:
             return True
-        for repository in self.mount_from.get(desc.digest, []):
+        for repository in self.mount_from(desc.digest):
             if repository == self.client.repository:
                 continue
             mounted, location = self.client.mount_blob(desc.digest, repository)
