@@ -95,6 +95,12 @@ class Document:
     warnings: tuple[str, ...] = field(default=())
 
 
+def _continuation_regex(escape: str) -> re.Pattern:
+    """The escape character ending a line (not itself escaped) continues it."""
+    e = re.escape(escape)
+    return re.compile(rf"([^{e}]){e}[ \t]*$|^{e}[ \t]*$")
+
+
 class _Directives:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -102,7 +108,7 @@ class _Directives:
         self.syntax: str | None = None
         self.done = False
         self.seen: set[str] = set()
-        self._continuation = re.compile(r"\\[ \t]*$")
+        self._continuation = _continuation_regex("\\")
 
     def check(self, line: str, lineno: int) -> None:
         if self.done:
@@ -121,7 +127,7 @@ class _Directives:
                 raise DockerfileError(f"invalid escape token '{value}' does not match ` or \\",
                                       self.path, lineno)
             self.escape = value
-            self._continuation = re.compile(re.escape(value) + r"[ \t]*$")
+            self._continuation = _continuation_regex(value)
         elif key == "syntax":
             self.syntax = value
 
@@ -129,7 +135,7 @@ class _Directives:
         """(line without the continuation mark, whether the instruction ends here)."""
         m = self._continuation.search(line)
         if m:
-            return line[:m.start()], False
+            return line[:m.start()] + (m.group(1) or ""), False
         return line, True
 
 
