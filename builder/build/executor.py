@@ -31,6 +31,7 @@ from registry.errors import PybuildError
 from .cache import BuildCache, step_key
 from .context import Context, SourceError
 from .progress import Progress, Step
+from .snapshots import lowerdirs
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EPOCH_ZERO = "1970-01-01T00:00:00Z"
@@ -144,6 +145,8 @@ class Executor:
             final = self.results[self.plan.target]
             config = self._final_config(final)
             image = self.store.commit_image(config, final.layers, tags=self.opts.tags)
+            if not self.opts.tags:
+                self.store.keep(image.descriptor)
             return StoredImageResult(image.id, config)
         finally:
             self._cleanup()
@@ -352,7 +355,7 @@ class Executor:
             step.cached()
             return
         scratch = self.scratch("step")
-        lowers = [str(p) for p in self.snapshots.ensure(self.store, _LayerView(state))]
+        lowers = lowerdirs(self.snapshots, self.store, _LayerView(state))
         try:
             if run is not None:
                 upper = run.execute(lowers, scratch, step)
@@ -416,7 +419,7 @@ class Executor:
         if target is not None:
             return target
         from .mounting import readonly  # noqa: PLC0415
-        lowers = [str(p) for p in self.snapshots.ensure(self.store, layers)]
+        lowers = lowerdirs(self.snapshots, self.store, layers)
         target = str(self.scratch("from") / "root")
         readonly(lowers, target)
         with self._lock:

@@ -32,7 +32,9 @@ def diff_base(tmp_path_factory) -> tuple[Path, str]:
 def diff_root(diff_base, tmp_path_factory) -> Path:
     """A pybuild root holding the same base, ``pybuild import``ed as ``diffbase``."""
     root = tmp_path_factory.mktemp("pybuild-root")
-    proc = subprocess.run([PYBUILD, "--root", str(root), "import", str(diff_base[0]), harness.BASE_NAME],
+    rootfs = tmp_path_factory.mktemp("diffbase-rootfs")
+    subprocess.run(["tar", "-xpf", str(diff_base[0]), "-C", str(rootfs)], check=True)
+    proc = subprocess.run([PYBUILD, "--root", str(root), "import", str(rootfs), harness.BASE_NAME],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.fail(f"pybuild import failed: {proc.stderr.strip()}")
