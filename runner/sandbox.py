@@ -208,7 +208,8 @@ def _enter_main(spec: SandboxSpec, report: int) -> None:
         _fail(report, err)
 
 
-def _dup_stdio(spec: SandboxSpec) -> None:
+def _dup_stdio(spec: SandboxSpec, report: int) -> int:
+    """Put the spec's fds on 0, 1, 2 and close every other fd but ``report`` (returned, moved to 3)."""
     fds = [spec.stdin, spec.stdout, spec.stderr]
     null = None
     if spec.stdin is None:
@@ -220,7 +221,9 @@ def _dup_stdio(spec: SandboxSpec) -> None:
         os.close(fd)
     if null is not None:
         os.close(null)
-    sc.close_range_cloexec(3)
+    os.dup2(report, 3, inheritable=False)
+    sc.close_range(4)
+    return 3
 
 
 def _needs_helper() -> bool:
@@ -234,7 +237,7 @@ def _spawn(spec: SandboxSpec, report: int, enter_pid: int | None):
         pid = os.fork()
         if pid == 0:
             try:
-                _dup_stdio(spec)
+                report = _dup_stdio(spec, report)
             except BaseException as err:  # noqa: BLE001
                 _fail(report, err)
             shim(spec, report, enter_pid)

@@ -106,9 +106,10 @@ def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root", new_root)
 
 
-def close_range_cloexec(first: int) -> None:
-    """Mark every fd from ``first`` up close-on-exec (one syscall, whatever RLIMIT_NOFILE)."""
-    _check(_libc.syscall(SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(CLOSE_RANGE_CLOEXEC)), "close_range")
+def close_range(first: int, last: int = 0xFFFFFFFF, cloexec: bool = False) -> None:
+    """Close (or mark close-on-exec) fds ``first..last`` in one syscall, whatever RLIMIT_NOFILE."""
+    flags = CLOSE_RANGE_CLOEXEC if cloexec else 0
+    _check(_libc.syscall(SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)), "close_range")
 
 
 def sethostname(name: str) -> None:

@@ -1,0 +1,56 @@
+"""``pybuild run``: run a command in a new container (docker's options)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Docker's ``run`` flags; everything after IMAGE is the command."""
+    add = parser.add_argument
+    add("--rm", action="store_true", help="remove the container when it exits")
+    add("-d", "--detach", action="store_true", help="run in the background and print the container ID")
+    add("-i", "--interactive", action="store_true", help="keep stdin open")
+    add("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    add("--name", help="assign a name to the container")
+    add("-e", "--env", action="append", default=[], metavar="K[=V]", help="set an environment variable")
+    add("--env-file", action="append", default=[], metavar="FILE", help="read environment variables from a file")
+    add("-v", "--volume", action="append", default=[], metavar="HOST:CTR[:ro]", help="bind-mount a host path")
+    add("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]", help="mount a tmpfs")
+    add("-w", "--workdir", help="working directory inside the container")
+    add("-u", "--user", help="USER[:GROUP] (name or id) to run as")
+    add("--entrypoint", help="override the image's entrypoint ('' to clear it)")
+    add("--hostname", help="container host name")
+    add("--network", default="host", choices=("host", "none"), help="host (default) or none")
+    add("-m", "--memory", help="memory limit (e.g. 64m)")
+    add("--memory-swap", help="memory + swap limit (-1: unlimited swap)")
+    add("--cpus", type=float, help="number of CPUs (e.g. 0.5)")
+    add("--pids-limit", type=int, help="maximum number of processes")
+    add("--read-only", action="store_true", help="mount the root filesystem read-only")
+    add("--cap-add", action="append", default=[], metavar="CAP", help="add a Linux capability")
+    add("--cap-drop", action="append", default=[], metavar="CAP", help="drop a Linux capability")
+    add("--init", action="store_true", help="run an init that forwards signals and reaps zombies")
+    add("--stop-signal", help="signal to stop the container (default: the image's, else SIGTERM)")
+    add("image", help="image name or ID")
+    add("command", nargs=argparse.REMAINDER, help="command and arguments")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Create the container, then run it attached (exit code passes through) or detached."""
+    from runner import lifecycle
+    from runner.create import RunOptions, create_container
+
+    opts = RunOptions(
+        image=args.image, args=args.command, name=args.name, rm=args.rm, detach=args.detach,
+        interactive=args.interactive, tty=args.tty, env=args.env, env_files=args.env_file,
+        volumes=args.volume, tmpfs=args.tmpfs, workdir=args.workdir, user=args.user,
+        entrypoint=args.entrypoint, hostname=args.hostname, network=args.network, memory=args.memory,
+        memory_swap=args.memory_swap, cpus=args.cpus, pids_limit=args.pids_limit, read_only=args.read_only,
+        cap_add=args.cap_add, cap_drop=args.cap_drop, init=args.init, stop_signal=args.stop_signal,
+    )
+    container = create_container(args.root, opts)
+    if args.detach:
+        lifecycle.run_detached(container, args.interactive)
+        print(container.id)
+        return 0
+    return lifecycle.run_foreground(container, args.interactive)

@@ -1,0 +1,229 @@
+"""Container records under ``$PYBUILD_ROOT/containers/<id>/``.
+
+Each container directory holds ``config.json`` (what to run, written once),
+``state.json`` (status, pids, exit code; replaced atomically), ``log.jsonl`` (its
+output), ``upper/``+``work/`` (its writable layer) and ``state/`` (the sandbox's
+generated files).  A record whose owner (the foreground ``pybuild run`` or the
+detached monitor) died without writing an exit code is found by :func:`refresh`,
+which any command listing or looking up containers calls: the leftovers are killed
+and the container is marked exited (code 255), or removed if it was ``--rm``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from registry.errors import PybuildError
+
+from . import cgroups
+
+CRASHED_EXIT_CODE = 255
+
+
+class NoSuchContainer(PybuildError):
+    """No container by that name or id."""
+
+
+def containers_dir(root: str) -> str:
+    """``$ROOT/containers``."""
+    return os.path.join(root, "containers")
+
+
+def proc_start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot), to tell it from a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return data.rsplit(b")", 1)[1].split()[19].decode()
+
+
+def alive(pid: int | None, start: str | None) -> bool:
+    """Whether ``pid`` still runs and is the same process that was recorded."""
+    return bool(pid) and proc_start_time(pid) == start and not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return True
+
+
+def now() -> str:
+    """UTC timestamp, RFC 3339 with nanosecond digits as docker prints them."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z"
+
+
+class Container:
+    """One container record."""
+
+    def __init__(self, root: str, cid: str, config: dict[str, Any], state: dict[str, Any]):
+        self.root = root
+        self.id = cid
+        self.config = config
+        self.state = state
+
+    @property
+    def dir(self) -> str:
+        return os.path.join(containers_dir(self.root), self.id)
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def running(self) -> bool:
+        return self.state.get("status") == "running"
+
+    def path(self, name: str) -> str:
+        """A file or dir inside the container's directory."""
+        return os.path.join(self.dir, name)
+
+    def save_state(self, **changes: Any) -> None:
+        """Update ``state.json`` atomically."""
+        self.state.update(changes)
+        tmp = self.path(f"state.json.{os.getpid()}")
+        with open(tmp, "w") as fh:
+            json.dump(self.state, fh)
+        os.replace(tmp, self.path("state.json"))
+
+    def reload(self) -> None:
+        """Re-read ``state.json`` (another process may have changed it)."""
+        with open(self.path("state.json")) as fh:
+            self.state = json.load(fh)
+
+    def cgroup(self) -> cgroups.Cgroup:
+        """The container's cgroup (which may no longer exist)."""
+        return cgroups.open_cgroup(self.id, self.config.get("cgroup_version"))
+
+
+@contextmanager
+def _lock(root: str) -> Iterator[None]:
+    os.makedirs(containers_dir(root), exist_ok=True)
+    fd = os.open(os.path.join(containers_dir(root), ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+_ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "wise")
+_NOUNS = ("curie", "darwin", "euler", "gauss", "hopper", "lovelace", "noether", "pascal", "turing", "volta")
+
+
+def new_id() -> str:
+    """A new container id: 64 hex digits."""
+    return os.urandom(32).hex()
+
+
+def create(root: str, cid: str, config: dict[str, Any]) -> Container:
+    """Make a new container record (dir, config.json, state.json); names are unique."""
+    with _lock(root):
+        taken = {c.name for c in _load_all(root)}
+        name = config.get("name")
+        if name and name in taken:
+            raise PybuildError(f'the container name "{name}" is already in use; remove that container or choose another name')
+        while not name or name in taken:
+            a, b, n = os.urandom(3)
+            name = f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_NOUNS[b % len(_NOUNS)]}"
+            if name in taken:
+                name += f"_{n}"
+        config = dict(config, id=cid, name=name, created=now())
+        cdir = os.path.join(containers_dir(root), cid)
+        os.makedirs(cdir, mode=0o700)
+        for sub in ("upper", "work", "state"):
+            os.mkdir(os.path.join(cdir, sub))
+        with open(os.path.join(cdir, "config.json"), "w") as fh:
+            json.dump(config, fh)
+        container = Container(root, cid, config, {})
+        container.save_state(status="created")
+    return container
+
+
+def _load(root: str, cid: str) -> Container | None:
+    cdir = os.path.join(containers_dir(root), cid)
+    try:
+        with open(os.path.join(cdir, "config.json")) as fh:
+            config = json.load(fh)
+        with open(os.path.join(cdir, "state.json")) as fh:
+            state = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return Container(root, cid, config, state)
+
+
+def _load_all(root: str) -> list[Container]:
+    try:
+        names = os.listdir(containers_dir(root))
+    except FileNotFoundError:
+        return []
+    return [c for c in (_load(root, n) for n in names if not n.startswith(".")) if c is not None]
+
+
+def refresh(container: Container) -> Container | None:
+    """Clean up after a dead owner; None if the record is gone (or was removed)."""
+    state = container.state
+    stale_created = state.get("status") == "created" and not alive(state.get("owner_pid"), state.get("owner_start"))
+    crashed = state.get("status") == "running" and not alive(state.get("owner_pid"), state.get("owner_start"))
+    if not (crashed or stale_created):
+        return container
+    container.cgroup().remove()  # kills whatever is left
+    if container.config.get("rm"):
+        remove(container)
+        return None
+    container.save_state(status="exited", exit_code=CRASHED_EXIT_CODE, finished_at=now(),
+                         error="pybuild exited before the container did")
+    return container
+
+
+def all_containers(root: str) -> list[Container]:
+    """Every container, oldest first, after crash recovery."""
+    found = [refresh(c) for c in _load_all(root)]
+    return sorted((c for c in found if c is not None), key=lambda c: c.config.get("created", ""))
+
+
+def lookup(root: str, ref: str) -> Container:
+    """A container by name, full id or unique id prefix."""
+    matches = []
+    for c in _load_all(root):
+        if ref in (c.name, c.id):
+            matches = [c]
+            break
+        if len(ref) >= 1 and c.id.startswith(ref):
+            matches.append(c)
+    if len(matches) > 1:
+        raise PybuildError(f"multiple containers match the id prefix {ref!r}; give more of the id")
+    found = refresh(matches[0]) if matches else None
+    if found is None:
+        raise NoSuchContainer(f"no such container: {ref}")
+    return found
+
+
+def remove(container: Container) -> None:
+    """Delete the container's directory (its writable layer and logs)."""
+    doomed = os.path.join(containers_dir(container.root), f".removing-{container.id}")
+    try:
+        os.rename(container.dir, doomed)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def images_in_use(root: str) -> set[str]:
+    """Image IDs (config digests) of every container, running or not: ``rmi`` must keep them."""
+    return {c.config["image_id"] for c in _load_all(root) if c.config.get("image_id")}

@@ -1,0 +1,272 @@
+"""Container lifecycle: create, run (foreground or detached), stop, kill, exec, wait.
+
+The process that starts a container owns it and records its exit: the foreground
+``pybuild run`` itself, or for ``-d`` a monitor (double-forked, in its own session)
+that also copies the output into the log.  Both remove the cgroup when the container
+exits; mounts live in the container's mount namespace and vanish with it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from registry.errors import PybuildError
+
+from . import cgroups, containers, sandbox, stdio
+from .containers import Container, now
+from .spec import Mount, SandboxSpec
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def parse_volume(text: str) -> Mount:
+    """``-v HOST:CTR[:ro|rw]`` (absolute host paths; a missing host dir is created)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise PybuildError(f"invalid volume {text!r}: use -v /host/path:/container/path[:ro]")
+    host, target = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if not host.startswith("/"):
+        raise PybuildError(f"invalid volume {text!r}: named volumes are not supported; give an absolute host path")
+    if not target.startswith("/"):
+        raise PybuildError(f"invalid volume {text!r}: the container path must be absolute")
+    if mode not in ("ro", "rw"):
+        raise PybuildError(f"invalid volume mode {mode!r} in {text!r}: use ro or rw")
+    os.makedirs(host, exist_ok=True) if not os.path.exists(host) else None
+    return Mount(target=target, type="bind", source=os.path.realpath(host), readonly=mode == "ro")
+
+
+def parse_tmpfs(text: str) -> Mount:
+    """``--tmpfs PATH[:OPTIONS]``."""
+    target, _, options = text.partition(":")
+    if not target.startswith("/"):
+        raise PybuildError(f"invalid tmpfs {text!r}: the container path must be absolute")
+    return Mount(target=target, type="tmpfs", options=options or "mode=1777")
+
+
+def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int) -> SandboxSpec:
+    """The sandbox spec of a container record."""
+    cfg = container.config
+    cg = container.cgroup()
+    return SandboxSpec(
+        argv=cfg["argv"], lowerdirs=cfg["lowerdirs"], upperdir=container.path("upper"),
+        workdir=container.path("work"), state_dir=container.path("state"), env=cfg["env"], cwd=cfg["cwd"],
+        user=cfg["user"], hostname=cfg["hostname"], network=cfg["network"],
+        mounts=[Mount(**m) for m in cfg["mounts"]], readonly_rootfs=cfg["readonly_rootfs"],
+        cap_add=cfg["cap_add"], cap_drop=cfg["cap_drop"], init=cfg["init"],
+        cgroup_procs=cg.procs_files(), cgroup_dirs=cg.dirs(), stdin=stdin, stdout=stdout, stderr=stderr,
+        tty=cfg["tty"],
+    )
+
+
+def _make_cgroup(container: Container) -> cgroups.Cgroup:
+    limits = container.config["limits"]
+    try:
+        return cgroups.create(container.id, memory=limits.get("memory"), memory_swap=limits.get("memory_swap"),
+                              cpus=limits.get("cpus"), pids=limits.get("pids"), version=container.config["cgroup_version"])
+    except cgroups.CgroupError as err:
+        raise PybuildError(str(err)) from None
+
+
+def _finish(container: Container, proc: sandbox.Process | None, code: int, cg: cgroups.Cgroup) -> tuple[int, bool]:
+    """Record the exit, remove the cgroup (and the container with --rm): (code, oom)."""
+    oom = cg.oom_killed() if proc is not None else False
+    cg.remove()
+    if container.config.get("rm"):
+        containers.remove(container)
+    else:
+        container.save_state(status="exited", exit_code=code, oom_killed=oom, finished_at=now())
+    return code, oom
+
+
+def _own(container: Container) -> None:
+    """Mark this process as the one that records the container's exit."""
+    container.save_state(owner_pid=os.getpid(), owner_start=containers.proc_start_time(os.getpid()))
+
+
+def _started(container: Container, proc: sandbox.Process) -> None:
+    container.save_state(status="running", pid=proc.pid, pid_start=containers.proc_start_time(proc.pid), started_at=now())
+
+
+def oom_message(container: Container) -> str:
+    """What the user reads when the memory limit killed the container."""
+    limit = container.config["limits"].get("memory")
+    return f"container {container.name} was killed: it hit its memory limit ({limit} bytes); raise -m/--memory"
+
+
+def run_foreground(container: Container, interactive: bool) -> int:
+    """Run attached to this terminal; signals are forwarded; returns the exit code."""
+    _own(container)
+    cg = _make_cgroup(container)
+    proc = None
+    code = 125
+    log = None
+    master = None
+    try:
+        if container.config["tty"]:
+            master, slave = os.openpty()
+            stdio.follow_winsize(0, master)
+            spec = spec_for(container, slave, slave, slave)
+        elif container.config.get("rm"):
+            spec = spec_for(container, 0 if interactive else None, 1, 2)
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            spec = spec_for(container, 0 if interactive else None, out_w, err_w)
+        proc = sandbox.start(spec)
+        for sig in _FORWARDED:
+            signal.signal(sig, lambda s, _f: proc.signal(s))
+        _started(container, proc)
+        if master is not None:
+            os.close(slave)
+            log = None if container.config.get("rm") else stdio.LogWriter(container.path(stdio.LOG_FILE))
+            with stdio.RawTerminal(0):
+                stdio.relay({master: ("stdout", 1)}, log, (0, master) if interactive else None)
+        elif not container.config.get("rm"):
+            os.close(out_w)
+            os.close(err_w)
+            log = stdio.LogWriter(container.path(stdio.LOG_FILE))
+            stdio.relay({out_r: ("stdout", 1), err_r: ("stderr", 2)}, log)
+        code = proc.wait()
+    finally:
+        if proc is not None and proc.returncode is None:
+            cg.kill_all()
+            code = proc.wait()
+        if log is not None:
+            log.close()
+        code, oom = _finish(container, proc, code, cg)
+    if oom:
+        print(f"pybuild: {oom_message(container)}", file=sys.stderr)
+    return code
+
+
+def run_detached(container: Container, interactive: bool) -> None:
+    """Start under a monitor process that outlives this one; returns once it runs."""
+    report_r, report_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(report_r)
+        try:
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            _monitor(container, report_w, interactive)
+        finally:
+            os._exit(125)
+    os.close(report_w)
+    os.waitpid(child, 0)
+    with os.fdopen(report_r, "rb") as fh:
+        message = fh.read().decode(errors="replace")
+    if message != "ok":
+        code, _, text = message.partition(" ")
+        err = PybuildError(text or "the container monitor died before the container started")
+        err.exit_code = int(code) if code.isdigit() else 125
+        raise err
+
+
+def _monitor(container: Container, report: int, interactive: bool) -> None:
+    """The detached container's owner: start it, log its output, record its exit."""
+    null = os.open("/dev/null", os.O_RDWR)
+    _own(container)
+    cg = None
+    try:
+        cg = _make_cgroup(container)
+        if container.config["tty"]:
+            master, slave = os.openpty()
+            spec = spec_for(container, slave, slave, slave)
+            pipes = [slave]
+            sources = {master: ("stdout", None)}
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            in_r, in_w = os.pipe() if interactive else (null, None)
+            spec = spec_for(container, in_r, out_w, err_w)
+            pipes = [out_w, err_w] + ([in_r] if interactive else [])
+            sources = {out_r: ("stdout", None), err_r: ("stderr", None)}
+        proc = sandbox.start(spec)
+    except PybuildError as err:
+        os.write(report, f"{getattr(err, 'exit_code', 125)} {err}".encode())
+        if cg is not None:
+            cg.remove()
+        containers.remove(container) if container.config.get("rm") else container.save_state(
+            status="exited", exit_code=getattr(err, "exit_code", 125), error=str(err), finished_at=now())
+        os._exit(0)
+    for fd in pipes:
+        os.close(fd)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _started(container, proc)
+    os.write(report, b"ok")
+    os.close(report)
+    log = stdio.LogWriter(container.path(stdio.LOG_FILE))
+    stdio.relay(sources, log)
+    code = proc.wait()
+    log.close()
+    _finish(container, proc, code, cg)
+    os._exit(0)
+
+
+def signal_container(container: Container, sig: int) -> None:
+    """Send ``sig`` to the container's pid 1."""
+    if not container.running:
+        raise PybuildError(f"container {container.name} is not running")
+    if containers.alive(container.state.get("pid"), container.state.get("pid_start")):
+        os.kill(container.state["pid"], sig)
+
+
+def wait_exit(container: Container, timeout: float | None = None) -> bool:
+    """Wait until the container's exit is recorded; False on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        container.reload()
+        if containers.refresh(container) is None or not container.running:
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def stop(container: Container, timeout: float) -> None:
+    """StopSignal, then SIGKILL (the whole cgroup) after ``timeout`` seconds."""
+    if not container.running:
+        return
+    signal_container(container, container.config.get("stop_signal", signal.SIGTERM))
+    if not wait_exit(container, timeout):
+        container.cgroup().kill_all()
+        wait_exit(container)
+
+
+def exec_in(container: Container, argv: list[str], env: list[str], user: str | None, cwd: str | None,
+            interactive: bool, tty: bool) -> int:
+    """Run a command inside a running container (its namespaces and cgroup); its exit code."""
+    if not container.running:
+        raise PybuildError(f"container {container.name} is not running")
+    cfg: dict[str, Any] = container.config
+    merged = dict(item.partition("=")[::2] for item in cfg["env"])
+    merged.update(item.partition("=")[::2] for item in env)
+    master = None
+    if tty:
+        master, slave = os.openpty()
+        stdio.follow_winsize(0, master)
+        fds = (slave, slave, slave)
+    else:
+        fds = (0 if interactive else None, 1, 2)
+    spec = SandboxSpec(
+        argv=argv, lowerdirs=[], upperdir="", workdir="", state_dir="", env=[f"{k}={v}" for k, v in merged.items()],
+        cwd=cwd or cfg["cwd"], user=user if user is not None else cfg["user"], cap_add=cfg["cap_add"],
+        cap_drop=cfg["cap_drop"], cgroup_procs=container.cgroup().procs_files(),
+        stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=tty,
+    )
+    proc = sandbox.enter(container.state["pid"], spec)
+    for sig in _FORWARDED:
+        signal.signal(sig, lambda s, _f: proc.signal(s))
+    if master is not None:
+        os.close(slave)
+        with stdio.RawTerminal(0):
+            stdio.relay({master: ("stdout", 1)}, None, (0, master) if interactive else None)
+    return proc.wait()
