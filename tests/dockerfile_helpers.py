@@ -22,10 +22,11 @@ def write_context(ctx: Path, files: dict[str, str | bytes]) -> Path:
 
 def docker_build(ctx: Path, dockerfile: str = "Dockerfile", *args: str) -> tuple[int, str, str | None]:
     """``docker build`` with the legacy builder: (exit code, output, image id or None)."""
-    proc = subprocess.run(["docker", "build", "-q", "--force-rm", "-f", str(ctx / dockerfile), *args, str(ctx)],
+    proc = subprocess.run(["docker", "build", "--force-rm", "-f", str(ctx / dockerfile), *args, str(ctx)],
                           capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"},
                           timeout=120)
-    image = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 else None
+    built = [line for line in proc.stdout.splitlines() if line.startswith("Successfully built ")]
+    image = built[-1].split()[-1] if proc.returncode == 0 and built else None
     return proc.returncode, proc.stdout + proc.stderr, image
 
 

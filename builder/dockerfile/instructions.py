@@ -189,6 +189,25 @@ class Expose(Instruction):
         ports = tuple(p for word in self.ports for p in self._words(word, env))
         return dataclasses.replace(self, ports=ports)
 
+    def exposed_ports(self) -> list[str]:
+        """Config ``ExposedPorts`` keys: ``80`` -> ``80/tcp``, ranges unrolled, proto lower-cased."""
+        out: list[str] = []
+        for spec in self.ports:
+            port, _, proto = spec.rpartition(":")[2].partition("/")
+            proto = (proto or "tcp").lower()
+            if proto not in ("tcp", "udp", "sctp"):
+                raise self.error(f"Invalid proto: {proto}")
+            first, _, last = port.partition("-")
+            try:
+                start = int(first)
+                end = int(last) if last else start
+            except ValueError:
+                raise self.error(f"Invalid containerPort: {port}") from None
+            if not 0 <= start <= end <= 65535:
+                raise self.error(f"Invalid containerPort: {port}")
+            out.extend(f"{n}/{proto}" for n in range(start, end + 1))
+        return out
+
 
 @dataclass(frozen=True)
 class Volume(Instruction):
@@ -561,22 +580,25 @@ _DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 def parse_duration(text: str) -> int:
     """Go's ``time.ParseDuration`` (``1m30s``, ``1.5h``, ``300ms``) in nanoseconds."""
     s = text
-    sign = 1
-    if s[:1] in "+-" and s:
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
+    sign = -1 if s.startswith("-") else 1
+    s = s[1:] if s[:1] in ("-", "+") else s
     if s == "0":
         return 0
+    if not s:
+        raise _Invalid(f'time: invalid duration "{text}"')
     total = 0.0
     pos = 0
     while pos < len(s):
         m = _DURATION_PART.match(s, pos)
         if not m:
+            number = re.match(r"(\d+\.?\d*|\.\d+)([^\d.]*)", s[pos:])
+            if number and not number.group(2):
+                raise _Invalid(f'time: missing unit in duration "{text}"')
+            if number:
+                raise _Invalid(f'time: unknown unit "{number.group(2)}" in duration "{text}"')
             raise _Invalid(f'time: invalid duration "{text}"')
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
-    if not s:
-        raise _Invalid(f'time: invalid duration "{text}"')
     return sign * int(round(total))
 
 
@@ -613,8 +635,8 @@ def _healthcheck(node: Node, base: dict) -> Healthcheck:
             retries = int(text, 10)
         except ValueError:
             raise _Invalid(f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
-        if retries < 0:
-            raise _Invalid(f"--retries cannot be negative ({retries})")
+        if retries < 1:
+            raise _Invalid(f"--retries must be at least 1 (not {retries})")
     return Healthcheck(**base, test=test, interval=_interval(flags, "interval"),
                        timeout=_interval(flags, "timeout"),
                        start_period=_interval(flags, "start-period"),

@@ -413,16 +413,20 @@ def _parse_words(rest: str, escape: str) -> list[str]:
     return words
 
 
+_JSON = json.JSONDecoder()
 _NOT_STRINGS = "when using JSON array syntax, arrays must be comprised of strings only"
 
 
 def _parse_json(rest: str) -> list[str] | None:
-    """The elements of a JSON array of strings; None when ``rest`` is not JSON."""
+    """The elements of a JSON array of strings; None when ``rest`` is not JSON.
+
+    Like docker 20.10 (a streaming decoder), text after the array is ignored.
+    """
     rest = rest.lstrip()
     if not rest.startswith("["):
         return None
     try:
-        value = json.loads(rest)
+        value, _ = _JSON.raw_decode(rest)
     except ValueError:
         return None
     if not isinstance(value, list):

@@ -332,7 +332,7 @@ def _lookup(earlier: list[Stage], value: str, index: int, inst: Instruction) -> 
     if value.isdigit():
         number = int(value)
         if number >= index:
-            raise inst.error(f"invalid from flag value {number}: refers to current or future build stage")
+            raise inst.error(f"invalid from flag value {number}: index out of bounds")
         return number
     return None
 
