@@ -1,0 +1,74 @@
+"""Open a layer blob as its uncompressed tar stream, whatever it claims to be.
+
+Archives from the wild lie about their media type, so the compression is detected
+from the first bytes: gzip, zstd, or else plain tar.  Decompression is streamed
+(bounded reads), so a small blob that inflates to a huge stream costs no memory.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import IO
+
+import zstandard
+from isal import igzip
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+class _Prefixed(io.RawIOBase):
+    """A read-only stream: ``head`` followed by the rest of ``tail``."""
+
+    def __init__(self, head: bytes, tail: IO[bytes]):
+        self._head = memoryview(head)
+        self._tail = tail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        readinto = getattr(self._tail, "readinto", None)
+        if readinto is not None:
+            return readinto(buf) or 0
+        data = self._tail.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
+
+
+def detect_compression(head: bytes) -> str:
+    """``gzip``, ``zstd`` or ``none`` from a stream's first bytes."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+def _read_head(fileobj: IO[bytes], size: int) -> bytes:
+    head = b""
+    while len(head) < size and (more := fileobj.read(size - len(head))):
+        head += more
+    return head
+
+
+def open_layer(fileobj: IO[bytes], media_type: str | None = None) -> IO[bytes]:
+    """The uncompressed tar stream of a layer blob (use as a context manager).
+
+    ``media_type`` is informative only: the bytes decide.  Closing the result does
+    not close ``fileobj``.
+    """
+    head = _read_head(fileobj, 4)
+    raw = _Prefixed(head, fileobj)
+    kind = detect_compression(head)
+    if kind == "gzip":
+        return igzip.IGzipFile(fileobj=io.BufferedReader(raw, 1 << 20), mode="rb")
+    if kind == "zstd":
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_size=1 << 20, read_across_frames=True,
+                                                          closefd=False)
+    return io.BufferedReader(raw, 1 << 20)
