@@ -39,7 +39,7 @@ class CopyRequest:
     sources: list[str]
     dest: str
     workdir: str = "/"
-    owner: tuple[int, int] | None = None
+    owner: tuple[int, int] | None = (0, 0)  # None: keep the source's owners (COPY --from)
     chmod: int | None = None
     extract: bool = False  # ADD: unpack local archives
     multiple: bool = False  # more than one source was written in the instruction
@@ -58,7 +58,8 @@ def absolute_dest(dest: str, workdir: str) -> str:
 def run_copy(rootfs: str, req: CopyRequest) -> None:
     """Carry out ``req`` into the mounted ``rootfs``."""
     dest = absolute_dest(req.dest, req.workdir)
-    owner = req.owner or (0, 0)
+    owner = req.owner
+    new_dirs = owner or (0, 0)
     count = len(req.sources) + len(req.remote)
     wants_dir = dest.endswith("/")
     if (req.multiple or count > 1) and not wants_dir:
@@ -73,7 +74,7 @@ def run_copy(rootfs: str, req: CopyRequest) -> None:
         except OSError as err:
             raise CopyError(f"COPY failed: stat {rel}: {err.strerror}") from None
         if stat.S_ISDIR(st.st_mode):
-            target = _ensure_dir(rootfs, dest, owner)
+            target = _ensure_dir(rootfs, dest, new_dirs)
             for child, cst in req.tree.walk(rel):
                 name = child[len(rel):].lstrip("/") if rel else child
                 _copy_entry(os.path.join(req.tree.root, child), cst, os.path.join(target, name), owner,
@@ -81,11 +82,11 @@ def run_copy(rootfs: str, req: CopyRequest) -> None:
         elif req.extract and _try_extract(src, rootfs, dest):
             continue
         else:
-            path = _file_dest(rootfs, dest, dest_is_dir, os.path.basename(rel), owner)
+            path = _file_dest(rootfs, dest, dest_is_dir, os.path.basename(rel), new_dirs)
             _copy_entry(src, st, path, owner, req.chmod, links)
     for name, data in req.remote:
-        path = _file_dest(rootfs, dest, dest_is_dir, name, owner)
-        _write_file(path, data, 0o600 if req.chmod is None else req.chmod, owner)
+        path = _file_dest(rootfs, dest, dest_is_dir, name, new_dirs)
+        _write_file(path, data, 0o600 if req.chmod is None else req.chmod, new_dirs)
 
 
 def _file_dest(rootfs: str, dest: str, dest_is_dir: bool, name: str, owner: tuple[int, int]) -> str:
@@ -123,10 +124,18 @@ def _remove(path: str, keep_dir: bool) -> None:
         os.unlink(path)
 
 
-def _copy_entry(src: str, st: os.stat_result, dst: str, owner: tuple[int, int], chmod: int | None,
+def _copy_entry(src: str, st: os.stat_result, dst: str, owner: tuple[int, int] | None, chmod: int | None,
                 links: dict[tuple[int, int], str]) -> None:
+    """Copy one entry; a given ``owner`` is applied by chown, which (as in docker) clears
+    the set-user-ID bit and a group-executable set-group-ID bit of a non-directory."""
     mode = st.st_mode
     perm = stat.S_IMODE(mode) if chmod is None else chmod
+    if owner is None:
+        owner = (st.st_uid, st.st_gid)
+    elif not stat.S_ISDIR(mode) and chmod is None:
+        perm &= ~stat.S_ISUID
+        if perm & stat.S_IXGRP:
+            perm &= ~stat.S_ISGID
     if stat.S_ISDIR(mode):
         _remove(dst, keep_dir=True)
         if not os.path.isdir(dst):

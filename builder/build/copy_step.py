@@ -67,7 +67,7 @@ class CopyStep:
     def apply(self, merged: str, upper: str) -> None:
         """Copy into the mounted rootfs ``merged``."""
         inst = self.inst
-        owner = resolve_owner(inst.chown, merged) if inst.chown else None
+        owner = resolve_owner(inst.chown, merged) if inst.chown else None if self.from_ else (0, 0)
         chmod = _parse_chmod(inst.chmod, inst) if inst.chmod else None
         if self.from_:
             root, _ = self.executor.source_root(self.from_, inst, self.stage)

@@ -322,9 +322,10 @@ class Executor:
     def _layer_instruction(self, stage: Stage, state: StageState, inst, text: str) -> None:
         if isinstance(inst, ins.Workdir):
             rc = state.run_config
-            path = inst.value if inst.value.startswith("/") else os.path.join(rc.get("WorkingDir") or "/", inst.value)
-            path = os.path.normpath(path)
-            path = "/" + path.lstrip("/")
+            if inst.value.startswith("/"):
+                path = inst.value  # docker keeps an absolute WORKDIR as written
+            else:
+                path = "/" + os.path.normpath(os.path.join(rc.get("WorkingDir") or "/", inst.value)).lstrip("/")
             rc["WorkingDir"] = path
             desc = ["WORKDIR", path]
             created_by = f"/bin/sh -c #(nop) WORKDIR {path}"

@@ -32,10 +32,16 @@ def lowerdirs(snapshots, store, image) -> list[str]:
         os.mkdir(target)
         with store.open_blob(layer.digest) as blob, open_layer(blob, layer.media_type) as stream:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
-                tar.extractall(target, filter="tar", numeric_owner=True)
+                tar.extractall(target, filter=_keep_modes, numeric_owner=True)
         _overlay_whiteouts(target)
         snapshots.adopt(chain_id, target)
     return [str(snapshots.path(c)) for c in ids]
+
+
+def _keep_modes(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """``tarfile``'s ``tar`` filter (refuses absolute and escaping names) without its mode changes."""
+    checked = tarfile.tar_filter(member, dest)
+    return checked.replace(mode=member.mode, deep=False)
 
 
 def _overlay_whiteouts(root: str) -> None:
