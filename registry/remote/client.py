@@ -19,7 +19,7 @@ from .. import oci
 from ..errors import DigestMismatch
 from .errors import RegistryError, TransferError
 from .session import Session
-from .transport import debug, describe
+from .transport import RETRY_STATUSES, debug, describe
 
 MANIFEST_ACCEPT = ", ".join(oci.MANIFEST_TYPES + oci.INDEX_TYPES)
 MAX_MANIFEST_BYTES = 4 << 20
@@ -169,10 +169,15 @@ class RegistryClient:
         return location
 
     def _send_upload(self, method: str, url: str, body, headers: dict[str, str], what: str) -> httpx.Response:
+        """An upload request; a lost connection or a 408/429/5xx answer is a :class:`TransferError`
+        (the caller may start the blob again), never a silent replay of a half-sent body."""
         try:
-            return self._request(method, url, content=body, headers=headers, retry=False)
+            response = self._request(method, url, content=body, headers=headers, retry=False)
         except TransferError as err:
             raise TransferError(f"{what}: {err}") from None
+        if response.status_code in RETRY_STATUSES:
+            raise TransferError(f"{what}: {self.registry} answered {response.status_code}")
+        return response
 
     def _location(self, response: httpx.Response) -> str:
         location = response.headers.get("location")

@@ -1,0 +1,183 @@
+"""An HTTP proxy that breaks things on purpose, between pybuild and a registry.
+
+Rules match a method and a path pattern and apply a fault a number of times:
+
+- ``status``: answer ``status`` (with ``headers``, e.g. ``Retry-After``) instead of forwarding;
+- ``drop``: forward, but cut the connection after ``at`` bytes of the response body;
+- ``truncate``: forward, but announce and send only ``at`` bytes of the body (a clean short response);
+- ``corrupt``: forward, flipping the byte at offset ``at`` of the body;
+- ``drop_request``: read ``at`` bytes of the request body, then cut the connection.
+
+Every request is logged with its method, path, ``Range`` header and the fault applied.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+_CHUNK = 64 * 1024
+
+
+@dataclass
+class Rule:
+    method: str
+    pattern: str
+    action: str
+    times: int = 1
+    at: int = 0
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times > 0 and method == self.method and re.search(self.pattern, path) is not None
+
+
+@dataclass
+class Logged:
+    method: str
+    path: str
+    range: str | None
+    fault: str | None
+
+
+class FaultProxy:
+    """A threaded reverse proxy on 127.0.0.1 to a plain-HTTP upstream (``host:port``)."""
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream
+        self.rules: list[Rule] = []
+        self.log: list[Logged] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def add(self, method: str, pattern: str, action: str, times: int = 1, **kw) -> Rule:
+        rule = Rule(method, pattern, action, times, **kw)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+            self.log.clear()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def faults(self) -> list[Logged]:
+        return [entry for entry in self.log if entry.fault]
+
+    def _take(self, method: str, path: str, range_: str | None) -> Rule | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.matches(method, path):
+                    rule.times -= 1
+                    self.log.append(Logged(method, path, range_, rule.action))
+                    return rule
+            self.log.append(Logged(method, path, range_, None))
+            return None
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _cut(self) -> None:
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+            def _request_body(self, rule: Rule | None):
+                remaining = int(self.headers.get("Content-Length") or 0)
+                sent = 0
+                while remaining > 0:
+                    piece = self.rfile.read(min(_CHUNK, remaining))
+                    if not piece:
+                        return
+                    if rule is not None and rule.action == "drop_request" and sent + len(piece) >= rule.at:
+                        raise ConnectionAbortedError
+                    remaining -= len(piece)
+                    sent += len(piece)
+                    yield piece
+
+            def _forward(self) -> None:
+                rule = proxy._take(self.command, self.path, self.headers.get("Range"))
+                if rule is not None and rule.action == "status":
+                    for _ in self._request_body(None):
+                        pass
+                    body = b'{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}'
+                    self.send_response(rule.status)
+                    for key, value in rule.headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                upstream = http.client.HTTPConnection(proxy.upstream, timeout=120)
+                try:
+                    length = self.headers.get("Content-Length")
+                    body = self._request_body(rule) if length and int(length) > 0 else None
+                    try:
+                        upstream.request(self.command, self.path, body=body, headers=headers,
+                                         encode_chunked=False)
+                    except ConnectionAbortedError:
+                        self._cut()
+                        return
+                    response = upstream.getresponse()
+                    self._relay(response, rule)
+                finally:
+                    upstream.close()
+
+            def _relay(self, response: http.client.HTTPResponse, rule: Rule | None) -> None:
+                length = response.getheader("Content-Length")
+                data = None if length is not None or self.command == "HEAD" else response.read()
+                total = int(length) if length is not None else len(data or b"")
+                announced = rule.at if rule is not None and rule.action == "truncate" else total
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in _HOP and key.lower() != "content-length":
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(announced))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                offset = 0
+                while offset < announced:
+                    piece = data[offset:offset + _CHUNK] if data is not None else response.read(_CHUNK)
+                    if not piece:
+                        break
+                    piece = piece[:announced - offset]
+                    if rule is not None and rule.action == "corrupt" and offset <= rule.at < offset + len(piece):
+                        index = rule.at - offset
+                        piece = piece[:index] + bytes([piece[index] ^ 0xFF]) + piece[index + 1:]
+                    if rule is not None and rule.action == "drop" and offset + len(piece) >= rule.at:
+                        self.wfile.write(piece[:max(0, rule.at - offset)])
+                        self.wfile.flush()
+                        self._cut()
+                        return
+                    self.wfile.write(piece)
+                    offset += len(piece)
+                if announced < total:
+                    self.close_connection = True
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        return Handler

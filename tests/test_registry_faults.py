@@ -1,0 +1,162 @@
+"""Transfers through tests/faultproxy.py: dropped connections, 5xx/429, truncated and corrupted bodies.
+
+Each transfer either completes after retries (and the store stays clean) or fails
+with one clear line; a corrupt blob never enters the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CLI
+from faultproxy import FaultProxy
+
+pytestmark = pytest.mark.registry
+LAYER_BYTES = 6 << 20
+BLOB = r"/blobs/sha256:"
+UPLOAD = r"/blobs/uploads/"
+
+
+@pytest.fixture
+def proxy(plain_registry):
+    fp = FaultProxy(plain_registry.host)
+    yield fp
+    fp.close()
+
+
+@pytest.fixture
+def big_image(pybuild: CLI, busybox_rootfs: Path, tmp_path: Path) -> str:
+    """busybox plus a file of random bytes (the layer is about 6 MiB compressed)."""
+    rootfs = tmp_path / "big-rootfs"
+    os.system(f"cp -a {busybox_rootfs} {rootfs}")
+    (rootfs / "random.bin").write_bytes(os.urandom(LAYER_BYTES))
+    pybuild("import", str(rootfs), "big:latest")
+    return "big:latest"
+
+
+@pytest.fixture
+def cli(pybuild: CLI, tmp_path: Path) -> CLI:
+    pybuild.env.update({"DOCKER_CONFIG": str(tmp_path / "docker"), "PYBUILD_REGISTRY_BACKOFF": "0.05"})
+    return pybuild
+
+
+def fresh(cli: CLI, tmp_path: Path) -> CLI:
+    other = CLI(tmp_path / "fresh")
+    other.env.update({k: v for k, v in cli.env.items() if k != "PYBUILD_ROOT"})
+    return other
+
+
+def layer_digest(cli: CLI, image: str) -> str:
+    from registry.store import Store
+
+    layers = Store(cli.root).image(image).layers
+    return max(layers, key=lambda d: d.size).digest
+
+
+def pushed(cli: CLI, proxy: FaultProxy, image: str, repo: str) -> str:
+    ref = f"{proxy.host}/{repo}:1"
+    cli("push", image, ref)
+    proxy.clear()
+    return ref
+
+
+def assert_clean(cli: CLI) -> None:
+    out = cli("fsck")
+    assert b"store clean" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("action", ["drop", "truncate"])
+def test_pull_resumes_an_interrupted_blob_with_range(cli, proxy, big_image, tmp_path, action):
+    ref = pushed(cli, proxy, big_image, f"resume-{action}")
+    proxy.add("GET", BLOB + layer_digest(cli, big_image)[7:], action, at=LAYER_BYTES // 2)
+    other = fresh(cli, tmp_path)
+    other("pull", ref)
+    gets = [e for e in proxy.log if e.method == "GET" and BLOB in e.path]
+    assert any(e.fault == action for e in gets)
+    assert any(e.range == f"bytes={LAYER_BYTES // 2}-" for e in gets), [(e.path, e.range) for e in gets]
+    assert_clean(other)
+
+
+def test_corrupted_byte_is_refused_then_fetched_again(cli, proxy, big_image, tmp_path):
+    ref = pushed(cli, proxy, big_image, "corrupt-once")
+    digest = layer_digest(cli, big_image)
+    proxy.add("GET", BLOB + digest[7:], "corrupt", at=1000)
+    other = fresh(cli, tmp_path)
+    other("pull", ref)
+    assert len([e for e in proxy.log if e.method == "GET" and digest[7:] in e.path]) == 2
+    assert_clean(other)
+
+
+def test_persistent_corruption_fails_clearly_and_stores_nothing(cli, proxy, big_image, tmp_path):
+    ref = pushed(cli, proxy, big_image, "corrupt-always")
+    digest = layer_digest(cli, big_image)
+    proxy.add("GET", BLOB + digest[7:], "corrupt", times=100, at=12345)
+    other = fresh(cli, tmp_path)
+    out = other("pull", ref, check=False)
+    message = out.stderr.decode().strip().splitlines()[-1]
+    assert out.returncode == 1 and message.startswith("pybuild: error:") and digest in message, message
+    assert not (other.root / "store" / "blobs" / "sha256" / digest[7:]).exists()
+    assert_clean(other)
+    assert b"big" not in other("images").stdout
+
+
+def test_server_errors_are_retried(cli, proxy, big_image, tmp_path):
+    ref = pushed(cli, proxy, big_image, "five-hundred")
+    proxy.add("GET", r"/manifests/", "status", times=2, status=500)
+    proxy.add("GET", BLOB, "status", times=2, status=503)
+    other = fresh(cli, tmp_path)
+    other("pull", ref)
+    assert len(proxy.faults()) == 4
+    assert_clean(other)
+
+
+def test_persistent_server_error_is_a_clear_failure(cli, proxy, big_image, tmp_path):
+    ref = pushed(cli, proxy, big_image, "always-500")
+    proxy.add("GET", r"/manifests/", "status", times=1000, status=500)
+    out = fresh(cli, tmp_path)("pull", ref, check=False)
+    message = out.stderr.decode().strip()
+    assert out.returncode == 1 and message.count("\n") == 0 and "500" in message, message
+
+
+def test_429_honours_retry_after(cli, proxy, big_image, tmp_path):
+    ref = pushed(cli, proxy, big_image, "too-many")
+    proxy.add("GET", r"/manifests/", "status", times=1, status=429, headers={"Retry-After": "1"})
+    started = time.monotonic()
+    fresh(cli, tmp_path)("pull", ref)
+    assert time.monotonic() - started >= 1.0
+    assert [e.fault for e in proxy.faults()] == ["status"]
+
+
+def test_403_is_a_clear_one_liner(cli, proxy, big_image, tmp_path):
+    ref = pushed(cli, proxy, big_image, "forbidden")
+    proxy.add("GET", r"/manifests/", "status", times=10, status=403)
+    out = fresh(cli, tmp_path)("pull", ref, check=False)
+    message = out.stderr.decode().strip()
+    assert out.returncode == 1 and message.count("\n") == 0 and "403" in message and proxy.host in message
+
+
+def test_push_survives_dropped_upload_and_server_errors(cli, proxy, big_image, tmp_path):
+    ref = f"{proxy.host}/push-faults:1"
+    proxy.add("PUT", UPLOAD, "drop_request", times=1, at=LAYER_BYTES // 3)
+    proxy.add("POST", UPLOAD, "status", times=1, status=502)
+    proxy.add("PUT", r"/manifests/", "status", times=1, status=500)
+    cli("push", big_image, ref)
+    assert {e.fault for e in proxy.faults()} == {"drop_request", "status"}
+    other = fresh(cli, tmp_path)
+    other("pull", ref)
+    assert_clean(other)
+
+
+def test_push_chunked_survives_a_failed_patch(cli, proxy, big_image, tmp_path):
+    ref = f"{proxy.host}/push-chunk-faults:1"
+    proxy.add("PATCH", UPLOAD, "status", times=1, status=500)
+    cli("push", "--chunk-size", "1m", big_image, ref)
+    assert [e.fault for e in proxy.faults()] == ["status"]
+    other = fresh(cli, tmp_path)
+    other("pull", ref)
+    assert_clean(other)
