@@ -1,0 +1,97 @@
+"""pybuild build features beyond the legacy builder, checked on the image it makes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from differential.harness import summarize_store_image
+
+pytestmark = pytest.mark.slow
+
+
+def _ctx(tmp_path: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(dockerfile)
+    for name, text in (files or {}).items():
+        (ctx / name).parent.mkdir(parents=True, exist_ok=True)
+        (ctx / name).write_text(text)
+    return ctx
+
+
+def _build(pybuild, ctx: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    return pybuild("build", "--progress", "plain", "-q", *extra, str(ctx), check=check)
+
+
+def _image(root: Path, proc: subprocess.CompletedProcess) -> dict:
+    return summarize_store_image(root, proc.stdout.decode().split()[-1])
+
+
+def test_secret_and_cache_mount_stay_out_of_layers(pybuild, root, busybox_image, tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("TOPSECRET")
+    ctx = _ctx(tmp_path, "FROM busybox\n"
+               "RUN --mount=type=secret,id=token cat /run/secrets/token | wc -c > /len\n"
+               "RUN --mount=type=cache,target=/cache echo x >> /cache/n && wc -l < /cache/n > /count\n")
+    image = _image(root, _build(pybuild, ctx, "--secret", f"id=token,src={secret}"))
+    fs = image["fs"]
+    assert "len" in fs and not any(p.startswith(("run/secrets", "cache")) for p in fs)
+    store_blobs = subprocess.run(["grep", "-r", "-l", "TOPSECRET", str(root / "store")], capture_output=True)
+    assert store_blobs.stdout == b""
+    _build(pybuild, ctx, "--no-cache", "--secret", f"id=token,src={secret}")
+    counter = next((root / "cache" / "mounts").iterdir()) / "n"
+    assert counter.read_text() == "x\nx\n"
+
+
+def test_copy_chmod_heredoc_and_link_flags(pybuild, root, busybox_image, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox\nCOPY --chmod=0700 a.txt /a\nCOPY <<EOF /inline.txt\nhello $HOSTNAME\nEOF\n"
+               "RUN <<EOF\necho from-heredoc > /h\nEOF\n", {"a.txt": "a\n"})
+    fs = _image(root, _build(pybuild, ctx))["fs"]
+    assert fs["a"]["mode"] == 0o700
+    assert fs["inline.txt"]["type"] == "file" and "h" in fs
+
+
+def test_target_iidfile_label_and_stdin(pybuild, root, busybox_image, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox AS one\nRUN echo 1 > /one\nFROM one\nRUN false\n")
+    iid = tmp_path / "iid"
+    proc = _build(pybuild, ctx, "--target", "one", "--iidfile", str(iid), "--label", "team=build")
+    assert iid.read_text() == proc.stdout.decode().strip()
+    image = summarize_store_image(root, iid.read_text())
+    assert image["config"]["Labels"] == {"team": "build"} and "one" in image["fs"]
+    proc = pybuild("build", "-q", "-", input=b"FROM busybox\nENV FROM_STDIN=1\n")
+    env = summarize_store_image(root, proc.stdout.decode().strip())["config"]["Env"]
+    assert "FROM_STDIN=1" in env
+
+
+def test_failing_run_names_step_line_and_exit_code(pybuild, busybox_image, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN echo before\nRUN echo visible-output; exit 7\n")
+    proc = pybuild("build", "--progress", "plain", str(ctx), check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode != 0
+    assert "Dockerfile:3" in err and "7" in err.splitlines()[-1] and "visible-output" in err
+
+
+def test_network_none_has_no_network(pybuild, busybox_image, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN ls /sys/class/net > /ifaces\n")
+    proc = _build(pybuild, ctx, "--network", "none")
+    assert proc.returncode == 0
+
+
+@pytest.mark.docker
+def test_image_runs_the_same_in_docker(pybuild, root, busybox_image, docker, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox\nCOPY msg /msg\nRUN echo built >> /msg\nCMD [\"cat\", \"/msg\"]\n",
+               {"msg": "hello\n"})
+    _build(pybuild, ctx, "-t", "pybuild-docker-interop:latest")
+    ours = pybuild("run", "--rm", "pybuild-docker-interop:latest").stdout
+    archive = tmp_path / "image.tar"
+    pybuild("save", "-o", str(archive), "pybuild-docker-interop:latest")
+    subprocess.run(["docker", "load", "-i", str(archive)], check=True, capture_output=True)
+    try:
+        theirs = subprocess.run(["docker", "run", "--rm", "pybuild-docker-interop:latest"], check=True,
+                                capture_output=True).stdout
+    finally:
+        subprocess.run(["docker", "rmi", "-f", "pybuild-docker-interop:latest"], capture_output=True)
+    assert ours == theirs == b"hello\nbuilt\n"
