@@ -84,9 +84,10 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
     mtype = "bind"
     for field in fields:
         if field.lower().startswith("type="):
-            mtype = field[5:].lower()
+            value = expand(field[5:]) if expand is not None else field[5:]
+            mtype = value.lower()
             if mtype not in MOUNT_TYPES:
-                raise MountError(f"unsupported mount type {field[5:]!r}")
+                raise MountError(f"unsupported mount type {value!r}")
     ro_auto = True
     for field in fields:
         key, eq, value = field.partition("=")
