@@ -280,3 +280,76 @@ json.dump(data, open(path, "w"))
     cli("push", busybox_image, f"{plain_registry.host}/helper/busybox:1")
     cli("logout", plain_registry.host)
     assert json.loads(vault.read_text()) == {}
+
+
+def _push_platform_variant(client, image_manifest: dict, store, arch: str) -> tuple[bytes, str]:
+    """Push a copy of an image's config with another architecture; return (manifest bytes, digest)."""
+    from registry import oci
+
+    config = dict(store.image("busybox:latest").config, architecture=arch)
+    raw_config = oci.canonical_json(config)
+    desc = oci.Descriptor(oci.OCI_CONFIG, oci.sha256_digest(raw_config), len(raw_config))
+    if client.head_blob(desc.digest) is None:
+        client.upload_blob(desc, [raw_config])
+    manifest = dict(image_manifest, config=desc.to_json(), mediaType=oci.OCI_MANIFEST)
+    raw = json.dumps(manifest, indent=3).encode()  # not canonical on purpose: bytes must be kept as served
+    return raw, client.put_manifest(oci.sha256_digest(raw), raw, oci.OCI_MANIFEST)
+
+
+def test_pull_picks_the_platform_from_an_index(plain_registry, pybuild, busybox_image, tmp_path, monkeypatch):
+    from registry import oci
+    from registry.remote.client import RegistryClient
+    from registry.store import Store
+
+    reg = plain_registry
+    cli = use_registry(pybuild, reg, tmp_path / "docker")
+    cli("push", busybox_image, f"{reg.host}/multi/busybox:base")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    store = Store(cli.root)
+    client = RegistryClient(reg.host, "multi/busybox", push=True, session=None)
+    base = json.loads(client.get_manifest("base").raw)
+    variants = {arch: _push_platform_variant(client, base, store, arch) for arch in ("amd64", "arm64")}
+    index = {"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": [
+        {"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": len(raw),
+         "platform": {"os": "linux", "architecture": arch}} for arch, (raw, digest) in variants.items()]}
+    raw_index = json.dumps(index).encode()
+    index_digest = client.put_manifest("multi", raw_index, oci.OCI_INDEX)
+
+    for args, arch in ((["--platform", "linux/arm64"], "arm64"), ([], "amd64")):
+        other = second_root(tmp_path, cli, f"pull-{arch}")
+        out = other("pull", *args, f"{reg.host}/multi/busybox:multi")
+        assert f"Digest: {index_digest}".encode() in out.stdout
+        info = json.loads(other("inspect", f"{reg.host}/multi/busybox:multi").stdout)[0]
+        assert info["Descriptor"]["digest"] == variants[arch][1]
+        assert info["Architecture"] == arch
+    by_digest = second_root(tmp_path, cli, "by-digest")
+    by_digest("pull", f"{reg.host}/multi/busybox@{variants['arm64'][1]}")
+    missing = by_digest("pull", "--platform", "linux/s390x", f"{reg.host}/multi/busybox:multi", check=False)
+    assert missing.returncode == 1 and b"s390x" in missing.stderr and b"arm64" in missing.stderr
+
+
+def test_tokens_are_cached_per_scope_and_refreshed(token_registry, tmp_path, monkeypatch):
+    from registry.remote.credentials import Credentials
+    from registry.remote.session import Session
+
+    reg = token_registry
+    assert reg.token_server is not None
+    session = Session(reg.host, credentials=Credentials(USER, PASSWORD))
+    scopes = frozenset({"repository:cache/test:pull"})
+    session.ping()
+    seen = len(reg.token_server.requests)
+    first = session.auth.token(scopes)
+    assert session.auth.token(scopes) == first and len(reg.token_server.requests) == seen + 1
+    session.auth.token(frozenset({"repository:cache/other:pull"}))
+    assert len(reg.token_server.requests) == seen + 2  # another scope, another token
+    monkeypatch.setattr(reg.token_server, "lifetime", 11)  # expires 1 s after the 10 s refresh margin
+    session.auth._tokens.clear()
+    short = session.auth.token(scopes)
+    import time
+
+    time.sleep(1.2)
+    assert session.auth.token(scopes) != short
+    # A token the registry rejects is dropped and fetched again.
+    session.auth._tokens[scopes].value = "not-a-valid-token"
+    response = session.request("GET", "/v2/cache/test/tags/list", scopes)
+    assert response.status_code == 404  # authorised: the repository just does not exist
