@@ -90,6 +90,13 @@ CASES = {
     "proxy-args": "FROM scratch\n" "LABEL p=${HTTP_PROXY:-none}\nARG http_proxy\nLABEL q=$http_proxy\n",
     "build-args": "FROM scratch\n" "ARG X=default\nARG Y\nLABEL x=$X y=${Y:-unset}\n",
     "volume-json-string": "FROM scratch\n" 'VOLUME ["/v"] /w\n',
+    "env-escapes": "FROM scratch\n" 'ENV A=a\\ b B=\\$A C="x\\"y" D=\'s\\q\'\nENV E "old \\"form\\"" \nENV F \\$A\n',
+    "label-old-form": "FROM scratch\nLABEL a b c\nLABEL d \"e f\"\n",
+    "quoted-single-words": "FROM scratch\n" 'ENV V=x S=KILL\nWORKDIR "/a b/$V"\nUSER "$V user"\nSTOPSIGNAL "SIG$S"\n',
+    "expose-quoted-words": "FROM scratch\n" 'ENV P="81 82"\nEXPOSE "80" $P\n',
+    "env-unicode-and-empty": "FROM scratch\n" 'ENV É=1 EMPTY= Q=""\nLABEL l=${EMPTY:-e}${Q:+q}\n',
+    "cmd-shell-spaces": "FROM scratch\n" "CMD   echo  a   b  \nENTRYPOINT [\"sh\",  \"-c\"]   \n",
+    "arg-no-value-global": "ARG NOVAL\nARG V=1\nFROM scratch\nARG NOVAL V\nLABEL n=${NOVAL:-x} v=$V\n",
 }
 BUILD_ARGS = {
     "proxy-args": {"HTTP_PROXY": "http://p:1", "http_proxy": "http://q:2"},
