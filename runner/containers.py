@@ -14,14 +14,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import time
-from contextlib import contextmanager
-from typing import Any, Iterator
 
 from registry.errors import PybuildError
 
 from . import cgroups
+
+TYPE_CHECKING = False  # typing itself is not imported on the run path
+if TYPE_CHECKING:
+    from typing import Any
 
 CRASHED_EXIT_CODE = 255
 
@@ -111,15 +112,19 @@ class Container:
         return cgroups.open_cgroup(self.id, self.config.get("cgroup_version"))
 
 
-@contextmanager
-def _lock(root: str) -> Iterator[None]:
-    os.makedirs(containers_dir(root), exist_ok=True)
-    fd = os.open(os.path.join(containers_dir(root), ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+class _Lock:
+    """Exclusive lock on ``containers/.lock`` (name uniqueness); no contextlib on the run path."""
+
+    def __init__(self, root: str):
+        os.makedirs(containers_dir(root), exist_ok=True)
+        self.path = os.path.join(containers_dir(root), ".lock")
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
 
 
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "wise")
@@ -133,7 +138,7 @@ def new_id() -> str:
 
 def create(root: str, cid: str, config: dict[str, Any]) -> Container:
     """Make a new container record (dir, config.json, state.json); names are unique."""
-    with _lock(root):
+    with _Lock(root):
         taken = {c.name for c in _load_all(root)}
         name = config.get("name")
         if name and name in taken:
@@ -193,6 +198,10 @@ def refresh(container: Container) -> Container | None:
 
 def all_containers(root: str) -> list[Container]:
     """Every container, oldest first, after crash recovery."""
+    try:
+        _sweep_removed(root, os.listdir(containers_dir(root)))
+    except FileNotFoundError:
+        pass
     found = [refresh(c) for c in _load_all(root)]
     return sorted((c for c in found if c is not None), key=lambda c: c.config.get("created", ""))
 
@@ -214,14 +223,41 @@ def lookup(root: str, ref: str) -> Container:
     return found
 
 
-def remove(container: Container) -> None:
-    """Delete the container's directory (its writable layer and logs)."""
+def remove(container: Container, background: bool = False) -> None:
+    """Delete the container's directory (its writable layer and logs).
+
+    The record vanishes at once (a rename); with ``background`` the files are
+    deleted by a forked child so that ``run --rm`` returns without waiting for it.
+    """
     doomed = os.path.join(containers_dir(container.root), f".removing-{container.id}")
     try:
         os.rename(container.dir, doomed)
     except FileNotFoundError:
         return
-    shutil.rmtree(doomed, ignore_errors=True)
+    if background and os.fork() != 0:
+        return
+    try:
+        if background:
+            null = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+        _rmtree(doomed)
+    finally:
+        if background:
+            os._exit(0)
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _sweep_removed(root: str, names: list[str]) -> None:
+    """Finish removals a killed process left behind."""
+    for name in names:
+        if name.startswith(".removing-"):
+            _rmtree(os.path.join(containers_dir(root), name))
 
 
 def images_in_use(root: str) -> set[str]:

@@ -7,62 +7,31 @@ docker's rules for entrypoint/cmd, env, workdir, user, stop signal and hostname.
 from __future__ import annotations
 
 import os
-import sys
-from dataclasses import dataclass, field
 
-from registry.errors import ImageNotFound, PybuildError
+from registry.errors import PybuildError
 
-from . import cgroups, containers, imageconfig, security
+from . import cgroups, containers, imageconfig, images, security
 from .lifecycle import parse_tmpfs, parse_volume
-from .snapshots import Snapshots
+from .spec import REQUIRED, Record
 
 
-@dataclass
-class RunOptions:
-    """The options of ``pybuild run`` (docker's names)."""
+class RunOptions(Record):
+    """The options of ``pybuild run``, with docker's names (keyword arguments).
 
-    image: str
-    args: list[str] = field(default_factory=list)
-    name: str | None = None
-    rm: bool = False
-    detach: bool = False
-    interactive: bool = False
-    tty: bool = False
-    env: list[str] = field(default_factory=list)
-    env_files: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
-    tmpfs: list[str] = field(default_factory=list)
-    workdir: str | None = None
-    user: str | None = None
-    entrypoint: str | None = None
-    hostname: str | None = None
-    network: str = "host"
-    memory: str | None = None
-    memory_swap: str | None = None
-    cpus: float | None = None
-    pids_limit: int | None = None
-    read_only: bool = False
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
-    init: bool = False
-    stop_signal: str | None = None
+    ``image``, ``args`` (command), ``name``, ``rm``, ``detach``, ``interactive``, ``tty``,
+    ``env``, ``env_files``, ``volumes``, ``tmpfs``, ``workdir``, ``user``, ``entrypoint``,
+    ``hostname``, ``network``, ``memory``, ``memory_swap`` (strings as typed),
+    ``cpus``, ``pids_limit``, ``read_only``, ``cap_add``, ``cap_drop``, ``init``,
+    ``stop_signal``.
+    """
 
-
-def load_image(root: str, name: str):
-    """``(store, image)``, pulling the image when the store lacks it."""
-    from registry.store import Store
-
-    store = Store(root)
-    try:
-        return store, store.image(name)
-    except ImageNotFound:
-        pass
-    try:
-        from registry.remote.pull import pull_image
-    except ImportError:
-        raise ImageNotFound(f"image {name} is not in the store and pulling is not available; 'pybuild import' or 'pybuild load' it") from None
-    print(f"Unable to find image '{name}' locally", file=sys.stderr)
-    return store, pull_image(store, name).image
+    _FIELDS = {
+        "image": REQUIRED, "args": list, "name": None, "rm": False, "detach": False, "interactive": False,
+        "tty": False, "env": list, "env_files": list, "volumes": list, "tmpfs": list, "workdir": None,
+        "user": None, "entrypoint": None, "hostname": None, "network": "host", "memory": None,
+        "memory_swap": None, "cpus": None, "pids_limit": None, "read_only": False, "cap_add": list,
+        "cap_drop": list, "init": False, "stop_signal": None,
+    }
 
 
 def _limits(opts: RunOptions) -> dict:
@@ -90,8 +59,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
     except security.SecurityError as err:
         raise PybuildError(str(err)) from None
     limits = _limits(opts)
-    store, image = load_image(root, opts.image)
-    cfg = image.config.get("config") or {}
+    image_id, cfg, lowerdirs = images.resolve(root, opts.image)
     argv = imageconfig.command_line(cfg, opts.args, opts.entrypoint)
     if not argv:
         raise PybuildError("no command specified: the image has no Cmd or Entrypoint; give one after the image name")
@@ -106,15 +74,15 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
     config = {
         "name": opts.name,
         "image": opts.image,
-        "image_id": image.id,
-        "lowerdirs": [str(p) for p in Snapshots(root).ensure(store, image)],
+        "image_id": image_id,
+        "lowerdirs": lowerdirs,
         "argv": argv,
         "env": env,
         "cwd": opts.workdir or cfg.get("WorkingDir") or "/",
         "user": opts.user if opts.user is not None else (cfg.get("User") or ""),
         "hostname": hostname,
         "network": opts.network,
-        "mounts": [m.__dict__ for m in mounts],
+        "mounts": [m.to_json() for m in mounts],
         "readonly_rootfs": opts.read_only,
         "cap_add": list(opts.cap_add),
         "cap_drop": list(opts.cap_drop),

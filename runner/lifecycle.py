@@ -12,13 +12,16 @@ import os
 import signal
 import sys
 import time
-from typing import Any
 
 from registry.errors import PybuildError
 
 from . import cgroups, containers, sandbox, stdio
 from .containers import Container, now
 from .spec import Mount, SandboxSpec
+
+TYPE_CHECKING = False  # typing itself is not imported on the run path
+if TYPE_CHECKING:
+    from typing import Any
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -77,7 +80,7 @@ def _finish(container: Container, proc: sandbox.Process | None, code: int, cg: c
     oom = cg.oom_killed() if proc is not None else False
     cg.remove()
     if container.config.get("rm"):
-        containers.remove(container)
+        containers.remove(container, background=True)
     else:
         container.save_state(status="exited", exit_code=code, oom_killed=oom, finished_at=now())
     return code, oom

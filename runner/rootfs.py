@@ -79,11 +79,14 @@ def overlay_options(lowerdirs: list[str], upperdir: str, workdir: str) -> tuple[
     """``(cwd, data)`` for the overlay mount: lowerdirs relative to their common parent.
 
     Relative names keep the option string under the 4096-byte page for 100+ layers.
+    ``volatile`` (Linux 5.10+) skips syncing the upper filesystem when the mount goes
+    away: that sync cost ~100 ms per container, and an upper dir is never reused
+    after a crash (a RUN step's layer is made durable as a blob, not in place).
     """
     top_first = list(reversed(lowerdirs))
     base = os.path.commonpath(top_first) if len(top_first) > 1 else os.path.dirname(top_first[0])
     rel = [os.path.relpath(p, base) for p in top_first]
-    data = f"lowerdir={':'.join(rel)},upperdir={upperdir},workdir={workdir}"
+    data = f"lowerdir={':'.join(rel)},upperdir={upperdir},workdir={workdir},volatile"
     if len(data) >= 4096:
         raise RootfsError(f"overlay options for {len(lowerdirs)} layers exceed one page; move the snapshots to a shorter path")
     return base, data

@@ -1,78 +1,97 @@
 """What a sandbox is made of: :class:`SandboxSpec` and its :class:`Mount` entries.
 
-Shared by ``pybuild run`` (via :mod:`runner.containers`) and the builder's RUN steps.
+Shared by ``pybuild run`` (via :mod:`runner.lifecycle`) and the builder's RUN steps.
 A spec is plain data: it crosses to the ``python -m runner.init`` helper as JSON.
+Plain classes rather than dataclasses: ``dataclasses`` (with ``inspect`` and ``ast``)
+would cost ``pybuild run`` several milliseconds of imports.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+TYPE_CHECKING = False  # typing itself is not imported on the run path
+if TYPE_CHECKING:
+    from typing import Any
+
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+REQUIRED = object()
 
 
-@dataclass
-class Mount:
-    """One extra mount in the container.
+class Record:
+    """Keyword-only construction from ``_FIELDS`` (name -> default or factory), equality, repr."""
 
-    ``type``: ``bind`` (``source`` a host path, file or directory), ``tmpfs``
-    (``options`` e.g. ``size=64m,mode=1777``).  Secrets are read-only file binds;
-    cache mounts are rw directory binds.
-    """
+    _FIELDS: dict[str, Any] = {}
 
-    target: str
-    type: str = "bind"
-    source: str | None = None
-    readonly: bool = False
-    options: str = ""
-
-
-@dataclass
-class SandboxSpec:
-    """Everything needed to start one sandboxed process.
-
-    ``lowerdirs`` are the image's snapshot dirs, bottom layer first; ``upperdir``
-    and ``workdir`` (same filesystem, both existing) receive the changes, so for a
-    RUN step ``upperdir`` is the step's diff.  ``state_dir`` is a private directory
-    for the generated ``/etc/hosts``, ``/etc/hostname``, ``/etc/resolv.conf`` and the
-    init layer (mount points); none of them reach ``upperdir``.
-    ``env`` is the full environment (``K=V``), used as is apart from ``HOME``, which
-    is added from ``/etc/passwd`` when missing.  ``user`` is docker's ``-u`` syntax.
-    ``cgroup_procs`` are the ``cgroup.procs`` files the process joins before it starts;
-    ``cgroup_dirs`` maps a controller name to the cgroup dir shown read-only at
-    ``/sys/fs/cgroup/<name>`` inside.
-    ``stdin``/``stdout``/``stderr`` are fds in the caller; with ``tty`` they are the
-    slave side of a pty, which becomes the controlling terminal.
-    """
-
-    argv: list[str]
-    lowerdirs: list[str]
-    upperdir: str
-    workdir: str
-    state_dir: str
-    env: list[str] = field(default_factory=lambda: [f"PATH={DEFAULT_PATH}"])
-    cwd: str = "/"
-    user: str = ""
-    hostname: str = "pybuild"
-    network: str = "host"  # "host" or "none"
-    mounts: list[Mount] = field(default_factory=list)
-    readonly_rootfs: bool = False
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
-    no_new_privs: bool = True
-    seccomp: bool = True
-    init: bool = False
-    cgroup_procs: list[str] = field(default_factory=list)
-    cgroup_dirs: dict[str, str] = field(default_factory=dict)
-    stdin: int | None = 0
-    stdout: int = 1
-    stderr: int = 2
-    tty: bool = False
+    def __init__(self, **values: Any):
+        unknown = set(values) - set(self._FIELDS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown field(s) {', '.join(sorted(unknown))}")
+        for name, default in self._FIELDS.items():
+            if name in values:
+                value = values[name]
+            elif default is REQUIRED:
+                raise TypeError(f"{type(self).__name__}: missing field {name}")
+            else:
+                value = default() if callable(default) else default
+            setattr(self, name, value)
 
     def to_json(self) -> dict[str, Any]:
-        """The spec as JSON-able data (for the helper process)."""
-        return asdict(self)
+        """The record as JSON-able data."""
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.to_json() == other.to_json()  # type: ignore[union-attr]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.to_json().items())})"
+
+
+class Mount(Record):
+    """One extra mount in the container.
+
+    ``target``: path inside the container.  ``type``: ``bind`` (``source`` a host
+    file or directory) or ``tmpfs`` (``options`` e.g. ``size=64m,mode=1777``).
+    ``readonly``.  Secrets are read-only file binds; cache mounts are rw dir binds.
+    """
+
+    _FIELDS = {"target": REQUIRED, "type": "bind", "source": None, "readonly": False, "options": ""}
+
+
+class SandboxSpec(Record):
+    """Everything needed to start one sandboxed process (keyword arguments).
+
+    - ``argv`` (list[str]): the command; looked up in the container's ``PATH``.
+    - ``lowerdirs`` (list[str]): the image's snapshot dirs, bottom layer first.
+    - ``upperdir``, ``workdir`` (str): existing dirs on one filesystem; ``upperdir``
+      receives the changes, so for a RUN step it is the step's diff.
+    - ``state_dir`` (str): a private dir for the generated ``/etc/hosts``,
+      ``/etc/hostname``, ``/etc/resolv.conf``, the init layer (mount points) and the
+      rootfs mount point; nothing of it reaches ``upperdir``.
+    - ``env`` (list[str] ``K=V``): used as is, plus ``HOME`` from /etc/passwd if missing.
+    - ``cwd`` (str, created if missing), ``user`` (docker's ``-u``: name, uid,
+      ``user:group``), ``hostname``, ``network`` (``"host"`` or ``"none"``).
+    - ``mounts`` (list[Mount]), ``readonly_rootfs``, ``cap_add``/``cap_drop``
+      (names, ``ALL``), ``no_new_privs``, ``seccomp``, ``init`` (run under a
+      minimal init that reaps zombies and forwards signals).
+    - ``cgroup_procs`` (list[str]): ``cgroup.procs`` files joined before start;
+      ``cgroup_dirs`` (dict): controller -> cgroup dir, shown read-only inside at
+      ``/sys/fs/cgroup/<controller>`` (key ``""``: v2, at ``/sys/fs/cgroup``).
+    - ``stdin`` (fd or None for /dev/null), ``stdout``, ``stderr`` (fds of the
+      caller); with ``tty`` they are a pty slave, made the controlling terminal.
+    """
+
+    _FIELDS = {
+        "argv": REQUIRED, "lowerdirs": REQUIRED, "upperdir": REQUIRED, "workdir": REQUIRED,
+        "state_dir": REQUIRED, "env": lambda: [f"PATH={DEFAULT_PATH}"], "cwd": "/", "user": "",
+        "hostname": "pybuild", "network": "host", "mounts": list, "readonly_rootfs": False,
+        "cap_add": list, "cap_drop": list, "no_new_privs": True, "seccomp": True, "init": False,
+        "cgroup_procs": list, "cgroup_dirs": dict, "stdin": 0, "stdout": 1, "stderr": 2, "tty": False,
+    }
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        data["mounts"] = [m.to_json() for m in self.mounts]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SandboxSpec":

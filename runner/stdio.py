@@ -12,9 +12,12 @@ import os
 import select
 import signal
 import time
-from typing import Callable, Iterator
 
 from .containers import now
+
+TYPE_CHECKING = False  # typing itself is not imported on the run path
+if TYPE_CHECKING:
+    from typing import Callable, Iterator
 
 LOG_FILE = "log.jsonl"
 

@@ -8,21 +8,22 @@ groups come from /etc/group only when no group is given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 
 class UserError(Exception):
     """The user or group cannot be resolved."""
 
 
-@dataclass
 class ExecUser:
     """The identity the container process runs as."""
 
-    uid: int
-    gid: int
-    groups: list[int]
-    home: str
+    def __init__(self, uid: int, gid: int, groups: list[int], home: str):
+        self.uid, self.gid, self.groups, self.home = uid, gid, groups, home
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExecUser) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"ExecUser(uid={self.uid}, gid={self.gid}, groups={self.groups}, home={self.home!r})"
 
 
 def _read_db(path: str, fields: int) -> list[list[str]]:
