@@ -307,7 +307,7 @@ class _Extractor:
 
     def prune(self, fd: int, path: bytes) -> None:
         """Remove what lower layers put under ``path``, keeping what this layer wrote."""
-        for name in os.listdir(fd):
+        for name in map(os.fsencode, os.listdir(fd)):
             child = path + b"/" + name if path else name
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             if child in self.written or child in self.written_parents:
