@@ -21,7 +21,7 @@ import sys
 
 from registry.errors import PybuildError
 
-from . import rootfs
+from . import rootfs, security
 from . import syscalls as sc
 from .process import exec_command
 from .spec import SandboxSpec
@@ -107,6 +107,9 @@ def _container_main(spec: SandboxSpec, report: int) -> None:
         _die_with_parent()
         os.setsid()
         _join_cgroups(spec.cgroup_procs)
+        _preload(spec)
+        if spec.network == "none":
+            _loopback_up()
         rootfs.prepare(spec, os.path.join(spec.state_dir, "rootfs"))
         rootfs.harden_proc()
         sc.sethostname(spec.hostname)
@@ -117,6 +120,27 @@ def _container_main(spec: SandboxSpec, report: int) -> None:
         exec_command(spec)
     except BaseException as err:  # noqa: BLE001 - everything becomes one report line
         _fail(report, err)
+
+
+def _preload(spec: SandboxSpec) -> None:
+    """Import now what runs after pivot_root, when the host's Python library is out of sight."""
+    if spec.seccomp:
+        security.load_seccomp_module()
+    if spec.tty:
+        import fcntl  # noqa: F401
+        import termios  # noqa: F401
+
+
+def _loopback_up() -> None:
+    """Bring up ``lo`` in a new network namespace, as docker does for ``--network none``."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        flags = struct.unpack_from("16sH", fcntl.ioctl(sock, siocgifflags, struct.pack("16sH14x", b"lo", 0)))[1]
+        fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
 
 
 def _set_controlling_tty() -> None:
@@ -170,6 +194,7 @@ def shim(spec: SandboxSpec, report: int, enter_pid: int | None = None) -> None:
         if enter_pid is None:
             sc.unshare(namespace_flags(spec))
         else:
+            _preload(spec)
             _join_namespaces(enter_pid, spec.cgroup_procs)
     except BaseException as err:  # noqa: BLE001
         _fail(report, err)

@@ -108,7 +108,14 @@ _NAMESPACE_FLAGS = [
 
 
 def load_seccomp_module():
-    """libseccomp's Python binding (Debian ``python3-seccomp``), or None when absent."""
+    """libseccomp's Python binding (Debian ``python3-seccomp``), or None when absent.
+
+    Call before pivot_root: the module is cached in ``sys.modules`` for later.
+    """
+    import sys
+
+    if "seccomp" in sys.modules:
+        return sys.modules["seccomp"]
     try:
         import seccomp  # a venv that can see it already
 
@@ -130,6 +137,7 @@ def load_seccomp_module():
         spec.loader.exec_module(module)
     except ImportError:
         return None
+    sys.modules["seccomp"] = module
     return module
 
 
