@@ -51,7 +51,7 @@ Public API
     ``env`` (config Env list), ``run_env()`` (RUN process env: Env + build
     args), ``history_args()`` (for ``|N K=V ... cmd`` history/cache text),
     ``arg_history(arg)``, ``expansion_env()``.
-Instructions (frozen dataclasses; all have ``name``, ``path``, ``line``,
+Instructions (immutable records with ``replace(**changes)``; all have ``name``, ``path``, ``line``,
 ``end_line``, ``original``, ``error(msg)``, ``expand(env)``)
     :class:`From` (``image``, ``stage_name``, ``platform``);
     :class:`Run` (``command``, ``shell_form``, ``argv(shell)``,
@@ -81,8 +81,6 @@ HEALTHCHECK, ONBUILD and MAINTAINER are taken literally.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.expand import ExpansionError, Lexer, expand_word, expand_words
 from builder.dockerfile.instructions import (
@@ -106,11 +104,12 @@ __all__ = [
 ]
 
 
-def load(path: str | Path, text: str | None = None, build_args=None, target: str | None = None) -> Plan:
+def load(path, text: str | None = None, build_args=None, target: str | None = None) -> Plan:
     """Parse and plan the Dockerfile at ``path`` (or ``text``, reported as ``path``)."""
     if text is None:
         try:
-            text = Path(path).read_bytes().decode("utf-8", errors="replace")
+            with open(path, "rb") as fh:
+                text = fh.read().decode("utf-8", errors="replace")
         except OSError as err:
             raise DockerfileError(f"cannot read Dockerfile: {err.strerror}", str(path)) from None
     return plan(text, build_args, target, str(path))

@@ -1,6 +1,6 @@
 """Typed Dockerfile instructions, built from parser :class:`~builder.dockerfile.parser.Node`s.
 
-Every instruction is a frozen dataclass carrying ``path``, ``line`` (1-based
+Every instruction is an immutable record carrying ``path``, ``line`` (1-based
 start), ``end_line`` and ``original`` (the logical line). Instructions that
 docker expands have ``expand(env)`` returning an expanded copy; the rest return
 themselves. Validation and messages follow docker's ``instructions/parse.go``.
@@ -8,10 +8,9 @@ themselves. Validation and messages follow docker's ``instructions/parse.go``.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from builder.dockerfile.record import Record
 
 from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.expand import ExpansionError, Lexer
@@ -29,8 +28,7 @@ DEFAULT_SHELL = ("/bin/sh", "-c")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
 
 
-@dataclass(frozen=True)
-class Instruction:
+class Instruction(Record):
     """Common fields; ``name`` is the upper-case instruction word."""
 
     name: str
@@ -38,7 +36,7 @@ class Instruction:
     line: int
     end_line: int
     original: str
-    escape: str = field(default="\\", repr=False)
+    escape: str = "\\"
 
     def error(self, message: str) -> DockerfileError:
         """A :class:`DockerfileError` located at this instruction."""
@@ -66,7 +64,6 @@ def _shell_argv(command: Sequence[str], shell_form: bool, shell: Sequence[str]) 
     return [*shell, *command] if shell_form else list(command)
 
 
-@dataclass(frozen=True)
 class From(Instruction):
     """``FROM [--platform=P] IMAGE [AS NAME]``; ``stage_name`` is lower-cased.
 
@@ -79,7 +76,6 @@ class From(Instruction):
     platform: str | None = None
 
 
-@dataclass(frozen=True)
 class _CommandLine(Instruction):
     """Shell form (``shell_form``: run through the SHELL) or exec form (JSON)."""
 
@@ -91,7 +87,6 @@ class _CommandLine(Instruction):
         return _shell_argv(self.command, self.shell_form, shell)
 
 
-@dataclass(frozen=True)
 class Run(_CommandLine):
     """``RUN``; not expanded by the builder (the shell does it), except ``--mount`` values.
 
@@ -108,7 +103,7 @@ class Run(_CommandLine):
 
     def expand(self, env: Mapping[str, str]) -> Run:
         mounts = tuple(self._mount(spec, lambda w: self._word(w, env)) for spec in self.mount_specs)
-        return dataclasses.replace(self, mounts=mounts)
+        return self.replace(mounts=mounts)
 
     def _mount(self, spec: str, expand) -> Mount:
         try:
@@ -138,36 +133,30 @@ class Run(_CommandLine):
         return [*shell, full], {}
 
 
-@dataclass(frozen=True)
 class Cmd(_CommandLine):
     """``CMD``; Cmd in the config is :meth:`argv` with the stage's SHELL."""
 
 
-@dataclass(frozen=True)
 class Entrypoint(_CommandLine):
     """``ENTRYPOINT``; ``ENTRYPOINT []`` (empty exec form) clears it."""
 
 
-@dataclass(frozen=True)
 class _Pairs(Instruction):
     pairs: tuple[tuple[str, str], ...] = ()
 
     def expand(self, env: Mapping[str, str]):
         pairs = tuple((self._word(k, env), self._word(v, env)) for k, v in self.pairs)
-        return dataclasses.replace(self, pairs=pairs)
+        return self.replace(pairs=pairs)
 
 
-@dataclass(frozen=True)
 class Env(_Pairs):
     """``ENV K=V ...`` or ``ENV K V``; expanded against the env before the instruction."""
 
 
-@dataclass(frozen=True)
 class Label(_Pairs):
     """``LABEL K=V ...``; keys and values expanded, quotes removed."""
 
 
-@dataclass(frozen=True)
 class Arg(Instruction):
     """``ARG NAME[=default] ...``; ``args`` holds (name, default or None)."""
 
@@ -176,10 +165,9 @@ class Arg(Instruction):
     def expand(self, env: Mapping[str, str]) -> Arg:
         args = tuple((self._word(k, env), None if v is None else self._word(v, env))
                      for k, v in self.args)
-        return dataclasses.replace(self, args=args)
+        return self.replace(args=args)
 
 
-@dataclass(frozen=True)
 class Expose(Instruction):
     """``EXPOSE 80 443/udp``; each word expanded then split again."""
 
@@ -187,7 +175,7 @@ class Expose(Instruction):
 
     def expand(self, env: Mapping[str, str]) -> Expose:
         ports = tuple(p for word in self.ports for p in self._words(word, env))
-        return dataclasses.replace(self, ports=ports)
+        return self.replace(ports=ports)
 
     def exposed_ports(self) -> list[str]:
         """Config ``ExposedPorts`` keys: ``80`` -> ``80/tcp``, ranges unrolled, proto lower-cased."""
@@ -209,7 +197,6 @@ class Expose(Instruction):
         return out
 
 
-@dataclass(frozen=True)
 class Volume(Instruction):
     """``VOLUME /a /b`` or ``VOLUME ["/a"]``."""
 
@@ -220,41 +207,35 @@ class Volume(Instruction):
         for p in paths:
             if not p.strip():
                 raise self.error("VOLUME specified can not be an empty string")
-        return dataclasses.replace(self, paths=paths)
+        return self.replace(paths=paths)
 
 
-@dataclass(frozen=True)
 class _Single(Instruction):
     value: str = ""
 
     def expand(self, env: Mapping[str, str]):
-        return dataclasses.replace(self, value=self._word(self.value, env))
+        return self.replace(value=self._word(self.value, env))
 
 
-@dataclass(frozen=True)
 class User(_Single):
     """``USER name[:group]`` (``value``)."""
 
 
-@dataclass(frozen=True)
 class Workdir(_Single):
     """``WORKDIR path`` (``value``); relative paths join the previous WORKDIR."""
 
 
-@dataclass(frozen=True)
 class StopSignal(_Single):
     """``STOPSIGNAL SIGTERM`` (``value``)."""
 
 
-@dataclass(frozen=True)
 class Maintainer(Instruction):
     """``MAINTAINER text``: sets the image Author (deprecated; not expanded)."""
 
     author: str = ""
 
 
-@dataclass(frozen=True)
-class SourceContent:
+class SourceContent(Record):
     """A COPY/ADD source given inline as a heredoc: file ``path`` with ``data``."""
 
     path: str
@@ -262,7 +243,6 @@ class SourceContent:
     expand: bool
 
 
-@dataclass(frozen=True)
 class _CopyBase(Instruction):
     """Sources (context paths, stage paths or URLs), inline ``contents`` and ``dest``.
 
@@ -283,18 +263,17 @@ class _CopyBase(Instruction):
         raw = Lexer(self.escape, skip_quotes=True)
         try:
             contents = tuple(
-                dataclasses.replace(c, data=raw.process_word(c.data, env)) if c.expand else c
+                c.replace(data=raw.process_word(c.data, env)) if c.expand else c
                 for c in self.contents)
         except ExpansionError as err:
             raise self.error(str(err)) from None
-        return dataclasses.replace(
-            self, sources=tuple(self._word(s, env) for s in self.sources),
+        return self.replace(
+            sources=tuple(self._word(s, env) for s in self.sources),
             dest=self._word(self.dest, env), chown=self._word(self.chown, env),
             chmod=self._word(self.chmod, env), contents=contents,
             exclude=tuple(self._word(e, env) for e in self.exclude))
 
 
-@dataclass(frozen=True)
 class Copy(_CopyBase):
     """``COPY [--from=STAGE|IMAGE] [--chown] [--chmod] [--link] [--parents] [--exclude] SRC... DEST``.
 
@@ -306,7 +285,6 @@ class Copy(_CopyBase):
     parents: bool = False
 
 
-@dataclass(frozen=True)
 class Add(_CopyBase):
     """``ADD [--chown] [--chmod] [--link] [--checksum=sha256:...] [--keep-git-dir] SRC... DEST``."""
 
@@ -315,10 +293,9 @@ class Add(_CopyBase):
 
     def expand(self, env: Mapping[str, str]) -> Add:
         expanded = super().expand(env)
-        return dataclasses.replace(expanded, checksum=self._word(self.checksum, env))
+        return expanded.replace(checksum=self._word(self.checksum, env))
 
 
-@dataclass(frozen=True)
 class Onbuild(Instruction):
     """``ONBUILD <instruction>``: ``expression`` is stored in the config's OnBuild.
 
@@ -330,7 +307,6 @@ class Onbuild(Instruction):
     trigger: str = ""
 
 
-@dataclass(frozen=True)
 class Healthcheck(Instruction):
     """``HEALTHCHECK [options] CMD ...`` or ``HEALTHCHECK NONE``.
 
@@ -356,7 +332,6 @@ class Healthcheck(Instruction):
         return out
 
 
-@dataclass(frozen=True)
 class Shell(Instruction):
     """``SHELL ["executable", "param"]`` (JSON only)."""
 

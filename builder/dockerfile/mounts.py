@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import posixpath
 from collections.abc import Callable
-from dataclasses import dataclass
+from builder.dockerfile.record import Record
 
 __all__ = ["Mount", "MountError", "parse_mount"]
 
@@ -19,8 +18,7 @@ class MountError(ValueError):
     """A ``--mount`` value docker would reject."""
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(Record):
     """One ``RUN --mount``.
 
     ``target`` is where it appears in the container. ``bind``: ``source`` (a
@@ -79,6 +77,8 @@ def _ram_bytes(value: str) -> int:
 
 def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
     """Parse one ``--mount`` value; ``expand`` substitutes variables in values."""
+    import csv  # only Dockerfiles with RUN --mount pay for it
+
     fields = next(csv.reader([spec]), [])
     values: dict[str, object] = {}
     mtype = "bind"

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from builder.dockerfile.record import Record
 
 from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.expand import ExpansionError, Lexer
@@ -40,8 +40,7 @@ _LEADING_TABS = re.compile(r"^\t+", re.M)
 _HEREDOC_COMMANDS = frozenset(("run", "copy", "add"))
 
 
-@dataclass(frozen=True)
-class Heredoc:
+class Heredoc(Record):
     """A here-document: ``content`` is the body as written (newlines kept)."""
 
     name: str
@@ -56,8 +55,7 @@ class Heredoc:
         return _LEADING_TABS.sub("", self.content) if self.chomp else self.content
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(Record):
     """One instruction as the parser sees it, before typing.
 
     ``cmd`` is the lower-cased instruction word, ``args`` what its line parser
@@ -84,15 +82,14 @@ class Node:
         return self.cmd.upper()
 
 
-@dataclass(frozen=True)
-class Document:
+class Document(Record):
     """A parsed Dockerfile: its nodes, the escape character and directives."""
 
     path: str
     nodes: tuple[Node, ...]
     escape: str = "\\"
     syntax: str | None = None
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
 
 def _continuation_regex(escape: str) -> re.Pattern:
@@ -204,7 +201,7 @@ def parse(text: str, path: str = "Dockerfile") -> Document:
                         break
                     body_lines.append(raw)
                 heredocs.append(Heredoc(doc.name, "".join(body_lines), doc.expand, doc.chomp, doc.fd))
-        nodes.append(_with(node, end=i, heredocs=tuple(heredocs)))
+        nodes.append(node.replace(end=i, heredocs=tuple(heredocs)))
     if not nodes:
         raise DockerfileError("file with no instructions", path, max(len(lines), 1))
     return Document(path, tuple(nodes), d.escape, d.syntax, tuple(warnings))
@@ -213,12 +210,6 @@ def parse(text: str, path: str = "Dockerfile") -> Document:
 def parse_line(line: str, path: str = "Dockerfile", lineno: int = 0, escape: str = "\\") -> Node:
     """One logical line (no heredoc bodies) as a :class:`Node`; used for ONBUILD triggers."""
     return _node_from_line(line, escape, path, lineno)
-
-
-def _with(node: Node, **changes) -> Node:
-    fields = dict(node.__dict__)
-    fields.update(changes)
-    return Node(**fields)
 
 
 def _can_contain_heredoc(node: Node) -> bool:

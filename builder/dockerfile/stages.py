@@ -19,7 +19,7 @@ pruning):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from builder.dockerfile.record import Record
 
 from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.expand import ExpansionError, Lexer
@@ -102,8 +102,7 @@ class BuildArgs:
         return f"[Warning] One or more build-args [{' '.join(names)}] were not consumed"
 
 
-@dataclass(frozen=True)
-class Stage:
+class Stage(Record):
     """One ``FROM`` section.
 
     ``base`` is the expanded base name; ``base_stage`` the index of the earlier
@@ -132,8 +131,7 @@ class Stage:
         return self.name or str(self.index)
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Record):
     """What to build: stages, the target and the order the needed stages can run in."""
 
     path: str
