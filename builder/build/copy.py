@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -194,8 +193,10 @@ def _write_file(path: str, data: bytes, mode: int, owner: tuple[int, int]) -> No
 _MAGIC = ((b"\x1f\x8b", "gz"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zst"))
 
 
-def _open_archive(path: str) -> tarfile.TarFile | None:
+def _open_archive(path: str):
     """A tar reader for ``path`` if it is a (possibly compressed) tar archive, else None."""
+    import tarfile  # noqa: PLC0415 (only ADD needs it)
+
     with open(path, "rb") as fh:
         head = fh.read(6)
     kind = next((k for magic, k in _MAGIC if head.startswith(magic)), None)
@@ -213,6 +214,8 @@ def _open_archive(path: str) -> tarfile.TarFile | None:
 
 def _try_extract(src: str, rootfs: str, dest: str) -> bool:
     """Extract ``src`` under container dir ``dest`` if it is an archive; False if not."""
+    import tarfile  # noqa: PLC0415
+
     tar = _open_archive(src)
     if tar is None:
         return False
@@ -228,13 +231,13 @@ def _try_extract(src: str, rootfs: str, dest: str) -> bool:
     return True
 
 
-def _chain(first: tarfile.TarInfo, tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+def _chain(first, tar) -> Iterator:
     yield first
     while (member := tar.next()) is not None:
         yield member
 
 
-def extract_members(members, tar: tarfile.TarFile, rootfs: str, dest: str) -> None:
+def extract_members(members, tar, rootfs: str, dest: str) -> None:
     """Write tar ``members`` under container dir ``dest``; nothing escapes ``rootfs``."""
     for m in members:
         name = os.path.normpath("/" + m.name).lstrip("/")

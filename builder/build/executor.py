@@ -17,7 +17,6 @@ import shutil
 import signal
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,8 +154,10 @@ class Executor:
         if len(wave) == 1:
             self.results[wave[0]] = self._build_stage(self.plan.stages[wave[0]])
             return
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait  # noqa: PLC0415
+
         with ThreadPoolExecutor(len(wave), thread_name_prefix="stage") as pool:
-            futures: dict[Future, int] = {pool.submit(self._build_stage, self.plan.stages[i]): i for i in wave}
+            futures = {pool.submit(self._build_stage, self.plan.stages[i]): i for i in wave}
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
             if failed:

@@ -70,15 +70,17 @@ class RunStep:
                            state_dir=state_dir, env=self.env, cwd=self.cwd, user=self.user,
                            network=self.network, mounts=mounts, stdin=None, stdout=write_fd,
                            stderr=write_fd, hostname="buildkitsandbox")
-        reader = threading.Thread(target=_pump, args=(read_fd, step), daemon=True)
-        reader.start()
+        # The reader starts after the sandbox: with no other thread running, the
+        # runner forks directly instead of spawning a helper interpreter.
         try:
             proc = sandbox.start(spec)
         except BaseException:
             os.close(write_fd)
-            reader.join()
+            os.close(read_fd)
             raise
         os.close(write_fd)
+        reader = threading.Thread(target=_pump, args=(read_fd, step), daemon=True)
+        reader.start()
         try:
             code = proc.wait()
         except BaseException:
