@@ -15,15 +15,16 @@ from conftest import PYBUILD
 def test_import_is_deterministic_with_source_date_epoch(pybuild, busybox_rootfs, busybox_tar):
     env = {"SOURCE_DATE_EPOCH": "0"}
     for compression in ("gzip", "zstd"):
-        ids = set()
-        digests = set()
-        for n, source in enumerate([busybox_rootfs, busybox_tar, busybox_rootfs]):
+        infos = []
+        for n, source in enumerate([busybox_rootfs, busybox_rootfs, busybox_tar, busybox_tar]):
             pybuild("import", "--compression", compression, str(source), f"det-{compression}:{n}", env=env)
-            info = json.loads(pybuild("inspect", f"det-{compression}:{n}").stdout)[0]
-            ids.add(info["Id"])
-            digests.add(info["Descriptor"]["digest"])
-        assert len(ids) == 1 and len(digests) == 1, compression
-        assert info["Created"] == "1970-01-01T00:00:00Z"
+            infos.append(json.loads(pybuild("inspect", f"det-{compression}:{n}").stdout)[0])
+        for first, second in (infos[0:2], infos[2:4]):
+            assert first["Id"] == second["Id"] and first["Descriptor"] == second["Descriptor"], compression
+        layers = {info["RootFS"]["Layers"][0] for info in infos}
+        assert len(layers) == 1, "a tarball and its directory give the same layer"
+        assert infos[0]["Created"] == "1970-01-01T00:00:00Z"
+    assert infos[0]["Config"] == {}
 
 
 def test_images_tag_rmi_history(pybuild, busybox_image):

@@ -31,7 +31,8 @@ def describe(store, name: str) -> dict[str, Any]:
         "Os": config.get("os", ""),
         "Size": image.size,
         "RootFS": {"Type": config.get("rootfs", {}).get("type", "layers"), "Layers": image.diff_ids},
-        "Descriptor": image.descriptor.to_json(),
+        "Descriptor": {"mediaType": image.descriptor.media_type, "digest": image.descriptor.digest,
+                       "size": image.descriptor.size},
         "Metadata": {"LastTagTime": ""},
     }
 
