@@ -5,8 +5,8 @@ This does what docker's ``frontend/dockerfile/parser`` does, rule for rule:
 - parser directives (``# escape=`` with ``\\`` or a backtick, ``# syntax=``,
   ``# check=``) only at the top, before any other line, each at most once;
 - a UTF-8 BOM on the first line is dropped; ``\\r\\n`` line ends are accepted;
-- a line ending in the escape character (then only blanks) continues on the
-  next one; comment lines and blank lines inside a continuation are skipped
+- a line ending in the escape character (then only blanks; not itself
+  escaped) continues on the next one; comment lines and blank lines inside a continuation are skipped
   (blank ones with docker's warning); a comment is a line whose first
   non-blank character is ``#``;
 - ``RUN``/``COPY``/``ADD`` (also under ``ONBUILD``) in shell form read the
