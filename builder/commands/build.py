@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 
@@ -111,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
                         labels=_pairs(args.label, "--label"), secrets=_secrets(args.secret),
                         compression=args.compression, source_date_epoch=int(epoch) if epoch else None)
     executor = Executor(build_plan, opts, progress)
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     try:
         result = executor.build()
     finally:
@@ -129,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
             progress.message(f"naming to {tag} done")
         print(result.id)
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _empty_dir(root: str) -> str:
