@@ -95,3 +95,34 @@ def test_image_runs_the_same_in_docker(pybuild, root, busybox_image, docker, tmp
     finally:
         subprocess.run(["docker", "rmi", "-f", "pybuild-docker-interop:latest"], capture_output=True)
     assert ours == theirs == b"hello\nbuilt\n"
+
+
+def test_kill_during_run_cleans_up(pybuild, root, busybox_image, tmp_path):
+    import os
+    import signal
+    import time
+
+    from conftest import PYBUILD
+
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN echo started && sleep 31.25\n")
+    proc = subprocess.Popen([PYBUILD, "--root", str(root), "build", "--progress", "plain", str(ctx)],
+                            stderr=subprocess.PIPE, env={**os.environ, "PYBUILD_ROOT": str(root)})
+    for line in proc.stderr:
+        if b"started" in line and b"RUN" not in line:
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) != 0
+    time.sleep(0.5)
+    assert str(root) not in open("/proc/self/mountinfo").read()
+    leftovers = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).startswith("sleep\x0031.25")]
+    assert leftovers == []
+    pybuild("fsck")
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as fh:
+            return fh.read()
+    except OSError:
+        return ""
