@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     args.root = top.root or default_root()
     args.debug = top.debug
     if args.debug:
+        import logging
+
         os.environ["PYBUILD_DEBUG"] = "1"
+        logging.basicConfig(level=logging.DEBUG, format="pybuild: %(name)s: %(message)s")
     return _run(module, args)
 
 
@@ -102,6 +105,12 @@ def _run(module, args: argparse.Namespace) -> int:
             raise
         print(f"pybuild: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:
+        if args.debug:
+            raise
+        where = f": {err.filename}" if err.filename else ""
+        print(f"pybuild: error: {err.strerror or err}{where} (run with --debug for details)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("pybuild: interrupted", file=sys.stderr)
         return 130
