@@ -224,6 +224,12 @@ class User(_Single):
 class Workdir(_Single):
     """``WORKDIR path`` (``value``); relative paths join the previous WORKDIR."""
 
+    def expand(self, env: Mapping[str, str]) -> Workdir:
+        expanded = super().expand(env)
+        if not expanded.value:
+            raise self.error("cannot normalize nothing")
+        return expanded
+
 
 class StopSignal(_Single):
     """``STOPSIGNAL SIGTERM`` (``value``)."""
@@ -582,7 +588,7 @@ def _interval(flags: Mapping[str, object], name: str) -> int:
     if not value:
         return 0
     ns = parse_duration(value)
-    if ns and ns < 1_000_000:
+    if ns < 1_000_000:
         raise _Invalid(f'Interval "{name}" cannot be less than 1ms')
     return ns
 

@@ -286,6 +286,8 @@ def plan(source: str | Document, build_args: Mapping[str, str | None] | None = N
             sections[-1][1].append(inst)
     stages: list[Stage] = []
     for index, (frm, body) in enumerate(sections):
+        if frm.stage_name and any(s.name == frm.stage_name for s in stages):
+            raise frm.error(f"{frm.stage_name} stage name already used")
         stages.append(_stage(index, frm, body, stages, args, doc.path))
     target_index = _target(stages, target, doc.path)
     for stage in stages[:target_index + 1]:
