@@ -19,6 +19,7 @@ class Record:
     """Base for immutable records; see the module docstring."""
 
     _fields: tuple[str, ...] = ()
+    _defaults: tuple[tuple[str, object], ...] = ()
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -27,33 +28,37 @@ class Record:
             if not name.startswith("_") and name not in fields:
                 fields.append(name)
         cls._fields = tuple(fields)
+        cls._defaults = tuple((name, getattr(cls, name, _MISSING)) for name in fields)
 
     def __init__(self, *args, **kwargs) -> None:
-        if len(args) > len(self._fields):
-            raise TypeError(f"{type(self).__name__} takes at most {len(self._fields)} positional arguments")
-        values = dict(zip(self._fields, args))
-        for key, value in kwargs.items():
-            if key not in self._fields:
-                raise TypeError(f"{type(self).__name__} has no field {key!r}")
-            if key in values:
-                raise TypeError(f"{type(self).__name__} got {key!r} twice")
-            values[key] = value
-        for name in self._fields:
-            value = values.get(name, _MISSING)
+        if args:
+            if len(args) > len(self._fields):
+                raise TypeError(f"{type(self).__name__} takes at most {len(self._fields)} positional arguments")
+            for name, value in zip(self._fields, args):
+                if name in kwargs:
+                    raise TypeError(f"{type(self).__name__} got {name!r} twice")
+                kwargs[name] = value
+        values = self.__dict__
+        for name, default in self._defaults:
+            value = kwargs.pop(name, default)
             if value is _MISSING:
-                value = getattr(type(self), name, _MISSING)
-                if value is _MISSING:
-                    raise TypeError(f"{type(self).__name__} needs {name!r}")
-            object.__setattr__(self, name, value)
+                raise TypeError(f"{type(self).__name__} needs {name!r}")
+            values[name] = value
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} has no field {next(iter(kwargs))!r}")
 
     def _values(self) -> tuple:
-        return tuple(getattr(self, name) for name in self._fields)
+        return tuple(self.__dict__[name] for name in self._fields)
 
     def replace(self, **changes):
         """A copy with ``changes`` applied."""
-        values = dict(zip(self._fields, self._values()))
-        values.update(changes)
-        return type(self)(**values)
+        for name in changes:
+            if name not in self.__dict__:
+                raise TypeError(f"{type(self).__name__} has no field {name!r}")
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
 
     def __setattr__(self, name: str, value) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -63,11 +68,11 @@ class Record:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self.__dict__ == other.__dict__
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._values()))
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        inner = ", ".join(f"{name}={self.__dict__[name]!r}" for name in self._fields)
         return f"{type(self).__name__}({inner})"
