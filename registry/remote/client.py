@@ -239,11 +239,16 @@ class BlobReader:
             except httpx.TransportError as exc:
                 self._resume(exc)
                 continue
+            if size is None or size < 0 or len(chunk) <= size:
+                return self._count(chunk)
             self._pending = memoryview(chunk)
         take = len(self._pending) if size is None or size < 0 else min(size, len(self._pending))
         out = bytes(self._pending[:take])
         self._pending = self._pending[take:]
-        self.offset += take
+        return self._count(out)
+
+    def _count(self, out: bytes) -> bytes:
+        self.offset += len(out)
         if self.offset > self.desc.size:
             raise DigestMismatch(f"blob {self.desc.digest} from {self.client.name} is longer than {self.desc.size} bytes")
         return out

@@ -11,8 +11,10 @@ from ..image import ImageManifest
 from ..reference import Reference
 from ..store import select_platform
 from .client import RegistryClient, RemoteManifest
+from .readahead import ReadAhead
 
 _READ = 1 << 20
+_READ_AHEAD_FROM = 4 << 20
 
 
 class RemoteSource:
@@ -43,7 +45,10 @@ class RemoteSource:
         return self.top.digest
 
     def open_blob(self, desc: oci.Descriptor) -> BinaryIO:
-        return self.client.open_blob(desc)  # type: ignore[return-value]
+        stream = self.client.open_blob(desc)
+        if desc.size <= _READ_AHEAD_FROM:
+            return stream  # type: ignore[return-value]
+        return ReadAhead(stream)  # type: ignore[return-value,arg-type]
 
 
 class RemoteSink:
