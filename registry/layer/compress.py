@@ -26,8 +26,8 @@ GZIP_DEFAULT_LEVEL = 1
 ZSTD_DEFAULT_LEVEL = 3
 ZSTD_THREADS = 2  # fixed: zstd's multi-threaded output depends on the parameters, not on timing
 PART = 256 * 1024  # a segment is judged compressible or not in parts of this size
-PROBE = 4096  # bytes of each part deflated to judge it
-STORE_RATIO = 0.9  # a probe that shrinks less than this is stored, not deflated
+PROBE, PROBES = 2048, 4  # a part is judged by deflating this many bytes at this many evenly spread places
+STORE_RATIO = 0.9  # a part whose every probe shrinks less than this is stored, not deflated
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, OS unknown
 _FINAL_EMPTY_STORED = b"\x01\x00\x00\xff\xff"
 _STORED_MAX = 0xFFFF
@@ -79,8 +79,12 @@ class GzipCodec:
         self._size += len(data)
 
     def _compressible(self, part: memoryview) -> bool:
-        probe = part[:PROBE]
-        return len(isal_zlib.compress(probe, 0, -15)) < STORE_RATIO * len(probe)
+        step = max(len(part) // PROBES, 1)
+        for start in range(0, len(part), step):
+            probe = part[start:start + PROBE]
+            if len(isal_zlib.compress(probe, 0, -15)) < STORE_RATIO * len(probe):
+                return True
+        return False
 
     def segment(self, data: bytes) -> bytes:
         view = memoryview(data)
