@@ -18,6 +18,8 @@ import time
 
 from registry.errors import PybuildError
 
+from .errors import RunError
+
 from . import cgroups
 
 TYPE_CHECKING = False  # typing itself is not imported on the run path
@@ -142,7 +144,7 @@ def create(root: str, cid: str, config: dict[str, Any]) -> Container:
         taken = {c.name for c in _load_all(root)}
         name = config.get("name")
         if name and name in taken:
-            raise PybuildError(f'the container name "{name}" is already in use; remove that container or choose another name')
+            raise RunError(f'the container name "{name}" is already in use; remove that container or choose another name')
         while not name or name in taken:
             a, b, n = os.urandom(3)
             name = f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_NOUNS[b % len(_NOUNS)]}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from registry.errors import PybuildError
+from .errors import RunError
 
 from . import cgroups, containers, imageconfig, images, security
 from .lifecycle import parse_tmpfs, parse_volume
@@ -40,29 +40,29 @@ def _limits(opts: RunOptions) -> dict:
     if opts.memory_swap:
         swap = -1 if opts.memory_swap.strip() == "-1" else imageconfig.parse_size(opts.memory_swap, "memory-swap")
         if memory is None:
-            raise PybuildError("--memory-swap needs -m/--memory as well")
+            raise RunError("--memory-swap needs -m/--memory as well")
         if swap != -1 and swap < memory:
-            raise PybuildError("--memory-swap must be at least --memory (or -1 for unlimited swap)")
+            raise RunError("--memory-swap must be at least --memory (or -1 for unlimited swap)")
     if memory is not None and memory < 6 << 20:
-        raise PybuildError("minimum memory limit allowed is 6MB")
+        raise RunError("minimum memory limit allowed is 6MB")
     if opts.cpus is not None and opts.cpus <= 0:
-        raise PybuildError("--cpus must be a positive number such as 0.5")
+        raise RunError("--cpus must be a positive number such as 0.5")
     return {"memory": memory, "memory_swap": swap, "cpus": opts.cpus, "pids": opts.pids_limit}
 
 
 def create_container(root: str, opts: RunOptions) -> containers.Container:
     """Resolve the image and make the container record (not started)."""
     if opts.network not in ("host", "none"):
-        raise PybuildError(f"network {opts.network!r} is not supported: use host or none")
+        raise RunError(f"network {opts.network!r} is not supported: use host or none")
     try:
         security.capability_set(opts.cap_add, opts.cap_drop)
     except security.SecurityError as err:
-        raise PybuildError(str(err)) from None
+        raise RunError(str(err)) from None
     limits = _limits(opts)
     image_id, cfg, lowerdirs = images.resolve(root, opts.image)
     argv = imageconfig.command_line(cfg, opts.args, opts.entrypoint)
     if not argv:
-        raise PybuildError("no command specified: the image has no Cmd or Entrypoint; give one after the image name")
+        raise RunError("no command specified: the image has no Cmd or Entrypoint; give one after the image name")
     env_items = [item for f in opts.env_files for item in imageconfig.read_env_file(f)] + list(opts.env)
     cid = containers.new_id()
     hostname = opts.hostname or (os.uname().nodename if opts.network == "host" else cid[:12])

@@ -5,7 +5,7 @@ Pure functions, no I/O: entrypoint/cmd combination, environment merge, sizes.
 
 from __future__ import annotations
 
-from registry.errors import PybuildError
+from .errors import RunError
 
 from .spec import DEFAULT_PATH
 
@@ -34,7 +34,7 @@ def merge_env(image_env: list[str], overrides: list[str], host_env: dict[str, st
     for item in overrides:
         key, sep, value = item.partition("=")
         if not key:
-            raise PybuildError(f"invalid environment variable: {item!r}")
+            raise RunError(f"invalid environment variable: {item!r}")
         if sep:
             merged[key] = value
         elif key in host_env:
@@ -51,7 +51,7 @@ def read_env_file(path: str) -> list[str]:
         with open(path, encoding="utf-8") as fh:
             lines = fh.read().splitlines()
     except OSError as err:
-        raise PybuildError(f"cannot read env file {path}: {err.strerror}") from None
+        raise RunError(f"cannot read env file {path}: {err.strerror}") from None
     return [line.lstrip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -69,7 +69,7 @@ def parse_size(text: str, what: str = "size") -> int:
     except ValueError:
         amount = -1.0
     if amount < 0 or not number.strip().replace(".", "", 1).isdigit():
-        raise PybuildError(f"invalid {what} {text!r}: use a number with an optional unit b, k, m or g (e.g. 64m)")
+        raise RunError(f"invalid {what} {text!r}: use a number with an optional unit b, k, m or g (e.g. 64m)")
     return int(amount * _UNITS[unit])
 
 
@@ -91,4 +91,4 @@ def parse_signal(text: str) -> int:
     offset = name.removeprefix("RTMIN+")
     if offset != name and offset.isdigit() and int(offset) <= 30:
         return 34 + int(offset)
-    raise PybuildError(f"invalid signal: {text}")
+    raise RunError(f"invalid signal: {text}")

@@ -15,6 +15,8 @@ import time
 
 from registry.errors import PybuildError
 
+from .errors import RunError
+
 from . import cgroups, containers, sandbox, stdio
 from .containers import Container, now
 from .spec import Mount, SandboxSpec
@@ -26,19 +28,43 @@ if TYPE_CHECKING:
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
+class _Forwarder:
+    """Forwards INT, TERM, HUP, QUIT, USR1, USR2 to the container; installed before it
+    starts, so a signal that arrives meanwhile is held and delivered once it runs."""
+
+    def __init__(self) -> None:
+        self.proc: sandbox.Process | None = None
+        self.pending: list[int] = []
+        for sig in _FORWARDED:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, sig: int, _frame: object) -> None:
+        if self.proc is None:
+            self.pending.append(sig)
+        else:
+            self.proc.signal(sig)
+
+    def attach(self, proc: sandbox.Process) -> None:
+        """Start forwarding to ``proc`` (and deliver what was held)."""
+        self.proc = proc
+        for sig in self.pending:
+            proc.signal(sig)
+        self.pending.clear()
+
+
 def parse_volume(text: str) -> Mount:
     """``-v HOST:CTR[:ro|rw]`` (absolute host paths; a missing host dir is created)."""
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise PybuildError(f"invalid volume {text!r}: use -v /host/path:/container/path[:ro]")
+        raise RunError(f"invalid volume {text!r}: use -v /host/path:/container/path[:ro]")
     host, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else "rw"
     if not host.startswith("/"):
-        raise PybuildError(f"invalid volume {text!r}: named volumes are not supported; give an absolute host path")
+        raise RunError(f"invalid volume {text!r}: named volumes are not supported; give an absolute host path")
     if not target.startswith("/"):
-        raise PybuildError(f"invalid volume {text!r}: the container path must be absolute")
+        raise RunError(f"invalid volume {text!r}: the container path must be absolute")
     if mode not in ("ro", "rw"):
-        raise PybuildError(f"invalid volume mode {mode!r} in {text!r}: use ro or rw")
+        raise RunError(f"invalid volume mode {mode!r} in {text!r}: use ro or rw")
     os.makedirs(host, exist_ok=True) if not os.path.exists(host) else None
     return Mount(target=target, type="bind", source=os.path.realpath(host), readonly=mode == "ro")
 
@@ -47,7 +73,7 @@ def parse_tmpfs(text: str) -> Mount:
     """``--tmpfs PATH[:OPTIONS]``."""
     target, _, options = text.partition(":")
     if not target.startswith("/"):
-        raise PybuildError(f"invalid tmpfs {text!r}: the container path must be absolute")
+        raise RunError(f"invalid tmpfs {text!r}: the container path must be absolute")
     return Mount(target=target, type="tmpfs", options=options or "mode=1777")
 
 
@@ -72,7 +98,7 @@ def _make_cgroup(container: Container) -> cgroups.Cgroup:
         return cgroups.create(container.id, memory=limits.get("memory"), memory_swap=limits.get("memory_swap"),
                               cpus=limits.get("cpus"), pids=limits.get("pids"), version=container.config["cgroup_version"])
     except cgroups.CgroupError as err:
-        raise PybuildError(str(err)) from None
+        raise RunError(str(err)) from None
 
 
 def _finish(container: Container, proc: sandbox.Process | None, code: int, cg: cgroups.Cgroup) -> tuple[int, bool]:
@@ -104,6 +130,7 @@ def oom_message(container: Container) -> str:
 def run_foreground(container: Container, interactive: bool) -> int:
     """Run attached to this terminal; signals are forwarded; returns the exit code."""
     _own(container)
+    forwarder = _Forwarder()
     cg = _make_cgroup(container)
     proc = None
     code = 125
@@ -111,9 +138,7 @@ def run_foreground(container: Container, interactive: bool) -> int:
     master = None
     try:
         if container.config["tty"]:
-            master, slave = os.openpty()
-            stdio.follow_winsize(0, master)
-            spec = spec_for(container, slave, slave, slave)
+            spec = spec_for(container, None, 1, 2)
         elif container.config.get("rm"):
             spec = spec_for(container, 0 if interactive else None, 1, 2)
         else:
@@ -121,11 +146,11 @@ def run_foreground(container: Container, interactive: bool) -> int:
             err_r, err_w = os.pipe()
             spec = spec_for(container, 0 if interactive else None, out_w, err_w)
         proc = sandbox.start(spec)
-        for sig in _FORWARDED:
-            signal.signal(sig, lambda s, _f: proc.signal(s))
+        forwarder.attach(proc)
         _started(container, proc)
+        master = proc.console
         if master is not None:
-            os.close(slave)
+            stdio.follow_winsize(0, master)
             log = None if container.config.get("rm") else stdio.LogWriter(container.path(stdio.LOG_FILE))
             with stdio.RawTerminal(0):
                 stdio.relay({master: ("stdout", 1)}, log, (0, master) if interactive else None)
@@ -179,10 +204,8 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
     try:
         cg = _make_cgroup(container)
         if container.config["tty"]:
-            master, slave = os.openpty()
-            spec = spec_for(container, slave, slave, slave)
-            pipes = [slave]
-            sources = {master: ("stdout", None)}
+            spec = spec_for(container, None, null, null)
+            pipes = []
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
@@ -191,6 +214,8 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
             pipes = [out_w, err_w] + ([in_r] if interactive else [])
             sources = {out_r: ("stdout", None), err_r: ("stderr", None)}
         proc = sandbox.start(spec)
+        if proc.console is not None:
+            sources = {proc.console: ("stdout", None)}
     except PybuildError as err:
         os.write(report, f"{getattr(err, 'exit_code', 125)} {err}".encode())
         if cg is not None:
@@ -252,24 +277,19 @@ def exec_in(container: Container, argv: list[str], env: list[str], user: str | N
     cfg: dict[str, Any] = container.config
     merged = dict(item.partition("=")[::2] for item in cfg["env"])
     merged.update(item.partition("=")[::2] for item in env)
-    master = None
-    if tty:
-        master, slave = os.openpty()
-        stdio.follow_winsize(0, master)
-        fds = (slave, slave, slave)
-    else:
-        fds = (0 if interactive else None, 1, 2)
+    fds = (0 if interactive and not tty else None, 1, 2)
     spec = SandboxSpec(
         argv=argv, lowerdirs=[], upperdir="", workdir="", state_dir="", env=[f"{k}={v}" for k, v in merged.items()],
         cwd=cwd or cfg["cwd"], user=user if user is not None else cfg["user"], cap_add=cfg["cap_add"],
         cap_drop=cfg["cap_drop"], cgroup_procs=container.cgroup().procs_files(),
         stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=tty,
     )
+    forwarder = _Forwarder()
     proc = sandbox.enter(container.state["pid"], spec)
-    for sig in _FORWARDED:
-        signal.signal(sig, lambda s, _f: proc.signal(s))
+    forwarder.attach(proc)
+    master = proc.console
     if master is not None:
-        os.close(slave)
+        stdio.follow_winsize(0, master)
         with stdio.RawTerminal(0):
             stdio.relay({master: ("stdout", 1)}, None, (0, master) if interactive else None)
     return proc.wait()

@@ -35,7 +35,7 @@ def exec_command(spec: SandboxSpec) -> None:
         ident = users.resolve(spec.user)
         caps = security.capability_set(spec.cap_add, spec.cap_drop)
     except (users.UserError, security.SecurityError) as err:
-        raise SetupError(str(err), 126) from None
+        raise SetupError(str(err), 125) from None
     env = _env_dict(spec.env)
     env.setdefault("HOME", ident.home)
     if not os.path.isdir(spec.cwd):

@@ -50,6 +50,7 @@ class Process:
         self.pid = pid
         self.returncode: int | None = None
         self._helper = helper  # the subprocess.Popen of a runner.init helper, if one
+        self.console: int | None = None  # with tty: the pty master, owned by the caller
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the container's pid 1 (ignored once it is gone)."""
@@ -114,7 +115,7 @@ def _container_main(spec: SandboxSpec, report: int) -> None:
         rootfs.harden_proc()
         sc.sethostname(spec.hostname)
         if spec.tty:
-            _set_controlling_tty()
+            _attach_console(report)
         if spec.init:
             _init(spec, report)
         exec_command(spec)
@@ -128,6 +129,7 @@ def _preload(spec: SandboxSpec) -> None:
         security.load_seccomp_module()
     if spec.tty:
         import fcntl  # noqa: F401
+        import socket  # noqa: F401
         import termios  # noqa: F401
 
 
@@ -143,11 +145,30 @@ def _loopback_up() -> None:
         fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
 
 
-def _set_controlling_tty() -> None:
+_TIOCSPTLCK = 0x40045431
+_TIOCGPTPEER = 0x5441
+
+
+def _attach_console(report: int) -> None:
+    """Make a pty in the container's own devpts its stdio and controlling terminal;
+    the master goes to the caller over the report socket (runc's console socket)."""
     import fcntl
+    import socket
     import termios
 
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, _TIOCSPTLCK, b"\0\0\0\0")
+    slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(slave)
+    sock = socket.socket(fileno=report)
+    try:
+        socket.send_fds(sock, [b"T\n"], [master])
+    finally:
+        sock.detach()
+    os.close(master)
 
 
 def _init(spec: SandboxSpec, report: int) -> None:
@@ -227,7 +248,7 @@ def _enter_main(spec: SandboxSpec, report: int) -> None:
         _die_with_parent()
         os.setsid()
         if spec.tty:
-            _set_controlling_tty()
+            _attach_console(report)
         exec_command(spec)
     except BaseException as err:  # noqa: BLE001
         _fail(report, err)
@@ -285,24 +306,46 @@ def _spawn_helper(spec: SandboxSpec, report: int, enter_pid: int | None):
     return proc.pid, proc
 
 
+def _read_reports(spec: SandboxSpec, enter_pid: int | None):
+    """Spawn the shim; return its pid, helper, the report bytes and the console fd (if tty)."""
+    if not spec.tty:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        shim_pid, helper = _spawn(spec, write_end, enter_pid)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as fh:
+            return shim_pid, helper, fh.read(), None
+    import socket
+
+    ours, theirs = socket.socketpair()
+    shim_pid, helper = _spawn(spec, theirs.fileno(), enter_pid)
+    theirs.close()
+    chunks, console = [], None
+    with ours:
+        while True:
+            data, fds, _flags, _addr = socket.recv_fds(ours, 4096, 1)
+            if fds:
+                console = fds[0]
+            if not data:
+                break
+            chunks.append(data)
+    return shim_pid, helper, b"".join(chunks), console
+
+
 def _start(spec: SandboxSpec, enter_pid: int | None) -> Process:
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    shim_pid, helper = _spawn(spec, write_end, enter_pid)
-    os.close(write_end)
-    chunks = []
-    with os.fdopen(read_end, "rb") as fh:
-        for chunk in iter(lambda: fh.read(4096), b""):
-            chunks.append(chunk)
+    shim_pid, helper, reports, console = _read_reports(spec, enter_pid)
     pid = 0
     error = None
-    for line in b"".join(chunks).decode(errors="replace").splitlines():
+    for line in reports.decode(errors="replace").splitlines():
         if line.startswith("P"):
             pid = int(line[1:])
         elif line.startswith("E") and error is None:
             code, _, message = line[1:].partition(" ")
             error = SandboxError(message, int(code))
     proc = Process(shim_pid, pid, helper)
+    proc.console = console
     if error is not None or not pid:
+        if console is not None:
+            os.close(console)
         proc.wait()
         raise error or SandboxError(f"sandbox setup died with status {proc.returncode}")
     return proc

@@ -77,7 +77,9 @@ class SandboxSpec(Record):
       ``cgroup_dirs`` (dict): controller -> cgroup dir, shown read-only inside at
       ``/sys/fs/cgroup/<controller>`` (key ``""``: v2, at ``/sys/fs/cgroup``).
     - ``stdin`` (fd or None for /dev/null), ``stdout``, ``stderr`` (fds of the
-      caller); with ``tty`` they are a pty slave, made the controlling terminal.
+      caller).  With ``tty`` they are ignored: a pty is made in the container's own
+      devpts (its stdio and controlling terminal) and the caller gets the master
+      as ``Process.console``.
     """
 
     _FIELDS = {

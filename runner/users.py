@@ -65,7 +65,8 @@ def resolve(spec: str, passwd: str = "/etc/passwd", group: str = "/etc/group") -
         row = next((g for g in groups if (g[0] == group_part if gid_num is None else _num(g[2]) == gid_num)), None)
         if row is None and gid_num is None:
             raise UserError(f"unable to find group {group_part}: no matching entries in group file")
-        return ExecUser(uid, gid_num if row is None else int(row[2]), [], home)
+        group_id = gid_num if row is None else int(row[2])
+        return ExecUser(uid, group_id, [group_id], home)
     extra = [int(g[2]) for g in groups if name is not None and name in g[3].split(",") and g[2].isdigit()]
     supplementary = [gid] + [g for g in extra if g != gid]
     return ExecUser(uid, gid, supplementary, home)

@@ -1,0 +1,304 @@
+"""``pybuild run`` end to end: docker's entrypoint/cmd rules, env, workdir, user,
+volumes, exit codes, signals, and the container lifecycle (-d, logs, stop, rm, exec, wait)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import PYBUILD
+from runner_helpers import image_variant, needs_root, wait_for
+
+pytestmark = needs_root
+
+
+@pytest.fixture
+def image(busybox_image: str) -> str:
+    return busybox_image
+
+
+def out(proc: subprocess.CompletedProcess) -> str:
+    return proc.stdout.decode()
+
+
+# ---- entrypoint / cmd (moby's merge rules) ---------------------------------------------
+
+CASES = [
+    # image Entrypoint, image Cmd, --entrypoint, args -> expected argv
+    (None, ["echo", "cmd"], None, [], "cmd"),
+    (None, ["echo", "cmd"], None, ["echo", "args"], "args"),
+    (["echo", "ep"], ["cmd"], None, [], "ep cmd"),
+    (["echo", "ep"], ["cmd"], None, ["args"], "ep args"),
+    (["echo", "ep"], ["cmd"], "echo", [], ""),  # --entrypoint drops the image's Cmd
+    (["echo", "ep"], ["cmd"], "echo", ["x"], "x"),
+    (["echo", "ep"], ["echo", "cmd"], "", [], "cmd"),  # --entrypoint "" keeps the Cmd
+    (["echo", "ep"], ["echo", "cmd"], "", ["echo", "y"], "y"),
+]
+
+
+@pytest.mark.parametrize("entrypoint,cmd,override,args,expected", CASES)
+def test_entrypoint_cmd_rules(pybuild, root, image, entrypoint, cmd, override, args, expected):
+    name = image_variant(root, image, "variant:1", Entrypoint=entrypoint, Cmd=cmd)
+    flags = ["--entrypoint", override] if override is not None else []
+    proc = pybuild("run", "--rm", *flags, name, *args)
+    assert out(proc) == expected + "\n"
+
+
+def test_no_command_is_an_error(pybuild, image):
+    proc = pybuild("run", "--rm", image, check=False)
+    assert proc.returncode == 125
+    assert b"no command specified" in proc.stderr
+
+
+# ---- env, workdir, user --------------------------------------------------------------
+
+
+def test_env_from_image_flags_and_file(pybuild, root, image, tmp_path):
+    name = image_variant(root, image, "envy:1", Env=["PATH=/bin:/usr/bin", "FROM_IMAGE=1", "OVER=image"])
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\nFROM_FILE=2\n\nOVER=file\n")
+    proc = pybuild("run", "--rm", "--env-file", str(env_file), "-e", "OVER=flag", "-e", "FROM_HOST",
+                   "-e", "UNSET_ON_HOST", name, "env", env={"FROM_HOST": "h"})
+    env = dict(line.split("=", 1) for line in out(proc).splitlines())
+    assert env["FROM_IMAGE"] == "1" and env["FROM_FILE"] == "2" and env["OVER"] == "flag"
+    assert env["FROM_HOST"] == "h" and "UNSET_ON_HOST" not in env
+    assert env["PATH"] == "/bin:/usr/bin" and env["HOME"] == "/root" and env["HOSTNAME"]
+
+
+def test_default_path_and_hostname(pybuild, image):
+    proc = pybuild("run", "--rm", "--network", "none", "--hostname", "box", image, "sh", "-c", "echo $PATH; hostname; cat /etc/hostname")
+    assert out(proc).splitlines() == ["/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "box", "box"]
+
+
+def test_workdir_from_image_and_flag_created_if_missing(pybuild, root, image):
+    name = image_variant(root, image, "wd:1", WorkingDir="/srv/app")
+    assert out(pybuild("run", "--rm", name, "pwd")) == "/srv/app\n"
+    assert out(pybuild("run", "--rm", "-w", "/tmp/x/y", name, "pwd")) == "/tmp/x/y\n"
+
+
+@pytest.mark.parametrize("user,expected", [
+    ("", "uid=0(root) gid=0(root) groups=0(root)"),
+    ("app", "uid=1000(app) gid=1000(app) groups=1000(app)"),
+    ("1000", "uid=1000(app) gid=1000(app) groups=1000(app)"),
+    ("app:nogroup", "uid=1000(app) gid=65534(nogroup) groups=65534(nogroup)"),
+    ("4242", "uid=4242 gid=0(root) groups=0(root)"),
+    ("4242:4343", "uid=4242 gid=4343 groups=4343"),
+])
+def test_user_resolution(pybuild, image, user, expected):
+    flags = ["-u", user] if user else []
+    assert out(pybuild("run", "--rm", *flags, image, "id")).strip() == expected
+
+
+def test_image_user_applies_and_flag_overrides(pybuild, root, image):
+    name = image_variant(root, image, "usr:1", User="app")
+    assert out(pybuild("run", "--rm", name, "id", "-u")) == "1000\n"
+    assert out(pybuild("run", "--rm", "-u", "0", name, "id", "-u")) == "0\n"
+
+
+def test_unknown_user_fails_like_docker(pybuild, image):
+    proc = pybuild("run", "--rm", "-u", "nosuchuser", image, "id", check=False)
+    assert proc.returncode == 125
+    assert b"unable to find user nosuchuser" in proc.stderr
+
+
+# ---- volumes and tmpfs ---------------------------------------------------------------
+
+
+def test_volume_rw_and_ro(pybuild, image, tmp_path):
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "in").write_text("from host")
+    proc = pybuild("run", "--rm", "-v", f"{vol}:/data", image, "sh", "-c", "cat /data/in; echo out > /data/out")
+    assert out(proc) == "from host"
+    assert (vol / "out").read_text() == "out\n"
+    proc = pybuild("run", "--rm", "-v", f"{vol}:/data:ro", image, "sh", "-c", "echo x > /data/new", check=False)
+    assert proc.returncode != 0 and b"Read-only file system" in proc.stderr
+    assert not (vol / "new").exists()
+
+
+def test_missing_host_dir_is_created_and_bad_volume_rejected(pybuild, image, tmp_path):
+    pybuild("run", "--rm", "-v", f"{tmp_path}/fresh:/data", image, "touch", "/data/f")
+    assert (tmp_path / "fresh" / "f").exists()
+    proc = pybuild("run", "--rm", "-v", "named:/data", image, "true", check=False)
+    assert proc.returncode == 125 and b"named volumes are not supported" in proc.stderr
+
+
+def test_tmpfs_and_read_only(pybuild, image):
+    proc = pybuild("run", "--rm", "--read-only", "--tmpfs", "/scratch", image, "sh", "-c",
+                   "echo ok > /scratch/f && cat /scratch/f; touch /rootfile", check=False)
+    assert out(proc) == "ok\n"
+    assert proc.returncode != 0 and b"Read-only file system" in proc.stderr
+
+
+# ---- exit codes and signals ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("script,code", [("exit 0", 0), ("exit 3", 3), ("exit 255", 255), ("kill -9 $$; echo still here; exit 0", 0)])
+def test_exit_codes_pass_through(pybuild, image, script, code):
+    assert pybuild("run", "--rm", image, "sh", "-c", script, check=False).returncode == code
+
+
+def test_exec_failures_like_docker(pybuild, image):
+    proc = pybuild("run", "--rm", image, "nosuchcmd", check=False)
+    assert proc.returncode == 127
+    assert proc.stderr.decode().strip() == 'pybuild: error: exec: "nosuchcmd": executable file not found in $PATH'
+    proc = pybuild("run", "--rm", image, "/etc/passwd", check=False)
+    assert proc.returncode == 126 and b"permission denied" in proc.stderr
+
+
+def test_killed_by_signal_is_128_plus_signal(pybuild, image):
+    assert pybuild("run", "--rm", "--init", image, "sh", "-c", "kill -TERM $$", check=False).returncode == 143
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_reach_the_container(root, image, sig):
+    script = f"trap 'echo got; exit 42' {sig.name.removeprefix('SIG')}; echo ready; while true; do sleep 0.05; done"
+    proc = subprocess.Popen([PYBUILD, "run", "--rm", image, "sh", "-c", script], stdout=subprocess.PIPE,
+                            env={**os.environ, "PYBUILD_ROOT": str(root)})
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(sig)
+    assert proc.wait(timeout=20) == 42
+    assert proc.stdout.read() == b"got\n"
+
+
+def test_init_reaps_zombies_and_forwards(pybuild, image):
+    # the orphaned grandchild becomes a zombie unless pid 1 reaps it
+    script = "sh -c 'sleep 0.1 & exit 0'; sleep 1.5; ps -o stat,comm | grep -c '^Z' || true"
+    assert out(pybuild("run", "--rm", "--init", image, "sh", "-c", script)).strip() == "0"
+    assert out(pybuild("run", "--rm", "--init", image, "sh", "-c", "echo $$")).strip() == "2"
+
+
+def test_stdin_with_i_and_devnull_without(pybuild, image):
+    assert out(pybuild("run", "--rm", "-i", image, "cat", input=b"piped")) == "piped"
+    assert out(pybuild("run", "--rm", image, "cat", input=b"piped")) == ""
+
+
+def test_tty_gives_a_terminal(pybuild, image):
+    proc = pybuild("run", "--rm", "-t", image, "sh", "-c", "test -t 0 && test -t 1 && echo tty; tty; echo $TERM")
+    # the pty lives in the container's own devpts, so ttyname() works inside
+    assert out(proc).replace("\r", "").splitlines() == ["tty", "/dev/pts/0", "xterm"]
+
+
+# ---- lifecycle ---------------------------------------------------------------------
+
+
+def state_of(root, name) -> dict:
+    for cid in os.listdir(root / "containers"):
+        cfg = root / "containers" / cid / "config.json"
+        if cfg.exists() and json.loads(cfg.read_text())["name"] == name:
+            return json.loads((root / "containers" / cid / "state.json").read_text())
+    raise AssertionError(f"no container {name}")
+
+
+def test_detached_logs_stop_rm(pybuild, root, image):
+    cid = out(pybuild("run", "-d", "--name", "web", image, "sh", "-c",
+                      "echo out; echo err >&2; trap 'echo bye; exit 7' TERM; while true; do sleep 0.05; done")).strip()
+    assert len(cid) == 64
+    assert wait_for(lambda: "web" in out(pybuild("ps")))
+    assert out(pybuild("ps", "-q")).split() == [cid[:12]]
+    wait_for(lambda: b"err" in pybuild("logs", "web").stderr)
+    logs = pybuild("logs", "web")
+    assert out(logs) == "out\n" and logs.stderr == b"err\n"
+    assert out(pybuild("stop", "-t", "5", "web")) == "web\n"
+    assert state_of(root, "web")["exit_code"] == 7
+    assert out(pybuild("logs", "web")) == "out\nbye\n"
+    assert "web" not in out(pybuild("ps"))
+    assert "Exited (7)" in out(pybuild("ps", "-a"))
+    assert out(pybuild("wait", "web")) == "7\n"
+    pybuild("rm", "web")
+    assert out(pybuild("ps", "-a", "-q")) == ""
+    assert pybuild("logs", "web", check=False).returncode == 1
+
+
+def test_stop_kills_after_timeout(pybuild, root, image):
+    pybuild("run", "-d", "--name", "stubborn", image, "sh", "-c", "trap '' TERM; while true; do sleep 0.05; done")
+    wait_for(lambda: state_of(root, "stubborn").get("status") == "running")
+    started = time.monotonic()
+    pybuild("stop", "-t", "1", "stubborn")
+    assert 0.9 < time.monotonic() - started < 10
+    assert state_of(root, "stubborn")["exit_code"] == 137
+
+
+def test_stop_signal_from_image(pybuild, root, image):
+    name = image_variant(root, image, "stopper:1", StopSignal="SIGUSR1")
+    pybuild("run", "-d", "--name", "u", name, "sh", "-c", "trap 'exit 9' USR1; while true; do sleep 0.05; done")
+    wait_for(lambda: state_of(root, "u").get("status") == "running")
+    pybuild("stop", "-t", "10", "u")
+    assert state_of(root, "u")["exit_code"] == 9
+
+
+def test_exec_enters_namespaces_and_cgroup(pybuild, root, image):
+    pybuild("run", "-d", "--name", "box", "--hostname", "boxhost", "--pids-limit", "50", image, "sleep", "30")
+    wait_for(lambda: state_of(root, "box").get("status") == "running")
+    proc = pybuild("exec", "box", "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /proc/self/cgroup | grep pids")
+    lines = out(proc).splitlines()
+    assert lines[0] == "boxhost"
+    assert lines[1].strip() == "sleep 30"
+    assert lines[2].endswith("/pybuild/" + state_of_id(root, "box"))
+    assert pybuild("exec", "box", "sh", "-c", "exit 5", check=False).returncode == 5
+    assert out(pybuild("exec", "-u", "app", "-e", "X=1", "-w", "/tmp", "box", "sh", "-c", "id -u; echo $X; pwd")).split() == ["1000", "1", "/tmp"]
+    assert pybuild("exec", "box", "nosuch", check=False).returncode == 127
+    pybuild("kill", "box")
+    wait_for(lambda: state_of(root, "box").get("status") == "exited")
+    assert pybuild("exec", "box", "true", check=False).returncode == 1
+
+
+def state_of_id(root, name) -> str:
+    for cid in os.listdir(root / "containers"):
+        cfg = root / "containers" / cid / "config.json"
+        if cfg.exists() and json.loads(cfg.read_text())["name"] == name:
+            return cid
+    raise AssertionError(name)
+
+
+def test_rm_refuses_running_unless_forced(pybuild, root, image):
+    pybuild("run", "-d", "--name", "busy", image, "sleep", "30")
+    wait_for(lambda: state_of(root, "busy").get("status") == "running")
+    proc = pybuild("rm", "busy", check=False)
+    assert proc.returncode == 1 and b"is running" in proc.stderr
+    pybuild("rm", "-f", "busy")
+    assert out(pybuild("ps", "-a", "-q")) == ""
+
+
+def test_duplicate_name_rejected(pybuild, image):
+    pybuild("run", "--name", "same", image, "true")
+    proc = pybuild("run", "--name", "same", image, "true", check=False)
+    assert proc.returncode == 125 and b"already in use" in proc.stderr
+
+
+def test_foreground_run_keeps_logs_and_state(pybuild, root, image):
+    pybuild("run", "--name", "fg", image, "sh", "-c", "echo hello; exit 3", check=False)
+    assert state_of(root, "fg")["exit_code"] == 3
+    assert out(pybuild("logs", "fg")) == "hello\n"
+
+
+def test_rm_leaves_nothing(pybuild, root, image):
+    pybuild("run", "--rm", image, "true")
+    wait_for(lambda: [n for n in os.listdir(root / "containers") if not n.startswith(".lock")] == [])
+    assert not any(p.startswith("pybuild") for p in os.listdir("/sys/fs/cgroup/memory/pybuild")) if os.path.isdir("/sys/fs/cgroup/memory/pybuild") else True
+
+
+def test_crashed_owner_is_detected_and_cleaned(pybuild, root, image):
+    """A killed monitor leaves a 'running' record: the next command finds it, kills, cleans."""
+    pybuild("run", "-d", "--name", "orphan", image, "sleep", "60")
+    wait_for(lambda: state_of(root, "orphan").get("status") == "running")
+    state = state_of(root, "orphan")
+    os.kill(state["owner_pid"], signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{state['pid']}"))  # pdeathsig takes the container down
+    assert "Exited (255)" in out(pybuild("ps", "-a"))
+    cid = state_of_id(root, "orphan")
+    assert not os.path.exists(f"/sys/fs/cgroup/pids/pybuild/{cid}")
+
+
+def test_images_in_use(pybuild, root, image):
+    from registry.store import Store
+    from runner.containers import images_in_use
+
+    pybuild("run", "--name", "keep", image, "true")
+    assert images_in_use(str(root)) == {Store(root).image(image).id}
+    pybuild("rm", "keep")
+    assert images_in_use(str(root)) == set()
