@@ -59,8 +59,8 @@ WORKLOADS = {
 }
 
 
-def _make_context(name: str, files: dict[str, str], where: Path) -> Path:
-    ctx = where / name
+def _make_context(name: str, tool: str, files: dict[str, str], where: Path) -> Path:
+    ctx = where / f"{name}-{tool}"
     ctx.mkdir()
     for rel, text in files.items():
         (ctx / rel).write_text(text)
@@ -179,7 +179,7 @@ def _bench(args, work: Path) -> int:
         heavy = name in ("run512", "files20k")
         reps = max(1, args.reps - 1) if heavy else args.reps
         for tool in tools:
-            ctx = _make_context(f"{name}-{tool.name}", files, work)
+            ctx = _make_context(name, tool.name, files, work)
             tag = f"bench-{name}:latest"
             row: dict = {}
             cold = [tool.run(ctx, tag, no_cache=True) for _ in range(reps)]

@@ -126,3 +126,40 @@ def _cmdline(pid: str) -> str:
             return fh.read()
     except OSError:
         return ""
+
+
+def test_add_url_with_checksum(pybuild, root, busybox_image, tmp_path):
+    import hashlib
+    import http.server
+    import threading
+
+    served = tmp_path / "srv"
+    served.mkdir()
+    (served / "data.bin").write_bytes(b"remote content\n")
+    digest = hashlib.sha256(b"remote content\n").hexdigest()
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(served))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/data.bin"
+    try:
+        ctx = _ctx(tmp_path, f"FROM busybox\nADD --checksum=sha256:{digest} {url} /dl/\n")
+        fs = _image(root, _build(pybuild, ctx))["fs"]
+        assert fs["dl/data.bin"]["sha256"] == digest and fs["dl/data.bin"]["mode"] == 0o600
+        (tmp_path / "bad").mkdir()
+        bad = _ctx(tmp_path / "bad", f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url} /dl/\n")
+        proc = _build(pybuild, bad, check=False)
+        assert proc.returncode != 0 and b"Dockerfile:2" in proc.stderr and b"checksum" in proc.stderr
+    finally:
+        server.shutdown()
+
+
+def test_copy_from_image_symlinks_stay_inside(pybuild, root, busybox_image, tmp_path):
+    """Absolute symlinks in a stage resolve inside the stage, never to the host."""
+    import hashlib
+
+    ctx = _ctx(tmp_path, "FROM busybox AS src\nRUN mkdir /inner && echo inside > /inner/hostname && "
+               "echo stagehost > /etc/motd && ln -s /inner /etc-link && ln -s /etc/motd /abs-file\n"
+               "FROM busybox\nCOPY --from=src /etc-link/ /got/\nCOPY --from=src /abs-file /file\n")
+    fs = _image(root, _build(pybuild, ctx))["fs"]
+    assert fs["got/hostname"]["sha256"] == hashlib.sha256(b"inside\n").hexdigest()
+    assert fs["file"]["sha256"] == hashlib.sha256(b"stagehost\n").hexdigest()

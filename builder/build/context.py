@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from registry.errors import PybuildError
+from runner.rootfs import resolve_in_root
 
 IgnoreFn = Callable[[str, bool], bool]  # (relative path, is_dir) -> excluded
 
@@ -95,10 +96,13 @@ class Context:
             raise SourceError(f"COPY failed: no source files were specified (no match for {source})")
         return matches
 
+    def host_path(self, rel: str) -> str:
+        """Where ``rel`` is on the host, symlinks followed as if the context were ``/``."""
+        return resolve_in_root(self.root, rel) if rel else self.root
+
     def _visible(self, rel: str) -> bool:
-        full = os.path.join(self.root, rel)
         try:
-            st = os.lstat(full)
+            st = os.lstat(self.host_path(rel))
         except OSError:
             return False
         if stat.S_ISDIR(st.st_mode):
@@ -107,7 +111,7 @@ class Context:
 
     def _glob(self, parts: list[str], prefix: str) -> Iterator[str]:
         head, rest = parts[0], parts[1:]
-        base = os.path.join(self.root, prefix)
+        base = self.host_path(prefix.rstrip("/"))
         try:
             names = os.listdir(base)
         except OSError:
@@ -122,9 +126,11 @@ class Context:
                 yield rel
 
     # -- walking --------------------------------------------------------------------
-    def walk(self, rel: str) -> Iterator[tuple[str, os.stat_result]]:
-        """Visible entries under directory ``rel`` (not itself), parents before children."""
-        base = os.path.join(self.root, rel) if rel else self.root
+    def walk(self, rel: str, base: str | None = None) -> Iterator[tuple[str, os.stat_result, str]]:
+        """Visible entries under directory ``rel`` (not itself), parents before children,
+        as ``(relative path, lstat, host path)``; nothing below ``rel`` is followed."""
+        if base is None:
+            base = self.host_path(rel)
         try:
             entries = sorted(os.scandir(base), key=lambda e: e.name)
         except OSError:
@@ -135,26 +141,26 @@ class Context:
             is_dir = stat.S_ISDIR(st.st_mode)
             if self.ignored(child, is_dir):
                 if is_dir:  # an exception may re-include something below
-                    below = list(self.walk(child))
+                    below = list(self.walk(child, entry.path))
                     if below:
-                        yield child, st
+                        yield child, st, entry.path
                         yield from below
                 continue
-            yield child, st
+            yield child, st, entry.path
             if is_dir:
-                yield from self.walk(child)
+                yield from self.walk(child, entry.path)
 
     # -- checksums ------------------------------------------------------------------
     def checksum(self, rel: str, follow: bool = True) -> str:
         """Checksum of a source: content and metadata of it and everything below it."""
-        full = os.path.join(self.root, rel) if rel else self.root
+        full = self.host_path(rel)
         st = os.stat(full) if follow else os.lstat(full)
         h = hashlib.sha256()
         inodes: dict[tuple[int, int], str] = {}
         self._entry_digest(h, ".", full, st, inodes)
         if stat.S_ISDIR(st.st_mode):
-            for child, cst in self.walk(rel):
-                self._entry_digest(h, child[len(rel):].lstrip("/"), os.path.join(self.root, child), cst, inodes)
+            for child, cst, host in self.walk(rel, full):
+                self._entry_digest(h, child[len(rel):].lstrip("/"), host, cst, inodes)
         return h.hexdigest()
 
     def _entry_digest(self, h, name: str, full: str, st: os.stat_result, inodes: dict) -> None:

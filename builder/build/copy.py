@@ -67,17 +67,16 @@ def run_copy(rootfs: str, req: CopyRequest) -> None:
     dest_is_dir = wants_dir or os.path.isdir(dest_host)
     links: dict[tuple[int, int], str] = {}
     for rel in req.sources:
-        src = resolve_in_root(req.tree.root, rel) if rel else req.tree.root
+        src = req.tree.host_path(rel)
         try:
             st = os.stat(src)
         except OSError as err:
             raise CopyError(f"COPY failed: stat {rel}: {err.strerror}") from None
         if stat.S_ISDIR(st.st_mode):
             target = _ensure_dir(rootfs, dest, new_dirs)
-            for child, cst in req.tree.walk(rel):
+            for child, cst, host in req.tree.walk(rel, src):
                 name = child[len(rel):].lstrip("/") if rel else child
-                _copy_entry(os.path.join(req.tree.root, child), cst, os.path.join(target, name), owner,
-                            req.chmod, links)
+                _copy_entry(host, cst, os.path.join(target, name), owner, req.chmod, links)
         elif req.extract and _try_extract(src, rootfs, dest):
             continue
         else:

@@ -143,12 +143,21 @@ class Executor:
                 self._run_wave(wave)
             final = self.results[self.plan.target]
             config = self._final_config(final)
-            image = self.store.commit_image(config, final.layers, tags=self.opts.tags)
+            image = self.store.commit_image(config, final.layers)
+            for tag in self.opts.tags:
+                if self._tagged(tag) != image.descriptor.digest:  # a cached rebuild rewrites nothing
+                    self.store.tag(tag, image.descriptor)
             if not self.opts.tags:
                 self.store.keep(image.descriptor)
             return StoredImageResult(image.id, config)
         finally:
             self._cleanup()
+
+    def _tagged(self, tag: str) -> str | None:
+        try:
+            return self.store.resolve(tag).digest
+        except PybuildError:
+            return None
 
     def _run_wave(self, wave: list[int]) -> None:
         if len(wave) == 1:
@@ -365,7 +374,9 @@ class Executor:
                 from .mounting import writable  # noqa: PLC0415
                 with writable(lowers, str(scratch)) as (merged, upper):
                     mounted(merged, upper)
+            started = time.monotonic()
             record = self._commit_layer(state, upper)
+            layer_time = time.monotonic() - started
         except BaseException as err:
             if not isinstance(err, PybuildError):
                 step.error(str(err) or type(err).__name__)
@@ -373,7 +384,7 @@ class Executor:
         self.cache.put(key, record)
         self._apply_record(state, record, created_by)
         state.key = key
-        step.done()
+        step.done(f"layer {layer_time:.3f}s" if record.get("layer") else "empty layer")
 
     def _commit_layer(self, state: StageState, upper: str) -> dict[str, Any]:
         created = _now(self.opts.source_date_epoch)

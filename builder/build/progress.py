@@ -63,8 +63,9 @@ class Step:
     def cached(self) -> None:
         self.progress._print(f"#{self.number} CACHED")
 
-    def done(self) -> None:
-        self.progress._print(f"#{self.number} DONE {time.monotonic() - self.started:.1f}s")
+    def done(self, note: str = "") -> None:
+        suffix = f" ({note})" if note else ""
+        self.progress._print(f"#{self.number} DONE {time.monotonic() - self.started:.1f}s{suffix}")
 
     def error(self, message: str) -> None:
         self.progress._print(f"#{self.number} ERROR: {message}")

@@ -1,0 +1,3 @@
+mkdir -p realdir/sub
+echo r > realdir/sub/r
+ln -s realdir linkdir
