@@ -39,7 +39,7 @@ class Lexer:
     """
 
     __slots__ = ("escape", "raw_quotes", "raw_escapes", "skip_quotes", "skip_unset",
-                 "_s", "_i", "_env", "used")
+                 "_s", "_i", "_env", "_split", "used")
 
     def __init__(self, escape: str = "\\", *, raw_quotes: bool = False, raw_escapes: bool = False,
                  skip_quotes: bool = False, skip_unset: bool = False) -> None:
@@ -53,15 +53,25 @@ class Lexer:
     # -- public ---------------------------------------------------------------
     def process_word(self, word: str, env: Mapping[str, str]) -> str:
         """``word`` with quotes processed and variables substituted."""
-        return self._process(word, env)[0]
+        if self._plain(word):
+            return word
+        return self._process(word, env, False)[0]
 
     def process_words(self, word: str, env: Mapping[str, str]) -> list[str]:
         """Like :meth:`process_word`, then split on unquoted whitespace."""
-        return self._process(word, env)[1]
+        if self._plain(word):
+            return word.split()
+        return self._process(word, env, True)[1]
+
+    def _plain(self, word: str) -> bool:
+        """Nothing to do: no ``$``, quote or escape character."""
+        return "$" not in word and self.escape not in word and (
+            self.skip_quotes or ("'" not in word and '"' not in word))
 
     # -- scanner --------------------------------------------------------------
-    def _process(self, word: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
+    def _process(self, word: str, env: Mapping[str, str], split: bool) -> tuple[str, list[str]]:
         self._s, self._i, self._env = word, 0, env
+        self._split = split
         try:
             return self._stop_on("")
         except ExpansionError as err:
@@ -78,7 +88,7 @@ class Lexer:
 
     def _stop_on(self, stop: str) -> tuple[str, list[str]]:
         result: list[str] = []
-        words = _Words()
+        words = _Words() if self._split else _NO_WORDS
         while self._i < len(self._s):
             ch = self._s[self._i]
             if stop and ch == stop:
@@ -259,6 +269,25 @@ class _Words:
             self.word = ""
             self.in_word = False
         return self.words
+
+
+class _NoWords(_Words):
+    """Stands in for :class:`_Words` when only the joined result is wanted."""
+
+    def add_char(self, ch: str) -> None:
+        pass
+
+    def add_raw(self, text: str) -> None:
+        pass
+
+    def add_string(self, text: str) -> None:
+        pass
+
+    def done(self) -> list[str]:
+        return []
+
+
+_NO_WORDS = _NoWords()
 
 
 def _go_quote(s: str) -> str:
