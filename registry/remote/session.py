@@ -61,28 +61,27 @@ class Session:
             response = self._ping_scheme()
             if response.status_code == 401:
                 self.auth.learn(response)
-            elif response.status_code != 200:
-                raise RegistryError(f"{self.registry} does not speak the registry API v2 "
-                                    f"(GET /v2/ answered {response.status_code})")
             self._pinged, self._ping_response = True, response
             return response
 
     def _ping_scheme(self) -> httpx.Response:
+        """Try each allowed scheme; the last one with retries.  A TLS registry answers 400 to plain HTTP."""
         transport = self.transport
-        try:
-            return transport.send("GET", "/v2/")
-        except TransferError as https_error:
-            explicit_port = ":" in transport.host.rsplit("]", 1)[-1]
-            if not transport.allow_http or (explicit_port and not isinstance(https_error, TLSFailure)):
-                raise
-            transport.scheme = "http"
+        failures: list[RegistryError] = []
+        schemes = transport.schemes
+        for n, scheme in enumerate(schemes):
+            transport.scheme = scheme
             try:
-                response = transport.send("GET", "/v2/")
-            except TransferError:
-                raise https_error from None
-            if response.status_code not in (200, 401):
-                raise https_error from None
-            return response
+                response = transport.send("GET", "/v2/", retry=n + 1 == len(schemes))
+            except TransferError as err:
+                failures.append(err)
+                continue
+            if response.status_code in (200, 401):
+                return response
+            failures.append(RegistryError(f"{self.registry} does not speak the registry API v2 over {scheme} "
+                                          f"(GET /v2/ answered {response.status_code})"))
+        tls = [f for f in failures if isinstance(f, TLSFailure)]
+        raise (tls or failures)[-1]
 
     def request(self, method: str, path: str, scopes: frozenset[str], *, headers: dict[str, str] | None = None,
                 content: Any = None, stream: bool = False, retry: bool = True,

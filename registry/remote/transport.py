@@ -22,10 +22,11 @@ import os
 import random
 import ssl
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 
@@ -94,14 +95,12 @@ def certs_dirs() -> list[Path]:
 
 
 def ssl_context(host: str, verify: bool = True) -> ssl.SSLContext:
-    """An SSL context for ``host``: system trust, SSL_CERT_FILE, and the host's certs.d folder."""
+    """An SSL context for ``host``: system trust (OpenSSL's defaults, which honour ``SSL_CERT_FILE``
+    and ``SSL_CERT_DIR``) and the host's certs.d folder."""
     ctx = ssl.create_default_context()
     if not verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    cert_file = os.environ.get("SSL_CERT_FILE")
-    if verify and cert_file and os.path.isfile(cert_file):
-        ctx.load_verify_locations(cafile=cert_file)
     for base in certs_dirs():
         folder = base / host
         if not folder.is_dir():
@@ -138,6 +137,26 @@ def debug(message: str) -> None:
         print(f"pybuild: debug: {message}", file=sys.stderr)
 
 
+class _LazyTransport(httpx.BaseTransport):
+    """Builds the real transport on first use: the TLS context (system trust store) costs
+    tens of milliseconds and plain-HTTP registries never need it."""
+
+    def __init__(self, factory: Callable[[], httpx.BaseTransport]):
+        self._factory = factory
+        self._inner: httpx.BaseTransport | None = None
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            if self._inner is None:
+                self._inner = self._factory()
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+
 class Transport:
     """An httpx client bound to one registry host, with its scheme policy and retries."""
 
@@ -147,13 +166,24 @@ class Transport:
         self.allow_http = self.insecure or is_local(host)
         self.retry = retry or RetryPolicy.from_env()
         self.scheme = "https"
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+        tls = _LazyTransport(lambda: httpx.HTTPTransport(verify=ssl_context(host, verify=not self.insecure),
+                                                         limits=limits))
         self.client = httpx.Client(
-            verify=ssl_context(host, verify=not self.insecure),
+            transport=httpx.HTTPTransport(verify=False, limits=limits),  # plain HTTP; no TLS context built
+            mounts={"https://": tls},
             timeout=httpx.Timeout(120.0, connect=15.0),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             headers={"User-Agent": "pybuild/0.1"},
             trust_env=False,
         )
+
+    @property
+    def schemes(self) -> list[str]:
+        """Schemes to try, in order: HTTP first for loopback (no TLS set-up cost), HTTPS only elsewhere
+        unless the host is marked insecure."""
+        if is_local(self.host):
+            return ["http", "https"]
+        return ["https", "http"] if self.allow_http else ["https"]
 
     def url(self, path: str) -> str:
         """An absolute URL for an API path, or ``path`` itself when already absolute."""
