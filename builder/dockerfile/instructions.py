@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from builder.dockerfile.record import Record
 
 from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.expand import ExpansionError, Lexer
 from builder.dockerfile.flags import BOOL, STRING, STRINGS, FlagError, parse_flags
 from builder.dockerfile.mounts import Mount, MountError, parse_mount
 from builder.dockerfile.parser import Heredoc, Node, heredoc_word
+from builder.dockerfile.record import Record
 
 __all__ = [
     "Instruction", "From", "Run", "Cmd", "Entrypoint", "Env", "Arg", "Label", "Expose",
@@ -60,10 +60,6 @@ class Instruction(Record):
             raise self.error(str(err)) from None
 
 
-def _shell_argv(command: Sequence[str], shell_form: bool, shell: Sequence[str]) -> list[str]:
-    return [*shell, *command] if shell_form else list(command)
-
-
 class From(Instruction):
     """``FROM [--platform=P] IMAGE [AS NAME]``; ``stage_name`` is lower-cased.
 
@@ -84,7 +80,7 @@ class _CommandLine(Instruction):
 
     def argv(self, shell: Sequence[str] = DEFAULT_SHELL) -> list[str]:
         """The process arguments: ``shell + [command]`` for shell form."""
-        return _shell_argv(self.command, self.shell_form, shell)
+        return [*shell, *self.command] if self.shell_form else list(self.command)
 
 
 class Run(_CommandLine):

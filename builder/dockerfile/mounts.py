@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
+
 from builder.dockerfile.record import Record
 
 __all__ = ["Mount", "MountError", "parse_mount"]

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import json
 import re
-from builder.dockerfile.record import Record
 
 from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.expand import ExpansionError, Lexer
+from builder.dockerfile.record import Record
 
 __all__ = ["Document", "Heredoc", "Node", "parse", "parse_line"]
 

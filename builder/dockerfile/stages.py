@@ -19,7 +19,6 @@ pruning):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from builder.dockerfile.record import Record
 
 from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.expand import ExpansionError, Lexer
@@ -27,6 +26,7 @@ from builder.dockerfile.instructions import (
     Arg, Copy, Env, From, Instruction, Run, parse_instruction,
 )
 from builder.dockerfile.parser import Document, parse
+from builder.dockerfile.record import Record
 
 __all__ = ["PROXY_ARGS", "BuildArgs", "Stage", "Plan", "StageScope", "plan", "parse_triggers"]
 
