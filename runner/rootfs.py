@@ -9,7 +9,6 @@ matters and mirrors runc's libcontainer: private propagation, overlay, /proc, /d
 from __future__ import annotations
 
 import os
-import stat
 
 from . import syscalls as sc
 from .spec import SandboxSpec
@@ -19,9 +18,7 @@ from .spec import SandboxSpec
 _INIT_DIRS = ("proc", "dev", "sys", "etc")
 ETC_FILES = ("hosts", "hostname", "resolv.conf")
 
-_DEVICES = (  # name, major, minor
-    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
-)
+_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 _DEV_LINKS = (
     ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
     ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"),
@@ -59,7 +56,22 @@ def write_state_files(spec: SandboxSpec) -> None:
         hosts += f"127.0.1.1\t{spec.hostname}\n"
     _write(os.path.join(state, "hosts"), hosts)
     _write(os.path.join(state, "hostname"), spec.hostname + "\n")
+    _forget_volatile(spec.workdir)
     _write(os.path.join(state, "resolv.conf"), _read("/etc/resolv.conf") if spec.network == "host" else "")
+
+
+def _forget_volatile(workdir: str) -> None:
+    """Allow an upper/work pair to be mounted again after a clean run.
+
+    A ``volatile`` overlay leaves ``work/incompat/volatile`` behind and refuses the
+    same workdir until it is gone.  Callers reuse a pair only after the previous
+    sandbox exited (an interrupted RUN step's upper dir is thrown away, never reused).
+    """
+    marker = os.path.join(workdir, "work", "incompat")
+    if os.path.isdir(marker):
+        import shutil
+
+        shutil.rmtree(marker)
 
 
 def _read(path: str) -> str:
@@ -75,18 +87,22 @@ def _write(path: str, text: str) -> None:
         fh.write(text)
 
 
-def overlay_options(lowerdirs: list[str], upperdir: str, workdir: str) -> tuple[str, str]:
-    """``(cwd, data)`` for the overlay mount: lowerdirs relative to their common parent.
+def overlay_options(lowerdirs: list[str], upperdir: str, workdir: str, top: str) -> tuple[str, str]:
+    """``(cwd, data)`` for the overlay mount of ``lowerdirs`` (bottom first) under ``top``.
 
-    Relative names keep the option string under the 4096-byte page for 100+ layers.
+    The image's lowerdirs are given relative to their common parent (the mount runs
+    with that as cwd), which keeps the option string under the 4096-byte page for
+    100+ layers; ``top`` (the init layer), upper and work dirs stay absolute.
     ``volatile`` (Linux 5.10+) skips syncing the upper filesystem when the mount goes
     away: that sync cost ~100 ms per container, and an upper dir is never reused
     after a crash (a RUN step's layer is made durable as a blob, not in place).
     """
-    top_first = list(reversed(lowerdirs))
-    base = os.path.commonpath(top_first) if len(top_first) > 1 else os.path.dirname(top_first[0])
-    rel = [os.path.relpath(p, base) for p in top_first]
-    data = f"lowerdir={':'.join(rel)},upperdir={upperdir},workdir={workdir},volatile"
+    if len(lowerdirs) > 1:
+        base = os.path.commonpath(lowerdirs)
+    else:
+        base = os.path.dirname(lowerdirs[0]) if lowerdirs else "/"
+    rel = [os.path.relpath(p, base) for p in reversed(lowerdirs)]
+    data = f"lowerdir={':'.join([top] + rel)},upperdir={upperdir},workdir={workdir},volatile"
     if len(data) >= 4096:
         raise RootfsError(f"overlay options for {len(lowerdirs)} layers exceed one page; move the snapshots to a shorter path")
     return base, data
@@ -94,12 +110,12 @@ def overlay_options(lowerdirs: list[str], upperdir: str, workdir: str) -> tuple[
 
 def mount_overlay(spec: SandboxSpec, rootfs: str) -> None:
     """Overlay of the image's snapshots and the init layer, changes to ``spec.upperdir``."""
-    lowers = list(spec.lowerdirs) + [os.path.join(spec.state_dir, "init")]
-    base, data = overlay_options(lowers, spec.upperdir, spec.workdir)
+    top = os.path.join(spec.state_dir, "init")
+    base, data = overlay_options(list(spec.lowerdirs), spec.upperdir, spec.workdir, top)
     old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.chdir(base)
-        sc.mount("overlay", rootfs, "overlay", 0, data)
+        sc.mount("overlay", rootfs, "overlay", sc.MS_NODEV, data)
     finally:
         os.fchdir(old)
         os.close(old)
@@ -111,19 +127,23 @@ def mount_proc(rootfs: str) -> None:
 
 
 def mount_dev(rootfs: str) -> None:
-    """tmpfs /dev with the usual nodes, a private devpts, /dev/shm and /dev/mqueue."""
+    """A nodev tmpfs /dev with the usual nodes bind-mounted from the host, a private
+    devpts, /dev/shm and /dev/mqueue.
+
+    Every writable mount of the container is ``nodev`` and the device nodes are binds
+    of the host's, so a node made with CAP_MKNOD can never be opened: no devices
+    cgroup (which cgroup v2 only offers through eBPF) is needed to keep the host's
+    disks out of reach.
+    """
     dev = f"{rootfs}/dev"
-    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
-    old_umask = os.umask(0)
-    try:
-        for name, major, minor in _DEVICES:
-            os.mknod(f"{dev}/{name}", stat.S_IFCHR | 0o666, os.makedev(major, minor))
-        for name, target in _DEV_LINKS:
-            os.symlink(target, f"{dev}/{name}")
-        for name in ("pts", "shm", "mqueue"):
-            os.mkdir(f"{dev}/{name}", 0o755 if name != "shm" else 0o1777)
-    finally:
-        os.umask(old_umask)
+    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_STRICTATIME, "mode=755,size=65536k")
+    for name in _DEVICES:
+        os.close(os.open(f"{dev}/{name}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+        sc.mount(f"/dev/{name}", f"{dev}/{name}", None, sc.MS_BIND | sc.MS_NOSUID | sc.MS_NOEXEC)
+    for name, target in _DEV_LINKS:
+        os.symlink(target, f"{dev}/{name}")
+    for name in ("pts", "shm", "mqueue"):
+        os.mkdir(f"{dev}/{name}", 0o755)
     sc.mount("devpts", f"{dev}/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
     sc.mount("shm", f"{dev}/shm", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
     try:
@@ -211,7 +231,7 @@ def mount_user(spec: SandboxSpec, rootfs: str) -> None:
             if m.source is None or not os.path.exists(m.source):
                 raise RootfsError(f"bind source path does not exist: {m.source}")
             _make_mountpoint(target, os.path.isdir(m.source))
-            bind(m.source, target, m.readonly)
+            bind(m.source, target, m.readonly, flags=sc.MS_NODEV)
         else:
             raise RootfsError(f"unknown mount type {m.type!r}")
 
@@ -234,7 +254,7 @@ def prepare(spec: SandboxSpec, rootfs: str) -> None:
     mount_etc_files(spec, rootfs)
     mount_user(spec, rootfs)
     if spec.readonly_rootfs:
-        sc.mount(None, rootfs, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+        sc.mount(None, rootfs, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NODEV)
     pivot(rootfs)
 
 
