@@ -8,6 +8,7 @@ Rules match a method and a path pattern and apply a fault a number of times:
 - ``corrupt``: forward, flipping the byte at offset ``at`` of the body;
 - ``drop_request``: read ``at`` bytes of the request body, then cut the connection.
 
+With ``relative_locations`` every ``Location`` header is made relative (path and query).
 Every request is logged with its method, path, ``Range`` header and the fault applied.
 """
 
@@ -53,6 +54,7 @@ class FaultProxy:
         self.upstream = upstream
         self.rules: list[Rule] = []
         self.log: list[Logged] = []
+        self.relative_locations = False
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -153,6 +155,8 @@ class FaultProxy:
                 announced = rule.at if rule is not None and rule.action == "truncate" else total
                 self.send_response(response.status)
                 for key, value in response.getheaders():
+                    if key.lower() == "location" and proxy.relative_locations:
+                        value = re.sub(r"^https?://[^/]+", "", value)
                     if key.lower() not in _HOP and key.lower() != "content-length":
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(announced))

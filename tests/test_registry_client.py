@@ -353,3 +353,23 @@ def test_tokens_are_cached_per_scope_and_refreshed(token_registry, tmp_path, mon
     session.auth._tokens[scopes].value = "not-a-valid-token"
     response = session.request("GET", "/v2/cache/test/tags/list", scopes)
     assert response.status_code == 404  # authorised: the repository just does not exist
+
+
+def test_login_logout_on_an_open_registry(plain_registry, pybuild, tmp_path):
+    cli = use_registry(pybuild, plain_registry, tmp_path / "docker", login=False)
+    cli("login", plain_registry.host, "-u", "anyone", "--password-stdin", input=b"pw-open-registry")
+    config = tmp_path / "docker" / "config.json"
+    assert plain_registry.host in json.loads(config.read_text())["auths"]
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    cli("logout", plain_registry.host)
+    assert plain_registry.host not in json.loads(config.read_text())["auths"]
+
+
+def test_insecure_registries_from_the_environment(tls_registry, pybuild, busybox_image, tmp_path):
+    reg = tls_registry
+    cli = use_registry(pybuild, reg, tmp_path / "docker")
+    cli.env["PYBUILD_CERTS_D"] = str(tmp_path / "no-certs")
+    refused = cli("push", busybox_image, f"{reg.host}/insecure-env/busybox:1", check=False)
+    assert refused.returncode == 1 and b"TLS" in refused.stderr
+    cli("push", busybox_image, f"{reg.host}/insecure-env/busybox:1",
+        env={"PYBUILD_INSECURE_REGISTRIES": f"other.example:5000, {reg.host}"})

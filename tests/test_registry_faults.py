@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -159,4 +160,17 @@ def test_push_chunked_survives_a_failed_patch(cli, proxy, big_image, tmp_path):
     assert [e.fault for e in proxy.faults()] == ["status"]
     other = fresh(cli, tmp_path)
     other("pull", ref)
+    assert_clean(other)
+
+
+def test_relative_upload_locations_are_followed(cli, proxy, big_image, tmp_path):
+    proxy.relative_locations = True
+    ref = f"{proxy.host}/relative-location:1"
+    cli("push", big_image, ref)
+    shutil.rmtree(cli.root / "distribution")  # forget where the blobs are, so they are uploaded, not mounted
+    cli("push", "--chunk-size", "2m", big_image, f"{proxy.host}/relative-location-chunked:1")
+    patches = [e for e in proxy.log if e.method == "PATCH"]
+    assert len(patches) >= 3 and all(e.path.startswith("/v2/relative-location-chunked/") for e in patches)
+    other = fresh(cli, tmp_path)
+    other("pull", f"{proxy.host}/relative-location-chunked:1")
     assert_clean(other)
