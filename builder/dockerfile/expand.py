@@ -39,7 +39,7 @@ class Lexer:
     """
 
     __slots__ = ("escape", "raw_quotes", "raw_escapes", "skip_quotes", "skip_unset",
-                 "_s", "_i", "_env", "_split", "used")
+                 "_s", "_i", "_env", "_split")
 
     def __init__(self, escape: str = "\\", *, raw_quotes: bool = False, raw_escapes: bool = False,
                  skip_quotes: bool = False, skip_unset: bool = False) -> None:
@@ -48,7 +48,6 @@ class Lexer:
         self.raw_escapes = raw_escapes
         self.skip_quotes = skip_quotes
         self.skip_unset = skip_unset
-        self.used: set[str] = set()
 
     # -- public ---------------------------------------------------------------
     def process_word(self, word: str, env: Mapping[str, str]) -> str:
@@ -172,10 +171,7 @@ class Lexer:
         return s[i:j]
 
     def _lookup(self, name: str) -> str | None:
-        value = self._env.get(name)
-        if value is not None:
-            self.used.add(name)
-        return value
+        return self._env.get(name)
 
     def _dollar(self) -> str:
         self._i += 1

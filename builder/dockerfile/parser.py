@@ -29,7 +29,7 @@ from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.expand import ExpansionError, Lexer
 from builder.dockerfile.record import Record
 
-__all__ = ["Document", "Heredoc", "Node", "parse", "parse_line"]
+__all__ = ["Document", "Heredoc", "Node", "parse", "heredoc_word"]
 
 _BOM = "\ufeff"
 _DIRECTIVE = re.compile(r"^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
@@ -205,11 +205,6 @@ def parse(text: str, path: str = "Dockerfile") -> Document:
     if not nodes:
         raise DockerfileError("file with no instructions", path, max(len(lines), 1))
     return Document(path, tuple(nodes), d.escape, d.syntax, tuple(warnings))
-
-
-def parse_line(line: str, path: str = "Dockerfile", lineno: int = 0, escape: str = "\\") -> Node:
-    """One logical line (no heredoc bodies) as a :class:`Node`; used for ONBUILD triggers."""
-    return _node_from_line(line, escape, path, lineno)
 
 
 def _can_contain_heredoc(node: Node) -> bool:

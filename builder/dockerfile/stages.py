@@ -94,13 +94,6 @@ class BuildArgs:
         """Build args given but never declared (sorted); proxies never count."""
         return sorted(k for k in self.given if k not in self.consumed and k not in PROXY_ARGS)
 
-    def warning(self) -> str | None:
-        """docker's warning for unused build args, or None."""
-        names = self.unused()
-        if not names:
-            return None
-        return f"[Warning] One or more build-args [{' '.join(names)}] were not consumed"
-
 
 class Stage(Record):
     """One ``FROM`` section.
@@ -172,7 +165,10 @@ class Plan(Record):
 
     def unused_build_args_warning(self) -> str | None:
         """docker's ``[Warning] One or more build-args [...] were not consumed``, or None."""
-        return self.build_args.warning()
+        names = self.build_args.unused()
+        if not names:
+            return None
+        return f"[Warning] One or more build-args [{' '.join(names)}] were not consumed"
 
 
 class StageScope:
