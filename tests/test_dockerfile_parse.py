@@ -95,12 +95,27 @@ def test_flags() -> None:
     ("RUN --mount=type=secret,id=a,source=b x", "both source and id can't be set"),
     ("RUN --mount=type=cache,target=/x,bogus=1 x", "unexpected key 'bogus' in 'bogus=1'"),
     ("RUN --network=bridge x", "unsupported network mode 'bridge'"),
+    ("RUN --mount=type=ssh x", "unsupported mount type 'ssh'"),
+    ("RUN --mount=type=tmpfs,target=/t,size=lots x", "invalid value for size: lots"),
+    ("RUN --mount=type=cache,target=/c,sharing=weird x", "unsupported sharing value 'weird'"),
+    ("RUN --mount=type=bind,target=/b,required x", "unexpected key 'required' for mount type 'bind'"),
     ("WORKDIR --x=1 /a", "Unknown flag: x"),
 ])
 def test_flag_errors(line: str, message: str) -> None:
     with pytest.raises(DockerfileError) as err:
         insts(f"FROM scratch\n\n{line}\n", "ctx/Dockerfile")
     assert str(err.value) == f"ctx/Dockerfile:3: {message}"
+
+
+def test_mount_options() -> None:
+    run = insts("FROM scratch\nRUN --mount=type=tmpfs,target=/t,size=64m "
+                "--mount=type=bind,from=st,source=/a,target=/b,rw "
+                "--mount=type=secret,id=tok,required,mode=0400,uid=1 x\n")[1]
+    tmpfs, bind, secret = run.mounts
+    assert (tmpfs.size, tmpfs.readonly) == (64 << 20, False)
+    assert (bind.from_, bind.source, bind.target, bind.readonly) == ("st", "/a", "/b", False)
+    assert (secret.id, secret.target, secret.required, secret.mode, secret.uid) == (
+        "tok", "/run/secrets/tok", True, 0o400, 1)
 
 
 def test_mount_values_expand_later() -> None:

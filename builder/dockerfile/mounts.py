@@ -9,7 +9,7 @@ from builder.dockerfile.record import Record
 
 __all__ = ["Mount", "MountError", "parse_mount"]
 
-MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
+MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret")  # no ssh: there is no agent to forward
 SHARING_MODES = ("shared", "private", "locked")
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
@@ -29,7 +29,8 @@ class Mount(Record):
     ``secret``: the file of secret ``id`` (default: target's basename) at
     ``target`` (default ``/run/secrets/<id>``), ``required`` fails the build if
     absent. ``tmpfs``: an empty tmpfs, ``size`` bytes max (0: no limit).
-    ``mode``/``uid``/``gid`` apply to cache and secret mounts.
+    ``mode``/``uid``/``gid`` apply to cache and secret mounts (None: BuildKit's
+    defaults, 0400 root-owned for a secret file, 0755 root-owned for a new cache).
     """
 
     type: str = "bind"
@@ -98,7 +99,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
                 values["readonly"], ro_auto = True, False
             elif key in ("readwrite", "rw"):
                 values["readonly"], ro_auto = False, False
-            elif key == "required" and mtype in ("secret", "ssh"):
+            elif key == "required" and mtype == "secret":
                 values["required"] = True
             elif key == "required":
                 raise MountError(f"unexpected key '{key}' for mount type '{mtype}'")
@@ -120,7 +121,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
         elif key in ("readwrite", "rw"):
             values["readonly"], ro_auto = not _parse_bool(key, value), False
         elif key == "required":
-            if mtype not in ("secret", "ssh"):
+            if mtype != "secret":
                 raise MountError(f"unexpected key '{key}' for mount type '{mtype}'")
             values["required"] = _parse_bool(key, value)
         elif key == "size":
@@ -143,7 +144,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
 
 
 def _validate(mtype: str, values: dict[str, object], ro_auto: bool) -> Mount:
-    if mtype not in ("secret", "ssh", "cache"):
+    if mtype not in ("secret", "cache"):
         for key in ("mode", "uid", "gid"):
             if key in values:
                 raise MountError(f"{key} not allowed for {mtype!r} type mounts")
