@@ -73,6 +73,8 @@ def run_copy(rootfs: str, req: CopyRequest) -> None:
         except OSError as err:
             raise CopyError(f"COPY failed: stat {rel}: {err.strerror}") from None
         if stat.S_ISDIR(st.st_mode):
+            # parents of a copied directory are root's; the directory itself, if new, the owner's
+            _ensure_dir(rootfs, os.path.dirname(dest.rstrip("/")) or "/", (0, 0))
             target = _ensure_dir(rootfs, dest, new_dirs)
             for child, cst, host in req.tree.walk(rel, src):
                 name = child[len(rel):].lstrip("/") if rel else child
@@ -103,7 +105,7 @@ def _ensure_dir(rootfs: str, path: str, owner: tuple[int, int]) -> str:
         if os.path.isdir(host):
             continue
         if os.path.lexists(host):
-            os.unlink(host)
+            raise CopyError(f"failed to copy files: mkdir {current}: not a directory")
         os.mkdir(host, 0o755)
         os.chmod(host, 0o755)
         os.lchown(host, *owner)

@@ -290,7 +290,7 @@ class Executor:
         elif isinstance(inst, ins.Expose):
             ports = dict(rc.get("ExposedPorts") or {})
             for port in inst.ports:
-                ports[_port_key(port, inst)] = {}
+                ports.update(dict.fromkeys(_port_keys(port, inst), {}))
             rc["ExposedPorts"] = ports
             history = "EXPOSE " + " ".join(sorted(ports))
         elif isinstance(inst, ins.Volume):
@@ -306,7 +306,7 @@ class Executor:
             rc["StopSignal"] = _check_signal(inst)
             history = f"STOPSIGNAL {inst.value}"
         elif isinstance(inst, ins.Healthcheck):
-            rc["Healthcheck"] = inst.config()
+            rc["Healthcheck"] = _merge_healthcheck(inst.config(), rc.get("Healthcheck"))
         elif isinstance(inst, ins.Shell):
             state.shell = list(inst.shell)
             rc["Shell"] = list(inst.shell)
@@ -453,14 +453,28 @@ def _arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
-def _port_key(port: str, inst: ins.Instruction) -> str:
+def _merge_healthcheck(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    """docker 20.10's legacy builder fills a HEALTHCHECK's unset durations and retries from
+    the one before it (its container-create merge writes through a shared pointer)."""
+    for key in ("Interval", "Timeout", "StartPeriod", "Retries"):
+        if not new.get(key) and old and old.get(key):
+            new[key] = old[key]
+    return new
+
+
+def _port_keys(port: str, inst: ins.Instruction) -> list[str]:
+    """``80``, ``80/udp``, ``8000-8002`` -> docker's ExposedPorts keys (ranges expanded)."""
     number, _, proto = port.partition("/")
     proto = (proto or "tcp").lower()
-    if not number or not all(p.isdigit() for p in number.split("-")):
+    first, _, last = number.partition("-")
+    if not first.isdigit() or (last and not last.isdigit()):
         raise inst.error(f"Invalid containerPort: {number}")
     if proto not in ("tcp", "udp", "sctp"):
         raise inst.error(f"Invalid proto: {proto}")
-    return f"{number}/{proto}"
+    end = int(last) if last else int(first)
+    if end < int(first):
+        raise inst.error(f"Invalid range specified for container port: {number}")
+    return [f"{n}/{proto}" for n in range(int(first), end + 1)]
 
 
 def _check_signal(inst: ins.StopSignal) -> str:

@@ -147,7 +147,7 @@ class RunStep:
                         shutil.rmtree(entry.path)
                     else:
                         os.unlink(entry.path)
-        for target in targets:
+        for target in targets + self.volumes:
             rel = os.path.normpath(target).lstrip("/")
             while rel:
                 if not _drop_if_mountpoint(upper, lowers, rel):
