@@ -167,7 +167,7 @@ def run_foreground(container: Container, interactive: bool) -> int:
         if log is not None:
             log.close()
         code, oom = _finish(container, proc, code, cg)
-    if oom:
+    if oom and code == 137:  # the command itself was the victim, not just one of its children
         print(f"pybuild: {oom_message(container)}", file=sys.stderr)
     return code
 
