@@ -268,19 +268,46 @@ def _summarize_docker_archive(archive: Path) -> dict:
         return summarize(config, streams)
 
 
-def docker_result(case: Path, base_sha: str) -> dict:
-    """Docker's result for a case, from the cache or by building it."""
+def base_fs(tar_path: Path) -> dict:
+    """The base rootfs as a filesystem model (what cached results are stored relative to)."""
+    with open(tar_path, "rb") as fh:
+        return apply_layers([fh])
+
+
+def _delta(fs: dict, base: dict) -> dict:
+    return {"changed": {p: e for p, e in fs.items() if base.get(p) != e},
+            "removed": sorted(p for p in base if p not in fs)}
+
+
+def _undelta(delta: dict, base: dict) -> dict:
+    fs = {p: e for p, e in base.items() if p not in set(delta["removed"])}
+    fs.update(delta["changed"])
+    return fs
+
+
+def docker_result(case: Path, base_tar: Path, base_sha: str) -> dict:
+    """Docker's result for a case, from the cache or by building it.
+
+    Cached files hold the filesystem as a difference from the base, to stay small.
+    """
     key = case_key(case, base_sha)
     cached = RESULTS / f"{case.name}.json"
+    base = base_fs(base_tar)
     if cached.exists():
         data = json.loads(cached.read_text())
         if data.get("key") == key:
-            return data["result"]
+            result = data["result"]
+            if "fs_delta" in result:
+                result["fs"] = _undelta(result.pop("fs_delta"), base)
+            return result
     with tempfile.TemporaryDirectory() as tmp:
         ctx = prepare_context(case, Path(tmp) / "ctx")
         result = docker_build(ctx, case_options(case), f"pybuild-diffcase-{case.name}")
+    stored = dict(result)
+    if "fs" in stored:
+        stored["fs_delta"] = _delta(stored.pop("fs"), base)
     RESULTS.mkdir(exist_ok=True)
-    cached.write_text(json.dumps({"key": key, "result": result}, indent=1, sort_keys=True) + "\n")
+    cached.write_text(json.dumps({"key": key, "result": stored}, indent=1, sort_keys=True) + "\n")
     return result
 
 
@@ -357,7 +384,7 @@ def main(argv: list[str]) -> int:
         sha = base_rootfs_tar(tar)
         ensure_docker_base(tar, sha)
         for name in argv or case_names():
-            result = docker_result(CASES / name, sha)
+            result = docker_result(CASES / name, tar, sha)
             status = "ok" if result["ok"] else "rejected: " + result["error"].splitlines()[-1]
             print(f"{name}: {status}", flush=True)
     return 0

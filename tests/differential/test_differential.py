@@ -44,7 +44,7 @@ def diff_root(diff_base, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("name", harness.case_names())
 def test_case(name: str, diff_base, diff_root: Path, tmp_path: Path) -> None:
     case = harness.CASES / name
-    docker = harness.docker_result(case, diff_base[1])
+    docker = harness.docker_result(case, diff_base[0], diff_base[1])
     line = harness.expected_error_line(case)
     if line is None:
         assert docker["ok"], f"docker rejected the case: {docker['error']}"
