@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -216,11 +217,13 @@ class ArchiveWriter:
         blobs = [oci.manifest_config(image.manifest)] + image.layers + [image.descriptor]
         for desc in blobs:
             self._add_blob(desc)
-        self._docker_manifest.append({
-            "Config": _blob_path(image.id),
-            "RepoTags": [ref.familiar() for ref in refs if ref.tag],
-            "Layers": [_blob_path(layer.digest) for layer in image.layers],
-        })
+        if self.format == "docker-archive":
+            layer_paths = [self._docker_layer(layer, diff_id) for layer, diff_id in zip(image.layers, image.diff_ids)]
+            self._docker_manifest.append({
+                "Config": _blob_path(image.id),
+                "RepoTags": [ref.familiar() for ref in refs if ref.tag],
+                "Layers": layer_paths,
+            })
         for ref in refs:
             if ref.tag:
                 self._repositories.setdefault(ref.familiar_name, {})[ref.tag] = image.id.split(":", 1)[1]
@@ -243,6 +246,33 @@ class ArchiveWriter:
             if self._repositories:
                 self._add_bytes("repositories", json.dumps(self._repositories).encode())
         self._tar.close()
+
+    def _docker_layer(self, layer: oci.Descriptor, diff_id: str) -> str:
+        """The archive path ``docker load`` reads a layer from.
+
+        docker 20.10 cannot decompress zstd, so a zstd layer is also written
+        uncompressed, under its diff_id (which is that content's digest).
+        """
+        if oci.layer_compression(layer.media_type) != "zstd":
+            return _blob_path(layer.digest)
+        if diff_id in self._written:
+            return _blob_path(diff_id)
+        from .layer import open_layer
+
+        spool = self.store.temp_dir("save")
+        try:
+            plain = spool / "layer.tar"
+            with self.store.open_blob(layer.digest) as blob, open_layer(blob) as tar_stream, open(plain, "wb") as out:
+                shutil.copyfileobj(tar_stream, out, _CHUNK)
+            info = tarfile.TarInfo(_blob_path(diff_id))
+            info.size = plain.stat().st_size
+            info.mode = 0o444
+            with open(plain, "rb") as f:
+                self._tar.addfile(info, f)
+            self._written.add(diff_id)
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        return _blob_path(diff_id)
 
     def _add_blob(self, desc: oci.Descriptor) -> None:
         if desc.digest in self._written:

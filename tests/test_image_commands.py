@@ -85,9 +85,10 @@ def test_store_is_readable_by_skopeo_umoci_and_oci_image_tool(pybuild, busybox_i
     subprocess.run(["oci-image-tool", "validate", "--type", "image", str(store)], check=True, capture_output=True)
 
 
-def test_save_docker_load_docker_run(pybuild, busybox_image, docker, tmp_path):
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_save_docker_load_docker_run(pybuild, busybox_rootfs, docker, tmp_path, compression):
     archive = tmp_path / "busybox.tar"
-    pybuild("tag", busybox_image, "pybuild-test/saved:1")
+    pybuild("import", "--compression", compression, str(busybox_rootfs), "pybuild-test/saved:1")
     pybuild("save", "-o", str(archive), "pybuild-test/saved:1")
     subprocess.run([docker, "load", "-i", str(archive)], check=True, capture_output=True)
     try:
