@@ -127,3 +127,41 @@ def test_errors_match_docker(docker, tmp_path, word: str, message: str) -> None:
         _pybuild_labels(text)
     assert err.value.line == 3
     assert err.value.message == docker_error(out)
+
+
+def _random_words(seed: int, count: int) -> list[str]:
+    import random
+    rng = random.Random(seed)
+    alphabet = ["$", "{", "}", ":", "-", "+", "?", "'", '"', "\\", "A", "E", "U", "x", "_", "1", "="]
+    words = []
+    while len(words) < count:
+        word = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9)))
+        if not word.endswith("\\") and word not in words:
+            words.append(word)
+    return words
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_random_words_match_docker(docker, tmp_path) -> None:
+    """Random words over the lexer's special characters: same value, or both fail."""
+    ok, failing = [], []
+    for word in _random_words(20261127, 400):
+        try:
+            _pybuild_labels(f"FROM scratch\n{ENV_LINE}\nLABEL x={word}\n")
+            ok.append((word, None))
+        except DockerfileError:
+            failing.append(word)
+    text = _labels_dockerfile(ok)
+    write_context(tmp_path, {"Dockerfile": text})
+    rc, out, image = docker_build(tmp_path)
+    try:
+        assert rc == 0, out
+        assert docker_config(image)["Labels"] == _pybuild_labels(text)
+    finally:
+        docker_rmi(image)
+    for word in failing[:6]:
+        write_context(tmp_path, {"Dockerfile": f"FROM scratch\n{ENV_LINE}\nLABEL x={word}\n"})
+        rc, out, image = docker_build(tmp_path)
+        docker_rmi(image)
+        assert rc != 0, word
