@@ -139,7 +139,11 @@ class TreeWriter:
         root_b = os.fsencode(root)
         if not os.path.isdir(root_b):
             raise PybuildError(f"cannot make a layer from {os.fsdecode(root_b)}: not a directory")
-        self._walk(root_b, b"")
+        try:
+            self._walk(root_b, b"")
+        except OSError as err:
+            where = os.fsdecode(err.filename) if err.filename is not None else os.fsdecode(root_b)
+            raise PybuildError(f"cannot read {where} for the layer: {err.strerror}") from None
         self._out.write(tf.ZERO_BLOCK * 2)
 
     def _walk(self, dir_path: bytes, prefix: bytes) -> None:
