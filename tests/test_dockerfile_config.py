@@ -252,3 +252,37 @@ def test_errors_match_docker(docker, tmp_path, text: str, line: int, message: st
     assert theirs.endswith(message)
     if "line " in theirs:
         assert f"line {line}:" in theirs
+
+
+_PIECES = ["LABEL a{n}=1 \\", "LABEL b{n}=\"x y\"", "  # comment \\", "#c", "", "   ", "  c{n}=3 \\", "\\",
+           "  d{n}=4", "\t e{n}=5\\ \t", "LABEL f{n}=a\\\\", "label g{n} old form \\", " ENV h{n}=1",
+           "LABEL i{n}='q \\", "  r'", "LABEL j{n}=\"\\\\\"", "ENV k{n} v \\", "   w"]
+
+
+def _random_dockerfiles(seed: int, count: int) -> list[str]:
+    import random
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        lines = ["FROM scratch"] + [rng.choice(_PIECES).format(n=i) for i in range(rng.randint(2, 8))]
+        texts.append("\n".join(lines) + ("\n" if rng.random() < 0.8 else ""))
+    return texts
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_random_line_structures_match_docker(docker, tmp_path) -> None:
+    """Continuations, comments, blank and escaped lines in random orders: same config or both fail."""
+    for i, text in enumerate(_random_dockerfiles(7, 25)):
+        ctx = write_context(tmp_path / str(i), {"Dockerfile": text})
+        rc, out, image = docker_build(ctx)
+        try:
+            if rc != 0:
+                with pytest.raises(DockerfileError):
+                    simulate(text)
+                continue
+            got = docker_config(image)
+            theirs = {k: got[k] for k in FIELDS if got.get(k) not in (None, "", [], {})}
+            assert simulate(text) == theirs, text
+        finally:
+            docker_rmi(image)
