@@ -105,9 +105,12 @@ class Container:
         os.replace(tmp, self.path("state.json"))
 
     def reload(self) -> None:
-        """Re-read ``state.json`` (another process may have changed it)."""
-        with open(self.path("state.json")) as fh:
-            self.state = json.load(fh)
+        """Re-read ``state.json`` (another process may have changed it, or removed the container)."""
+        try:
+            with open(self.path("state.json")) as fh:
+                self.state = json.load(fh)
+        except FileNotFoundError:
+            self.state = {"status": "removed", "exit_code": self.state.get("exit_code")}
 
     def cgroup(self) -> cgroups.Cgroup:
         """The container's cgroup (which may no longer exist)."""
