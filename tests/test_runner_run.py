@@ -302,3 +302,21 @@ def test_images_in_use(pybuild, root, image):
     assert images_in_use(str(root)) == {Store(root).image(image).id}
     pybuild("rm", "keep")
     assert images_in_use(str(root)) == set()
+
+
+@pytest.mark.registry
+def test_missing_image_is_pulled(plain_registry, pybuild, image, tmp_path):
+    from conftest import CLI
+
+    pybuild.env.update(plain_registry.env)
+    ref = f"{plain_registry.host}/runner/busybox:1"
+    pybuild("tag", image, ref)
+    pybuild("push", ref)
+    other = CLI(tmp_path / "fresh")
+    other.env.update(plain_registry.env)
+    proc = other("run", "--rm", ref, "echo", "pulled and ran")
+    assert proc.stdout == b"pulled and ran\n"
+    assert b"Unable to find image" in proc.stderr
+    assert other("run", "--rm", ref, "true").stderr == b""  # the second run finds it
+    missing = other("run", "--rm", f"{plain_registry.host}/runner/nothing:1", "true", check=False)
+    assert missing.returncode != 0 and missing.stderr.count(b"\n") <= 2
