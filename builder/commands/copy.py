@@ -18,26 +18,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("source", metavar="SRC")
     parser.add_argument("dest", metavar="DST")
-    parser.add_argument("--platform", help="os/arch[/variant] to pick from a multi-platform source")
-    parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and skip TLS verification")
+    from ._transfer import add_transfer_options
+
     parser.add_argument("--digestfile", metavar="FILE", help="write the copied manifest digest to FILE")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
-    parser.add_argument("-j", "--jobs", type=int, default=None, help="blobs copied at once (default 4)")
+    add_transfer_options(parser, "blobs copied")
 
 
 def run(args: argparse.Namespace) -> int:
     from registry.remote.locations import copy_between
-    from registry.remote.progress import reporter_for
+    from registry.remote.progress import reporting
 
     from ._common import open_store
 
-    reporter = reporter_for("copy", args.quiet)
-    try:
+    with reporting("copy", args.quiet) as reporter:
         manifest = copy_between(open_store(args), args.source, args.dest, platform=args.platform,
                                 insecure=args.insecure, jobs=args.jobs, reporter=reporter)
-    finally:
-        if reporter is not None:
-            reporter.close()
     print(manifest.digest if args.quiet else f"Copied {args.source} to {args.dest}: {manifest.digest}")
     if args.digestfile:
         with open(args.digestfile, "w") as f:

@@ -6,15 +6,15 @@ import argparse
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from ._transfer import add_transfer_options
+
     parser.add_argument("image", metavar="NAME[:TAG]", help="image in the store")
     parser.add_argument("dest", metavar="DEST", nargs="?", help="registry reference to push to (default: NAME[:TAG])")
     parser.add_argument("-a", "--all-tags", action="store_true", help="push every stored tag of the repository NAME")
     parser.add_argument("--digestfile", metavar="FILE", help="write the pushed manifest digest to FILE")
-    parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and skip TLS verification")
     parser.add_argument("--chunk-size", type=_size, default=None, metavar="BYTES",
                         help="upload in chunks of this size (PATCH requests) instead of one PUT")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
-    parser.add_argument("-j", "--jobs", type=int, default=None, help="layers uploaded at once (default 4)")
+    add_transfer_options(parser, "blobs uploaded", platform=False)
 
 
 def _size(text: str) -> int:
@@ -30,7 +30,7 @@ def _size(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from registry.errors import PybuildError
     from registry.reference import parse
-    from registry.remote.progress import reporter_for
+    from registry.remote.progress import reporting
     from registry.remote.push import push_image
 
     from ._common import open_store
@@ -52,13 +52,9 @@ def run(args: argparse.Namespace) -> int:
         target = parse(dest or name)
         if not args.quiet:
             print(f"Pushing {target}")
-        reporter = reporter_for("push", args.quiet)
-        try:
+        with reporting("push", args.quiet) as reporter:
             digest = push_image(store, name, target, insecure=args.insecure, jobs=args.jobs,
                                 chunk_size=args.chunk_size, reporter=reporter)
-        finally:
-            if reporter is not None:
-                reporter.close()
         print(digest if args.quiet else f"{target.tag or 'latest'}: digest: {digest}")
     if args.digestfile:
         with open(args.digestfile, "w") as f:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import Iterator, TextIO
 
 from .. import oci
 
@@ -96,3 +97,14 @@ def reporter_for(action: str, quiet: bool = False, out: TextIO | None = None) ->
         return None
     out = out or sys.stderr
     return RichReporter(action, out) if out.isatty() else PlainReporter(action, out)
+
+
+@contextlib.contextmanager
+def reporting(action: str, quiet: bool = False) -> Iterator["PlainReporter | RichReporter | None"]:
+    """:func:`reporter_for`, closed (the live display stopped) when the block ends."""
+    reporter = reporter_for(action, quiet)
+    try:
+        yield reporter
+    finally:
+        if reporter is not None:
+            reporter.close()
