@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from registry.errors import PybuildError
-from runner.rootfs import resolve_in_root
 
 IgnoreFn = Callable[[str, bool], bool]  # (relative path, is_dir) -> excluded
 
@@ -98,7 +97,14 @@ class Context:
 
     def host_path(self, rel: str) -> str:
         """Where ``rel`` is on the host, symlinks followed as if the context were ``/``."""
-        return resolve_in_root(self.root, rel) if rel else self.root
+        if not rel:
+            return self.root
+        plain = os.path.normpath(os.path.join(self.root, rel))
+        if os.path.realpath(plain) == plain:  # no symlink on the way: nothing to scope
+            return plain
+        from runner.rootfs import resolve_in_root  # noqa: PLC0415 (ctypes: not on the cached path)
+
+        return resolve_in_root(self.root, rel)
 
     def _visible(self, rel: str) -> bool:
         try:

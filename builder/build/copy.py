@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from registry.errors import PybuildError
 from runner.rootfs import resolve_in_root
 
+from .copy_step import absolute_dest
+
 
 class CopyError(PybuildError):
     """A COPY/ADD that cannot be carried out."""
@@ -43,15 +45,6 @@ class CopyRequest:
     extract: bool = False  # ADD: unpack local archives
     multiple: bool = False  # more than one source was written in the instruction
     remote: list[tuple[str, bytes]] = field(default_factory=list)  # ADD URLs: (name, content)
-
-
-def absolute_dest(dest: str, workdir: str) -> str:
-    """The destination as an absolute container path, keeping a trailing ``/``."""
-    if dest.startswith("/"):
-        return dest
-    slash = dest.endswith("/") or dest in (".", "")
-    joined = os.path.normpath(os.path.join(workdir or "/", dest))
-    return joined + "/" if slash and not joined.endswith("/") else joined
 
 
 def run_copy(rootfs: str, req: CopyRequest) -> None:
@@ -76,9 +69,10 @@ def run_copy(rootfs: str, req: CopyRequest) -> None:
             # parents of a copied directory are root's; the directory itself, if new, the owner's
             _ensure_dir(rootfs, os.path.dirname(dest.rstrip("/")) or "/", (0, 0))
             target = _ensure_dir(rootfs, dest, new_dirs)
+            fresh: set[str] = set()
             for child, cst, host in req.tree.walk(rel, src):
                 name = child[len(rel):].lstrip("/") if rel else child
-                _copy_entry(host, cst, os.path.join(target, name), owner, req.chmod, links)
+                _copy_entry(host, cst, os.path.join(target, name), owner, req.chmod, links, fresh)
         elif req.extract and _try_extract(src, rootfs, dest):
             continue
         else:
@@ -125,9 +119,12 @@ def _remove(path: str, keep_dir: bool) -> None:
 
 
 def _copy_entry(src: str, st: os.stat_result, dst: str, owner: tuple[int, int] | None, chmod: int | None,
-                links: dict[tuple[int, int], str]) -> None:
+                links: dict[tuple[int, int], str], fresh: set[str] | None = None) -> None:
     """Copy one entry; a given ``owner`` is applied by chown, which (as in docker) clears
-    the set-user-ID bit and a group-executable set-group-ID bit of a non-directory."""
+    the set-user-ID bit and a group-executable set-group-ID bit of a non-directory.
+
+    ``fresh`` holds the directories this copy created: nothing is in them to replace, and
+    a file we create there is already ours, so those syscalls are skipped."""
     mode = st.st_mode
     perm = stat.S_IMODE(mode) if chmod is None else chmod
     if owner is None:
@@ -136,19 +133,28 @@ def _copy_entry(src: str, st: os.stat_result, dst: str, owner: tuple[int, int] |
         perm &= ~stat.S_ISUID
         if perm & stat.S_IXGRP:
             perm &= ~stat.S_ISGID
+    in_fresh = fresh is not None and os.path.dirname(dst) in fresh
     if stat.S_ISDIR(mode):
-        _remove(dst, keep_dir=True)
-        if not os.path.isdir(dst):
+        if not in_fresh:
+            _remove(dst, keep_dir=True)
+        if in_fresh or not os.path.isdir(dst):
             os.mkdir(dst, 0o700)
+            if fresh is not None:
+                fresh.add(dst)
     elif stat.S_ISREG(mode):
         key = (st.st_dev, st.st_ino)
-        _remove(dst, keep_dir=False)
+        if not in_fresh:
+            _remove(dst, keep_dir=False)
         if st.st_nlink > 1 and key in links:
             os.link(links[key], dst)
             return
         _clone_file(src, dst)
         if st.st_nlink > 1:
             links[key] = dst
+        if in_fresh and owner == _SELF:
+            os.chmod(dst, perm)
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+            return
     elif stat.S_ISLNK(mode):
         _remove(dst, keep_dir=False)
         os.symlink(os.readlink(src), dst)
@@ -161,6 +167,9 @@ def _copy_entry(src: str, st: os.stat_result, dst: str, owner: tuple[int, int] |
     os.lchown(dst, *owner)
     os.chmod(dst, perm)
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+_SELF = (os.geteuid(), os.getegid())
 
 
 def _clone_file(src: str, dst: str) -> None:

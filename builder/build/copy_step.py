@@ -9,12 +9,20 @@ from typing import TYPE_CHECKING, Any
 from builder.dockerfile import instructions as ins
 
 from .context import Context
-from .copy import CopyError, CopyRequest, absolute_dest, read_url, resolve_owner, run_copy
 
 if TYPE_CHECKING:
     from builder.dockerfile.stages import Stage
 
     from .executor import Executor, StageState
+
+
+def absolute_dest(dest: str, workdir: str) -> str:
+    """The destination as an absolute container path, keeping a trailing ``/``."""
+    if dest.startswith("/"):
+        return dest
+    slash = dest.endswith("/") or dest in (".", "")
+    joined = os.path.normpath(os.path.join(workdir or "/", dest))
+    return joined + "/" if slash and not joined.endswith("/") else joined
 
 
 def _is_url(src: str) -> bool:
@@ -50,8 +58,10 @@ class CopyStep:
             raise inst.error("When using COPY with more than one source file, the destination must be a "
                              "directory and end with a /")
         self.dest = dest
-        for url in self.urls:
-            self.remote.append(read_url(url, getattr(inst, "checksum", "") or None))
+        if self.urls:
+            from .copy import read_url  # noqa: PLC0415
+            for url in self.urls:
+                self.remote.append(read_url(url, getattr(inst, "checksum", "") or None))
 
     def description(self) -> list[Any]:
         """What the cache key covers."""
@@ -66,6 +76,8 @@ class CopyStep:
 
     def apply(self, merged: str, upper: str) -> None:
         """Copy into the mounted rootfs ``merged``."""
+        from .copy import CopyError, CopyRequest, resolve_owner, run_copy  # noqa: PLC0415
+
         inst = self.inst
         owner = resolve_owner(inst.chown, merged) if inst.chown else None if self.from_ else (0, 0)
         chmod = _parse_chmod(inst.chmod, inst) if inst.chmod else None

@@ -177,9 +177,10 @@ class Executor:
                 self.results[index] = fut.result()
 
     def _cleanup(self) -> None:
-        from .mounting import unmount  # noqa: PLC0415
-        for target in list(self._stage_mounts.values()):
-            unmount(target)
+        if self._stage_mounts:
+            from .mounting import unmount  # noqa: PLC0415
+            for target in list(self._stage_mounts.values()):
+                unmount(target)
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
