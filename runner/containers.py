@@ -161,7 +161,8 @@ def create(root: str, cid: str, config: dict[str, Any]) -> Container:
         with open(os.path.join(cdir, "config.json"), "w") as fh:
             json.dump(config, fh)
         container = Container(root, cid, config, {})
-        container.save_state(status="created")
+        me = os.getpid()
+        container.save_state(status="created", owner_pid=me, owner_start=proc_start_time(me))
     return container
 
 

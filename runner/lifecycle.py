@@ -129,7 +129,6 @@ def oom_message(container: Container) -> str:
 
 def run_foreground(container: Container, interactive: bool) -> int:
     """Run attached to this terminal; signals are forwarded; returns the exit code."""
-    _own(container)
     forwarder = _Forwarder()
     cg = _make_cgroup(container)
     proc = None
