@@ -61,7 +61,6 @@ def _pybuild(level: int) -> Callable[[memoryview], bytes]:
 
 IMPLS: dict[str, Callable[[memoryview], bytes]] = {
     "zlib (stdlib) -1": _stream(zlib, 1),
-    "zlib (stdlib) -6": _stream(zlib, 6),
     "zlib-ng zlib_ng -1": _stream(zlib_ng, 1),
     "zlib-ng gzip_ng_threaded -1 t=2": _threaded(gzip_ng_threaded.open, 1, 2),
     "isal isal_zlib -0": _stream(isal_zlib, 0),

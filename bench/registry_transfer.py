@@ -202,6 +202,7 @@ def main() -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     bench = Bench(workdir, args.size_mib, docker=not args.no_docker and shutil.which("docker") is not None)
+    load_before = os.getloadavg()
     bench.setup()
     tools = ["pybuild", "skopeo"] + (["docker"] if bench.docker else [])
     push: dict[str, list[float]] = {t: [] for t in tools}
@@ -222,8 +223,10 @@ def main() -> int:
 
     mb = bench.layer_bytes / 1e6
     results = {"layer_bytes": bench.layer_bytes, "rounds": args.rounds, "cpus": os.cpu_count(),
+               "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
                "push_s": push, "pull_s": pull, "noop_push": noop, "memory": memory}
-    print(f"\nlayer: {bench.layer_bytes} bytes ({mb:.0f} MB), {args.rounds} rounds, medians")
+    print(f"\nlayer: {bench.layer_bytes} bytes ({mb:.0f} MB), {args.rounds} rounds, medians; "
+          f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)")
     print(f"{'tool':<8} {'push s':>8} {'push MB/s':>10} {'pull s':>8} {'pull MB/s':>10}")
     for tool in tools:
         p, q = statistics.median(push[tool]), statistics.median(pull[tool])
