@@ -163,3 +163,13 @@ def test_copy_from_image_symlinks_stay_inside(pybuild, root, busybox_image, tmp_
     fs = _image(root, _build(pybuild, ctx))["fs"]
     assert fs["got/hostname"]["sha256"] == hashlib.sha256(b"inside\n").hexdigest()
     assert fs["file"]["sha256"] == hashlib.sha256(b"stagehost\n").hexdigest()
+
+
+@pytest.mark.registry
+def test_build_push_to_registry(pybuild, busybox_image, plain_registry, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN echo pushed > /p\n")
+    name = f"{plain_registry.host}/built/app:1"
+    proc = pybuild("build", "--progress", "plain", "-t", name, "--push", "--insecure", str(ctx))
+    assert f"pushed {name}@sha256:" in proc.stderr.decode()
+    pybuild("rmi", name)
+    pybuild("pull", "--insecure", name)

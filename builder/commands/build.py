@@ -27,6 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", choices=["auto", "plain", "tty"], default="auto", help="progress output")
     parser.add_argument("--iidfile", default=None, metavar="FILE", help="write the image ID to FILE")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    parser.add_argument("--push", action="store_true", help="push every -t name to its registry after the build")
+    parser.add_argument("--insecure", action="store_true", help="with --push: allow plain HTTP registries")
 
 
 def _build_args(values: list[str]) -> dict[str, str | None]:
@@ -123,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     if args.iidfile:
         with open(args.iidfile, "w") as fh:
             fh.write(result.id)
+    if args.push:
+        _push(args, progress)
     if args.quiet:
         print(result.id)
     else:
@@ -131,6 +135,19 @@ def run(args: argparse.Namespace) -> int:
             progress.message(f"naming to {tag} done")
         print(result.id)
     return 0
+
+
+def _push(args, progress) -> None:
+    from registry.errors import PybuildError
+    from registry.remote.push import push_image
+    from registry.store import Store
+
+    if not args.tag:
+        raise PybuildError("--push needs at least one -t NAME to push to")
+    store = Store(args.root)
+    for tag in args.tag:
+        digest = push_image(store, tag, insecure=args.insecure)
+        progress.message(f"pushed {tag}@{digest}")
 
 
 def _interrupt(signum, frame) -> None:
