@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import zstandard
 from isal import isal_zlib
 
 from layer_helpers import archive, entry, listing
@@ -272,3 +273,26 @@ def test_media_type_lies_are_ignored(box):
     with open_layer(io.BytesIO(gzip.compress(data)), "application/vnd.oci.image.layer.v1.tar") as stream:
         box.extract(stream)
     assert (box.target / "f").read_bytes() == b"data"
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, zstandard.ZstdCompressor().compress, bytes])
+def test_truncated_compressed_layers(box, compress):
+    tar = archive(*(entry(f"f{i}", os.urandom(100_000)) for i in range(8))).getvalue()
+    blob = compress(tar)
+    for cut in (len(blob) // 3, len(blob) - 700):
+        with pytest.raises(BadArchive, match="truncated|corrupt"):
+            with open_layer(io.BytesIO(blob[:cut])) as stream:
+                box.extract(stream)
+
+
+def test_archive_without_end_marker_is_truncated(box):
+    with pytest.raises(BadArchive, match="truncated"):
+        box.extract(archive(entry("a", b"x"), entry("b", b"y"), end=False))
+
+
+def test_corrupt_gzip(box):
+    blob = bytearray(gzip.compress(archive(entry("a", os.urandom(5000))).getvalue()))
+    blob[len(blob) // 2] ^= 0xFF
+    with pytest.raises(BadArchive, match="corrupt"):
+        with open_layer(io.BytesIO(bytes(blob))) as stream:
+            box.extract(stream)

@@ -3,6 +3,9 @@
 Archives from the wild lie about their media type, so the compression is detected
 from the first bytes: gzip, zstd, or else plain tar.  Decompression is streamed
 (bounded reads), so a small blob that inflates to a huge stream costs no memory.
+Corrupt compressed data raises BadArchive.  (A zstd stream cut at a block boundary
+ends quietly in python-zstandard; the tar reader then reports the archive as
+truncated, since it requires the end-of-archive marker.)
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import IO
 
 import zstandard
 from isal import igzip
+
+from ..errors import BadArchive
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -41,6 +46,27 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+class _Decompressed(io.RawIOBase):
+    """A decompressing stream whose failures are :class:`BadArchive` errors."""
+
+    def __init__(self, inner: IO[bytes], kind: str):
+        self._inner = inner
+        self._kind = kind
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        try:
+            return self._inner.readinto(buf) or 0
+        except (EOFError, OSError, zstandard.ZstdError) as err:
+            raise BadArchive(f"corrupt or truncated {self._kind} layer data: {err}") from None
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
 def detect_compression(head: bytes) -> str:
     """``gzip``, ``zstd`` or ``none`` from a stream's first bytes."""
     if head.startswith(GZIP_MAGIC):
@@ -67,8 +93,10 @@ def open_layer(fileobj: IO[bytes], media_type: str | None = None) -> IO[bytes]:
     raw = _Prefixed(head, fileobj)
     kind = detect_compression(head)
     if kind == "gzip":
-        return igzip.IGzipFile(fileobj=io.BufferedReader(raw, 1 << 20), mode="rb")
-    if kind == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_size=1 << 20, read_across_frames=True,
-                                                          closefd=False)
-    return io.BufferedReader(raw, 1 << 20)
+        inner: IO[bytes] = igzip.IGzipFile(fileobj=io.BufferedReader(raw, 1 << 20), mode="rb")
+    elif kind == "zstd":
+        inner = zstandard.ZstdDecompressor().stream_reader(raw, read_size=1 << 20, read_across_frames=True,
+                                                           closefd=False)
+    else:
+        return io.BufferedReader(raw, 1 << 20)
+    return io.BufferedReader(_Decompressed(inner, kind), 1 << 20)

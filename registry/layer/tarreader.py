@@ -2,7 +2,9 @@
 
 Every size is bounded: metadata headers (PAX, GNU long names) are refused above
 ``MAX_META`` bytes, entries above ``MAX_ENTRY_SIZE``; data is handed out in chunks,
-never read whole.  Truncated or non-tar input raises :class:`BadArchive`.
+never read whole.  Truncated or non-tar input raises :class:`BadArchive`; a stream
+that stops without the end-of-archive zero block counts as truncated (every tar
+writer in use writes it), an empty stream is an empty archive.
 """
 
 from __future__ import annotations
@@ -127,8 +129,8 @@ class TarReader:
                 break
             block += more
         self._offset += len(block)
-        if not block or block == tf.ZERO_BLOCK:
-            return None
+        if block == tf.ZERO_BLOCK or not block and start == 0:
+            return None  # the end-of-archive marker (or an empty stream)
         if len(block) < tf.BLOCK:
             raise BadArchive(f"{self._label}: truncated tar archive (ends at byte {self._offset}); the file is incomplete")
         stored = block[148:156].split(b"\0", 1)[0].strip(b" ")
