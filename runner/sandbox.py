@@ -15,6 +15,7 @@ the command was exec'd.  Both die with their parent (PR_SET_PDEATHSIG).
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -209,6 +210,7 @@ def namespace_flags(spec: SandboxSpec) -> int:
 
 def shim(spec: SandboxSpec, report: int, enter_pid: int | None = None) -> None:
     """The shim's whole life: namespaces, fork pid 1 (or exec's process), wait; exits."""
+    gc.disable()  # a collection would touch (and copy-on-write) every object inherited from the caller
     try:
         _die_with_parent()
         os.setsid()  # out of the terminal's process group: signals come from the caller
