@@ -96,13 +96,17 @@ def overlay_options(lowerdirs: list[str], upperdir: str, workdir: str, top: str)
     ``volatile`` (Linux 5.10+) skips syncing the upper filesystem when the mount goes
     away: that sync cost ~100 ms per container, and an upper dir is never reused
     after a crash (a RUN step's layer is made durable as a blob, not in place).
+    ``redirect_dir``, ``metacopy`` and ``index`` are off whatever the kernel's
+    defaults: the upper dir must stay a self-contained diff (a renamed directory is
+    copied up whole, not recorded as a redirect xattr pointing into a lower layer).
     """
     if len(lowerdirs) > 1:
         base = os.path.commonpath(lowerdirs)
     else:
         base = os.path.dirname(lowerdirs[0]) if lowerdirs else "/"
     rel = [os.path.relpath(p, base) for p in reversed(lowerdirs)]
-    data = f"lowerdir={':'.join([top] + rel)},upperdir={upperdir},workdir={workdir},volatile"
+    data = (f"lowerdir={':'.join([top] + rel)},upperdir={upperdir},workdir={workdir},"
+            "volatile,redirect_dir=off,metacopy=off,index=off")
     if len(data) >= 4096:
         raise RootfsError(f"overlay options for {len(lowerdirs)} layers exceed one page; move the snapshots to a shorter path")
     return base, data

@@ -229,3 +229,13 @@ def test_setuid_binary_gives_no_privilege(pybuild, root, busybox_rootfs, euid_pr
         assert host.stdout == b"0\n"
     inside = run(pybuild, "-u", "1000", "suid:1", "/bin/suidprobe")
     assert inside.stdout == b"1000\n"
+
+
+def test_rlimits_are_the_hosts_never_raised(pybuild, image):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    out = run(pybuild, image, "sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -Hn $(( $(ulimit -Hn) + 1 )); echo raise=$?")
+    lines = out.stdout.decode().split()
+    assert lines[:2] == [str(soft), str(hard)]
+    assert lines[2] != "raise=0"
