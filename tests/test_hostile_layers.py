@@ -296,3 +296,8 @@ def test_corrupt_gzip(box):
     with pytest.raises(BadArchive, match="corrupt"):
         with open_layer(io.BytesIO(bytes(blob))) as stream:
             box.extract(stream)
+
+
+def test_nul_in_pax_path(box):
+    with pytest.raises(BadArchive, match="NUL"):
+        box.extract(archive(entry("é\0../../outside/sentinel".encode(), b"x")))

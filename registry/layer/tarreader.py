@@ -39,9 +39,11 @@ class Entry:
 
 
 def _number(field_: bytes, what: str) -> int:
-    if field_[:1] and field_[0] & 0x80:  # base-256 (GNU/star) for big values
+    if field_[:1] and field_[0] & 0x80:  # base-256 (GNU/star/Go) for big or negative values
         if field_[0] == 0xFF:
-            raise BadArchive(f"negative {what} in tar header")
+            if what != "mtime":
+                raise BadArchive(f"negative {what} in tar header")
+            return int.from_bytes(field_, "big", signed=True)  # a date before 1970
         return int.from_bytes(bytes([field_[0] & 0x7F]) + field_[1:], "big")
     text = field_.split(b"\0", 1)[0].strip(b" ")
     try:
@@ -207,6 +209,8 @@ class TarReader:
         entry.xattrs = {k[len(prefix_x):]: v for k, v in pax.items() if k.startswith(prefix_x)}
         if entry.typeflag == tf.REGULAR and entry.name.endswith(b"/"):
             entry.typeflag = tf.DIRECTORY  # pre-POSIX directories
+        if b"\0" in entry.name or b"\0" in entry.linkname:
+            raise BadArchive(f"{self._label}: entry {entry.name!r} has a NUL byte in its name or link target")
         if not 0 <= entry.size <= MAX_ENTRY_SIZE:
             raise BadArchive(f"{self._label}: entry {entry.name!r} claims an absurd size of {entry.size} bytes")
         return entry
