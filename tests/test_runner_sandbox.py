@@ -198,3 +198,17 @@ def test_state_files_are_not_in_lowerdirs(tmp_path, busybox_rootfs):
     sandbox.run(bare_spec(tmp_path, busybox_rootfs, ["true"]))
     assert sorted(p.name for p in busybox_rootfs.iterdir()) == before
     shutil.rmtree(tmp_path / "state")
+
+
+def test_renamed_lower_directory_is_copied_up_whole(tmp_path, busybox_rootfs):
+    """No redirect xattrs: the upper dir alone describes the change (whatever the kernel default)."""
+    lower = tmp_path / "lower"
+    (lower / "data" / "sub").mkdir(parents=True)
+    (lower / "data" / "sub" / "f").write_text("content")
+    spec = bare_spec(tmp_path, busybox_rootfs, ["/bin/mv", "/data", "/moved"])
+    spec.lowerdirs = [str(busybox_rootfs), str(lower)]
+    assert sandbox.run(spec) == 0
+    upper = tmp_path / "upper"
+    assert (upper / "moved" / "sub" / "f").read_text() == "content"
+    assert os.major(os.lstat(upper / "data").st_rdev) == 0 and not (upper / "data").is_dir()  # whiteout
+    assert not any(name.startswith("trusted.overlay.redirect") for name in os.listxattr(upper / "moved"))
