@@ -142,7 +142,7 @@ class RawTerminal:
 
         if os.isatty(self.fd):
             self._saved = termios.tcgetattr(self.fd)
-            tty.setraw(self.fd)
+            tty.setraw(self.fd, termios.TCSANOW)  # keep what was typed ahead
         return self
 
     def __exit__(self, *exc) -> None:
