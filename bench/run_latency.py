@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -86,15 +87,18 @@ def prepare(work: Path, tools: list[str]) -> dict[str, list[str]]:
     return {t: commands[t] for t in tools if t in commands}
 
 
-def time_once(name: str, cmd: list[str], n: int) -> float:
+def time_once(name: str, cmd: list[str], n: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the command and its children)."""
     if name == "runc":
         cmd = [*cmd, f"bench-{os.getpid()}-{n}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed ({proc.returncode}): {proc.stderr.decode()[-400:]}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -109,21 +113,27 @@ def main() -> None:
         for name, cmd in commands.items():  # warm-up
             time_once(name, cmd, -1)
         samples: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         for n in range(args.reps):
             for name, cmd in commands.items():
-                samples[name].append(time_once(name, cmd, n))
-    print(f"{'tool':<16}{'median ms':>10}{'p25':>8}{'p75':>8}   (n={args.reps}, interleaved; load avg {os.getloadavg()[0]:.2f})")
+                wall, used = time_once(name, cmd, n)
+                samples[name].append(wall)
+                cpu[name].append(used)
+    print(f"{'tool':<16}{'median ms':>10}{'p25':>8}{'p75':>8}{'CPU ms':>8}   "
+          f"(n={args.reps}, interleaved; load avg {os.getloadavg()[0]:.2f}; CPU: the command and its children, "
+          "not the docker/podman daemons)")
     medians = {}
     for name, values in samples.items():
         q = statistics.quantiles(values, n=4)
         medians[name] = statistics.median(values)
-        print(f"{name:<16}{medians[name] * 1000:>10.1f}{q[0] * 1000:>8.1f}{q[2] * 1000:>8.1f}")
+        print(f"{name:<16}{medians[name] * 1000:>10.1f}{q[0] * 1000:>8.1f}{q[2] * 1000:>8.1f}"
+              f"{statistics.median(cpu[name]) * 1000:>8.1f}")
     for ours in ("pybuild", "pybuild-nosite"):
         for other in ("docker", "podman", "runc"):
             if ours in medians and other in medians:
                 print(f"{ours} / {other}: {medians[ours] / medians[other]:.2f}x")
     if args.json:
-        Path(args.json).write_text(json.dumps(samples, indent=1))
+        Path(args.json).write_text(json.dumps({"wall": samples, "cpu": cpu}, indent=1))
     if IMAGE and "docker" in commands:
         subprocess.run(["docker", "rmi", IMAGE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if "podman" in commands:
