@@ -320,3 +320,12 @@ def test_missing_image_is_pulled(plain_registry, pybuild, image, tmp_path):
     assert other("run", "--rm", ref, "true").stderr == b""  # the second run finds it
     missing = other("run", "--rm", f"{plain_registry.host}/runner/nothing:1", "true", check=False)
     assert missing.returncode != 0 and missing.stderr.count(b"\n") <= 2
+
+
+def test_retag_is_seen_by_the_next_run(pybuild, root, image):
+    """The run path's image cache is invalidated by any tag change."""
+    image_variant(root, image, "moving:1", Cmd=["echo", "first"])
+    assert out(pybuild("run", "--rm", "moving:1")) == "first\n"
+    assert out(pybuild("run", "--rm", "moving:1")) == "first\n"  # from the cache
+    image_variant(root, image, "moving:1", Cmd=["echo", "second"])
+    assert out(pybuild("run", "--rm", "moving:1")) == "second\n"
