@@ -7,13 +7,16 @@ makes an exception that re-includes what it matches. Later lines win.
 
 Matching (moby/patternmatcher): ``*`` any run of non-``/``, ``?`` one
 non-``/``, ``[a-z]`` classes, ``\\`` escapes, ``**`` any number of directories
-(``**/x``, ``a/**``, ``a/**/b``). A pattern also matches everything under a
-directory it matches.
+(``**/x``, ``a/**``, ``a/**/b``).
 
-Walking (docker's context walk): an excluded directory is skipped whole unless
-an exception pattern starts with that directory's path; in that case the walk
-goes in (the directory entry itself stays excluded) and each entry is judged
-on its own. :meth:`DockerIgnore.excluded` gives the same verdict for any path
+Verdicts (the docker CLI's context walk, moby/patternmatcher's
+``MatchesUsingParentResults``): a pattern matches an entry if it matches its
+path or matched its parent directory; patterns apply in order, the last match
+wins (``!`` re-includes), and a pattern is not tried where it could not change
+the verdict, so it does not carry down from a parent where it was not tried.
+An excluded directory is skipped whole unless an exception pattern starts with
+that directory's path; then the walk goes in (the directory entry itself stays
+excluded) and judges each entry. :meth:`DockerIgnore.excluded` gives the same verdict for any path
 without walking, and :meth:`DockerIgnore.walk` walks a context fast.
 
 The Dockerfile and the ignore file are subject to the patterns like any file
@@ -167,45 +170,55 @@ class DockerIgnore:
     def __bool__(self) -> bool:
         return bool(self.patterns)
 
-    def _matches(self, path: str) -> bool:
-        """docker's ``PatternMatcher.Matches``: last matching pattern wins."""
-        matched = False
-        parent = posixpath.dirname(path)
-        parent_dirs = parent.split("/") if parent else []
-        for p in self.patterns:
-            if p.exclusion != matched:
-                continue
-            hit = p.match(path)
-            if not hit and parent_dirs and len(p.dirs) <= len(parent_dirs):
-                hit = p.match("/".join(parent_dirs[:len(p.dirs)]))
+    def _evaluate(self, path: str, parent: tuple[bool, ...] | None) -> tuple[bool, tuple[bool, ...]]:
+        """(excluded, which patterns matched ``path`` or an ancestor), given the parent's answer.
+
+        patternmatcher's ``MatchesUsingParentResults``: a pattern that matched
+        the parent matches the child; the others are tried on the child's own
+        path, in order, skipping those that could not change the verdict (an
+        exclusion while not excluded, an inclusion while excluded); the last
+        match wins. ``parent`` None: a top-level entry.
+        """
+        excluded = False
+        matched = [False] * len(self.patterns)
+        for i, p in enumerate(self.patterns):
+            hit = parent[i] if parent is not None else False
+            if not hit:
+                if p.exclusion != excluded:
+                    continue
+                hit = p.match(path)
+            matched[i] = hit
             if hit:
-                matched = not p.exclusion
-        return matched
+                excluded = not p.exclusion
+        return excluded, tuple(matched)
 
     def _pruned(self, directory: str) -> bool:
         """Whether the walk skips an excluded ``directory`` without looking inside."""
         prefix = directory + "/"
         return not any(e.startswith(prefix) for e in self._exception_prefixes)
 
-    def excluded(self, relpath: str, is_dir: bool = False) -> bool:
-        """Whether the context entry at ``relpath`` (``/``-separated) is left out."""
+    def _chain(self, relpath: str) -> tuple[str, bool, bool]:
+        """(clean path, whether it is excluded, whether an ancestor was pruned)."""
         path = posixpath.normpath(relpath.replace(os.sep, "/")).lstrip("/")
         if path in ("", ".") or not self.patterns:
-            return False
+            return path, False, False
         parts = path.split("/")
+        info = None
         for depth in range(1, len(parts)):
             ancestor = "/".join(parts[:depth])
-            if self._matches(ancestor) and self._pruned(ancestor):
-                return True
-        return self._matches(path)
+            excluded, info = self._evaluate(ancestor, info)
+            if excluded and self._pruned(ancestor):
+                return path, True, True
+        return path, self._evaluate(path, info)[0], False
+
+    def excluded(self, relpath: str, is_dir: bool = False) -> bool:
+        """Whether the context entry at ``relpath`` (``/``-separated) is left out."""
+        return self._chain(relpath)[1]
 
     def can_skip_dir(self, relpath: str) -> bool:
-        """True when the directory and everything under it is excluded (no exception reaches in).
-
-        Valid for a directory whose ancestors the walk entered.
-        """
-        path = posixpath.normpath(relpath).lstrip("/")
-        return self._matches(path) and self._pruned(path)
+        """True when the directory and everything under it is excluded (no exception reaches in)."""
+        path, excluded, pruned_above = self._chain(relpath)
+        return excluded and (pruned_above or self._pruned(path))
 
     def walk(self, root: str | os.PathLike) -> Iterator[tuple[str, os.DirEntry]]:
         """Included entries under ``root`` as (relative path, DirEntry), parents first.
@@ -213,22 +226,23 @@ class DockerIgnore:
         Symlinks are reported, not followed. An excluded directory the walk
         must enter (an exception lies below it) is not reported itself.
         """
-        stack = [(os.fspath(root), "")]
+        stack: list[tuple[str, str, tuple[bool, ...] | None]] = [(os.fspath(root), "", None)]
         while stack:
-            top, prefix = stack.pop()
+            top, prefix, parent = stack.pop()
             with os.scandir(top) as it:
                 entries = sorted(it, key=lambda e: e.name)
             subdirs = []
             for entry in entries:
                 rel = prefix + entry.name
                 is_dir = entry.is_dir(follow_symlinks=False)
-                if self.patterns and self._matches(rel):
+                excluded, info = self._evaluate(rel, parent) if self.patterns else (False, ())
+                if excluded:
                     if is_dir and not self._pruned(rel):
-                        subdirs.append((entry.path, rel + "/"))
+                        subdirs.append((entry.path, rel + "/", info))
                     continue
                 yield rel, entry
                 if is_dir:
-                    subdirs.append((entry.path, rel + "/"))
+                    subdirs.append((entry.path, rel + "/", info))
             stack.extend(reversed(subdirs))
 
 

@@ -1,5 +1,9 @@
 """``.dockerignore``: pattern rules, file reading, the fast walk, and docker's verdicts.
 
+The docker here is a 20.10 daemon driven by a recent CLI (28.x): with
+``DOCKER_BUILDKIT=0`` the CLI itself walks the context with
+moby/patternmatcher, and that is the behaviour these tests pin.
+
 ``test_walk_matches_docker`` sends each context to docker (``COPY . /ctx/`` on
 scratch, then ``docker export``) and compares what arrived with our walk.
 """
@@ -41,6 +45,9 @@ CASES = {
     "prefix-double-star": "sr**\n",
     "star-star-suffix": "**.md\n",
     "exclude-then-reinclude-dir": "sub\n!sub\nsub/deep\n",
+    "exception-before-exclusion": "!a/q\na\n",
+    "exception-of-parent-does-not-carry": "*/*/*\n!sub/deep\n",
+    "exception-then-star": "!a/q\n*\n!Dockerfile\n",
 }
 
 
