@@ -15,6 +15,8 @@ import os
 import signal
 import time
 
+from .textfile import read_text, write_text
+
 CGROUP_ROOT = "/sys/fs/cgroup"
 PARENT = "pybuild"
 CFS_PERIOD = 100_000
@@ -25,17 +27,6 @@ class CgroupError(Exception):
     """A limit cannot be applied on this host."""
 
 
-def _write(path: str, value: str) -> None:
-    with open(path, "w") as fh:
-        fh.write(value)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as fh:
-            return fh.read()
-    except OSError:
-        return ""
 
 
 def _keyed(text: str) -> dict[str, int]:
@@ -47,9 +38,17 @@ def _keyed(text: str) -> dict[str, int]:
     return out
 
 
+def _number(text: str) -> int:
+    """A cgroup file's number; -1 for ``max``, unreadable, or v1's "unlimited" (near 2**63)."""
+    value = text.strip()
+    if not value.isdigit():
+        return -1
+    return -1 if int(value) >= 1 << 62 else int(value)
+
+
 def detect(root: str = CGROUP_ROOT) -> str:
     """``"v2"`` for a unified hierarchy with controllers at ``root``, else ``"v1"``."""
-    if _read(os.path.join(root, "cgroup.controllers")).strip():
+    if read_text(os.path.join(root, "cgroup.controllers")).strip():
         return "v2"
     return "v1"
 
@@ -77,13 +76,13 @@ class Cgroup:
     def add(self, pid: int) -> None:
         """Move ``pid`` into this cgroup."""
         for path in self.procs_files():
-            _write(path, str(pid))
+            write_text(path, str(pid))
 
     def pids(self) -> set[int]:
         """Every process in the cgroup."""
         out: set[int] = set()
         for path in self.procs_files():
-            out |= {int(p) for p in _read(path).split()}
+            out |= {int(p) for p in read_text(path).split()}
         return out
 
     def kill_all(self) -> None:
@@ -117,15 +116,22 @@ class Cgroup:
         """Whether the kernel OOM-killed a process of this cgroup."""
         raise NotImplementedError
 
+    # stat name -> (controller, file); filled in by each backend
+    _STAT_FILES: dict[str, tuple[str, str]] = {}
+
     def stats(self) -> dict[str, int]:
         """``memory_usage``, ``memory_limit``, ``pids_current``, ``pids_limit`` (bytes/counts, -1: none)."""
-        raise NotImplementedError
+        dirs = self.dirs()
+        return {key: _number(read_text(os.path.join(dirs.get(ctrl, "/nonexistent"), name)))
+                for key, (ctrl, name) in self._STAT_FILES.items()}
 
 
 class CgroupV1(Cgroup):
     """cgroup v1: one directory per controller hierarchy."""
 
     version = "v1"
+    _STAT_FILES = {"memory_usage": ("memory", "memory.usage_in_bytes"), "memory_limit": ("memory", "memory.limit_in_bytes"),
+                   "pids_current": ("pids", "pids.current"), "pids_limit": ("pids", "pids.max")}
 
     def __init__(self, name: str, root: str = CGROUP_ROOT):
         super().__init__(name)
@@ -140,38 +146,27 @@ class CgroupV1(Cgroup):
         for path in dirs.values():
             os.makedirs(path, exist_ok=True)
         if memory is not None:
-            _write(os.path.join(dirs["memory"], "memory.limit_in_bytes"), str(memory))
+            write_text(os.path.join(dirs["memory"], "memory.limit_in_bytes"), str(memory))
             memsw = os.path.join(dirs["memory"], "memory.memsw.limit_in_bytes")
             if os.path.exists(memsw):
                 swap = memory_swap if memory_swap is not None else 2 * memory
-                _write(memsw, str(swap))
+                write_text(memsw, str(swap))
         if cpus is not None:
-            _write(os.path.join(dirs["cpu"], "cpu.cfs_period_us"), str(CFS_PERIOD))
-            _write(os.path.join(dirs["cpu"], "cpu.cfs_quota_us"), str(int(cpus * CFS_PERIOD)))
+            write_text(os.path.join(dirs["cpu"], "cpu.cfs_period_us"), str(CFS_PERIOD))
+            write_text(os.path.join(dirs["cpu"], "cpu.cfs_quota_us"), str(int(cpus * CFS_PERIOD)))
         if pids is not None:
-            _write(os.path.join(dirs["pids"], "pids.max"), str(pids))
+            write_text(os.path.join(dirs["pids"], "pids.max"), str(pids))
 
     def oom_killed(self) -> bool:
-        control = _keyed(_read(os.path.join(self.dirs().get("memory", ""), "memory.oom_control")))
+        control = _keyed(read_text(os.path.join(self.dirs().get("memory", ""), "memory.oom_control")))
         return control.get("oom_kill", 0) > 0
-
-    def stats(self) -> dict[str, int]:
-        dirs = self.dirs()
-        limit = int(_read(os.path.join(dirs["memory"], "memory.limit_in_bytes")) or -1)
-        pids_max = _read(os.path.join(dirs["pids"], "pids.max")).strip()
-        return {
-            "memory_usage": int(_read(os.path.join(dirs["memory"], "memory.usage_in_bytes")) or 0),
-            "memory_limit": -1 if limit >= 1 << 62 else limit,
-            "pids_current": int(_read(os.path.join(dirs["pids"], "pids.current")) or 0),
-            "pids_limit": -1 if pids_max in ("", "max") else int(pids_max),
-        }
 
     def kill_all(self) -> None:
         """Freeze, SIGKILL everything, thaw: nothing can fork away meanwhile."""
         state = os.path.join(self.dirs().get("freezer", ""), "freezer.state")
         frozen = os.path.exists(state)
         if frozen:
-            _write(state, "FROZEN")
+            write_text(state, "FROZEN")
         try:
             for pid in self.pids():
                 try:
@@ -180,7 +175,7 @@ class CgroupV1(Cgroup):
                     pass
         finally:
             if frozen:
-                _write(state, "THAWED")
+                write_text(state, "THAWED")
         super().kill_all()
 
 
@@ -188,6 +183,8 @@ class CgroupV2(Cgroup):
     """cgroup v2: one directory; controllers enabled in the parent's subtree_control."""
 
     version = "v2"
+    _STAT_FILES = {"memory_usage": ("", "memory.current"), "memory_limit": ("", "memory.max"),
+                   "pids_current": ("", "pids.current"), "pids_limit": ("", "pids.max")}
 
     def __init__(self, name: str, root: str = CGROUP_ROOT):
         super().__init__(name)
@@ -197,7 +194,7 @@ class CgroupV2(Cgroup):
         return {"": os.path.join(self.root, PARENT, self.name)}
 
     def _enable(self, needed: set[str]) -> None:
-        available = set(_read(os.path.join(self.root, "cgroup.controllers")).split())
+        available = set(read_text(os.path.join(self.root, "cgroup.controllers")).split())
         missing = needed - available
         if missing:
             raise CgroupError(f"cgroup v2 controller(s) {', '.join(sorted(missing))} not available at {self.root}; "
@@ -205,9 +202,9 @@ class CgroupV2(Cgroup):
         parent = os.path.join(self.root, PARENT)
         os.makedirs(parent, exist_ok=True)
         for path in (self.root, parent):
-            enabled = set(_read(os.path.join(path, "cgroup.subtree_control")).split())
+            enabled = set(read_text(os.path.join(path, "cgroup.subtree_control")).split())
             if needed - enabled:
-                _write(os.path.join(path, "cgroup.subtree_control"), " ".join(f"+{c}" for c in sorted(needed - enabled)))
+                write_text(os.path.join(path, "cgroup.subtree_control"), " ".join(f"+{c}" for c in sorted(needed - enabled)))
 
     def make(self, memory: int | None, memory_swap: int | None, cpus: float | None, pids: int | None) -> None:
         """Create the dir (enabling the controllers the limits need) and write the limits."""
@@ -216,35 +213,24 @@ class CgroupV2(Cgroup):
         path = self.dirs()[""]
         os.makedirs(path, exist_ok=True)
         if memory is not None:
-            _write(os.path.join(path, "memory.max"), str(memory))
+            write_text(os.path.join(path, "memory.max"), str(memory))
             swap_max = os.path.join(path, "memory.swap.max")
             if os.path.exists(swap_max):
                 swap = (memory_swap if memory_swap is not None else 2 * memory) - memory
-                _write(swap_max, "max" if memory_swap == -1 else str(max(swap, 0)))
+                write_text(swap_max, "max" if memory_swap == -1 else str(max(swap, 0)))
         if cpus is not None:
-            _write(os.path.join(path, "cpu.max"), f"{int(cpus * CFS_PERIOD)} {CFS_PERIOD}")
+            write_text(os.path.join(path, "cpu.max"), f"{int(cpus * CFS_PERIOD)} {CFS_PERIOD}")
         if pids is not None:
-            _write(os.path.join(path, "pids.max"), str(pids))
+            write_text(os.path.join(path, "pids.max"), str(pids))
 
     def oom_killed(self) -> bool:
-        return _keyed(_read(os.path.join(self.dirs()[""], "memory.events"))).get("oom_kill", 0) > 0
-
-    def stats(self) -> dict[str, int]:
-        path = self.dirs()[""]
-        mem_max = _read(os.path.join(path, "memory.max")).strip()
-        pids_max = _read(os.path.join(path, "pids.max")).strip()
-        return {
-            "memory_usage": int(_read(os.path.join(path, "memory.current")) or 0),
-            "memory_limit": -1 if mem_max in ("", "max") else int(mem_max),
-            "pids_current": int(_read(os.path.join(path, "pids.current")) or 0),
-            "pids_limit": -1 if pids_max in ("", "max") else int(pids_max),
-        }
+        return _keyed(read_text(os.path.join(self.dirs()[""], "memory.events"))).get("oom_kill", 0) > 0
 
     def kill_all(self) -> None:
         """``cgroup.kill`` (Linux 5.14+), else SIGKILL each process."""
         kill_file = os.path.join(self.dirs()[""], "cgroup.kill")
         if os.path.exists(kill_file):
-            _write(kill_file, "1")
+            write_text(kill_file, "1")
         super().kill_all()
 
 

@@ -12,6 +12,7 @@ import os
 
 from . import syscalls as sc
 from .spec import SandboxSpec
+from .textfile import read_text, write_text
 
 # Mount points the init layer provides, so nothing the sandbox needs is written to
 # the upper dir (a RUN step's layer) and no image symlink can redirect them.
@@ -51,13 +52,13 @@ def write_state_files(spec: SandboxSpec) -> None:
         open(os.path.join(init, "etc", name), "a").close()
     hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
     if spec.network == "host":
-        hosts = _read("/etc/hosts") or hosts
+        hosts = read_text("/etc/hosts") or hosts
     else:
         hosts += f"127.0.1.1\t{spec.hostname}\n"
-    _write(os.path.join(state, "hosts"), hosts)
-    _write(os.path.join(state, "hostname"), spec.hostname + "\n")
+    write_text(os.path.join(state, "hosts"), hosts)
+    write_text(os.path.join(state, "hostname"), spec.hostname + "\n")
     _forget_volatile(spec.workdir)
-    _write(os.path.join(state, "resolv.conf"), _read("/etc/resolv.conf") if spec.network == "host" else "")
+    write_text(os.path.join(state, "resolv.conf"), read_text("/etc/resolv.conf") if spec.network == "host" else "")
 
 
 def _forget_volatile(workdir: str) -> None:
@@ -74,17 +75,6 @@ def _forget_volatile(workdir: str) -> None:
         shutil.rmtree(marker)
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as fh:
-            return fh.read()
-    except OSError:
-        return ""
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "w") as fh:
-        fh.write(text)
 
 
 def overlay_options(lowerdirs: list[str], upperdir: str, workdir: str, top: str) -> tuple[str, str]:
