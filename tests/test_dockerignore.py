@@ -179,3 +179,19 @@ def test_walk_prunes_excluded_dirs(tmp_path: Path) -> None:
     (ctx / "app.py").write_text("x")
     rules = DockerIgnore(["node_modules"])
     assert [rel for rel, _ in rules.walk(ctx)] == ["app.py"]
+
+
+_PIECES = ["*", "**", "*.txt", "**/*.md", "sub", "sub/*", "!sub/deep", "!*.log", "a/**/z", "!a/q", "docs/",
+           "?.txt", "[a-b]*", "!**/x.md", "src/lib", "!src", "*/node_modules", "!keep.log", "/a/./q", "**/deep/*",
+           "Dockerfile", "!Dockerfile", "empty", "*/*/*", "!docs/keep.md", "x+y.txt", "a/q/r"]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_random_pattern_lists_match_docker(docker, tmp_path: Path) -> None:
+    import random
+    rng = random.Random(11)
+    for i in range(12):
+        patterns = [rng.choice(_PIECES) for _ in range(rng.randint(1, 5))] + ["!Dockerfile"]
+        ctx = _context(tmp_path / str(i), "\n".join(patterns) + "\n")
+        assert _ours(ctx) == _docker(ctx), patterns
