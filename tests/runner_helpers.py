@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -42,3 +43,17 @@ def bare_spec(tmp_path: Path, rootfs: Path, argv: list[str], **fields: object) -
     fields.setdefault("env", ["PATH=/bin"])
     return SandboxSpec(argv=argv, lowerdirs=[str(rootfs)], upperdir=str(tmp_path / "upper"),
                        workdir=str(tmp_path / "work"), state_dir=str(tmp_path / "state"), **fields)
+
+
+def container_id(root: Path, name: str) -> str:
+    """The full id of the container called ``name`` under ``root``."""
+    for cid in os.listdir(root / "containers"):
+        config = root / "containers" / cid / "config.json"
+        if not cid.startswith(".") and config.exists() and json.loads(config.read_text())["name"] == name:
+            return cid
+    raise AssertionError(f"no container named {name}")
+
+
+def container_state(root: Path, name: str) -> dict:
+    """The ``state.json`` of the container called ``name``."""
+    return json.loads((root / "containers" / container_id(root, name) / "state.json").read_text())

@@ -11,9 +11,10 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
-from runner_helpers import needs_root
+from runner_helpers import container_id, needs_root
 
 from registry.store import Store
 from runner.snapshots import Snapshots
@@ -170,12 +171,7 @@ def test_seccomp_filter_is_loaded(pybuild, image):
 @pytest.mark.slow
 def test_fork_bomb_is_contained_by_pids_limit(pybuild, root, image):
     pybuild("run", "-d", "--name", "bomb", "--pids-limit", "40", image, "sh", "-c", "b() { b | b & }; b; sleep 30")
-    import json
-
-    cid = next(c for c in os.listdir(root / "containers")
-               if not c.startswith(".") and json.loads((root / "containers" / c / "config.json").read_text())["name"] == "bomb")
-    import time
-
+    cid = container_id(root, "bomb")
     time.sleep(3)
     current = int(open(f"/sys/fs/cgroup/pids/pybuild/{cid}/pids.current").read()) if os.path.exists(
         f"/sys/fs/cgroup/pids/pybuild/{cid}") else 0

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from runner_helpers import needs_root, wait_for
+from runner_helpers import container_id, needs_root, wait_for
 
 from runner import cgroups
 
@@ -16,15 +16,6 @@ pytestmark = needs_root
 
 V2_ROOT = "/sys/fs/cgroup/unified"
 
-
-def container_id(root, name: str) -> str:
-    import json
-
-    for cid in os.listdir(root / "containers"):
-        cfg = root / "containers" / cid / "config.json"
-        if cfg.exists() and json.loads(cfg.read_text())["name"] == name:
-            return cid
-    raise AssertionError(name)
 
 
 @pytest.mark.skipif(cgroups.detect() != "v1", reason="this host is cgroup v2")

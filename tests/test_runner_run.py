@@ -3,7 +3,6 @@ volumes, exit codes, signals, and the container lifecycle (-d, logs, stop, rm, e
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,7 +10,7 @@ import time
 
 import pytest
 from conftest import PYBUILD
-from runner_helpers import image_variant, needs_root, wait_for
+from runner_helpers import container_id, container_state, image_variant, needs_root, wait_for
 
 pytestmark = needs_root
 
@@ -186,13 +185,6 @@ def test_tty_gives_a_terminal(pybuild, image):
 # ---- lifecycle ---------------------------------------------------------------------
 
 
-def state_of(root, name) -> dict:
-    for cid in os.listdir(root / "containers"):
-        cfg = root / "containers" / cid / "config.json"
-        if cfg.exists() and json.loads(cfg.read_text())["name"] == name:
-            return json.loads((root / "containers" / cid / "state.json").read_text())
-    raise AssertionError(f"no container {name}")
-
 
 def test_detached_logs_stop_rm(pybuild, root, image):
     cid = out(pybuild("run", "-d", "--name", "web", image, "sh", "-c",
@@ -204,7 +196,7 @@ def test_detached_logs_stop_rm(pybuild, root, image):
     logs = pybuild("logs", "web")
     assert out(logs) == "out\n" and logs.stderr == b"err\n"
     assert out(pybuild("stop", "-t", "5", "web")) == "web\n"
-    assert state_of(root, "web")["exit_code"] == 7
+    assert container_state(root, "web")["exit_code"] == 7
     assert out(pybuild("logs", "web")) == "out\nbye\n"
     assert "web" not in out(pybuild("ps"))
     assert "Exited (7)" in out(pybuild("ps", "-a"))
@@ -216,48 +208,41 @@ def test_detached_logs_stop_rm(pybuild, root, image):
 
 def test_stop_kills_after_timeout(pybuild, root, image):
     pybuild("run", "-d", "--name", "stubborn", image, "sh", "-c", "trap '' TERM; while true; do sleep 0.05; done")
-    wait_for(lambda: state_of(root, "stubborn").get("status") == "running")
+    wait_for(lambda: container_state(root, "stubborn").get("status") == "running")
     started = time.monotonic()
     pybuild("stop", "-t", "1", "stubborn")
     assert 0.9 < time.monotonic() - started < 10
-    assert state_of(root, "stubborn")["exit_code"] == 137
+    assert container_state(root, "stubborn")["exit_code"] == 137
 
 
 def test_stop_signal_from_image(pybuild, root, image):
     name = image_variant(root, image, "stopper:1", StopSignal="SIGUSR1")
     pybuild("run", "-d", "--name", "u", name, "sh", "-c", "trap 'exit 9' USR1; while true; do sleep 0.05; done")
-    wait_for(lambda: state_of(root, "u").get("status") == "running")
+    wait_for(lambda: container_state(root, "u").get("status") == "running")
     pybuild("stop", "-t", "10", "u")
-    assert state_of(root, "u")["exit_code"] == 9
+    assert container_state(root, "u")["exit_code"] == 9
 
 
 def test_exec_enters_namespaces_and_cgroup(pybuild, root, image):
     pybuild("run", "-d", "--name", "box", "--hostname", "boxhost", "--pids-limit", "50", image, "sleep", "30")
-    wait_for(lambda: state_of(root, "box").get("status") == "running")
+    wait_for(lambda: container_state(root, "box").get("status") == "running")
     proc = pybuild("exec", "box", "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /proc/self/cgroup | grep pids")
     lines = out(proc).splitlines()
     assert lines[0] == "boxhost"
     assert lines[1].strip() == "sleep 30"
-    assert lines[2].endswith("/pybuild/" + state_of_id(root, "box"))
+    assert lines[2].endswith("/pybuild/" + container_id(root, "box"))
     assert pybuild("exec", "box", "sh", "-c", "exit 5", check=False).returncode == 5
     assert out(pybuild("exec", "-u", "app", "-e", "X=1", "-w", "/tmp", "box", "sh", "-c", "id -u; echo $X; pwd")).split() == ["1000", "1", "/tmp"]
     assert pybuild("exec", "box", "nosuch", check=False).returncode == 127
     pybuild("kill", "box")
-    wait_for(lambda: state_of(root, "box").get("status") == "exited")
+    wait_for(lambda: container_state(root, "box").get("status") == "exited")
     assert pybuild("exec", "box", "true", check=False).returncode == 1
 
-
-def state_of_id(root, name) -> str:
-    for cid in os.listdir(root / "containers"):
-        cfg = root / "containers" / cid / "config.json"
-        if cfg.exists() and json.loads(cfg.read_text())["name"] == name:
-            return cid
-    raise AssertionError(name)
 
 
 def test_rm_refuses_running_unless_forced(pybuild, root, image):
     pybuild("run", "-d", "--name", "busy", image, "sleep", "30")
-    wait_for(lambda: state_of(root, "busy").get("status") == "running")
+    wait_for(lambda: container_state(root, "busy").get("status") == "running")
     proc = pybuild("rm", "busy", check=False)
     assert proc.returncode == 1 and b"is running" in proc.stderr
     pybuild("rm", "-f", "busy")
@@ -272,7 +257,7 @@ def test_duplicate_name_rejected(pybuild, image):
 
 def test_foreground_run_keeps_logs_and_state(pybuild, root, image):
     pybuild("run", "--name", "fg", image, "sh", "-c", "echo hello; exit 3", check=False)
-    assert state_of(root, "fg")["exit_code"] == 3
+    assert container_state(root, "fg")["exit_code"] == 3
     assert out(pybuild("logs", "fg")) == "hello\n"
 
 
@@ -285,12 +270,12 @@ def test_rm_leaves_nothing(pybuild, root, image):
 def test_crashed_owner_is_detected_and_cleaned(pybuild, root, image):
     """A killed monitor leaves a 'running' record: the next command finds it, kills, cleans."""
     pybuild("run", "-d", "--name", "orphan", image, "sleep", "60")
-    wait_for(lambda: state_of(root, "orphan").get("status") == "running")
-    state = state_of(root, "orphan")
+    wait_for(lambda: container_state(root, "orphan").get("status") == "running")
+    state = container_state(root, "orphan")
     os.kill(state["owner_pid"], signal.SIGKILL)
     wait_for(lambda: not os.path.exists(f"/proc/{state['pid']}"))  # pdeathsig takes the container down
     assert "Exited (255)" in out(pybuild("ps", "-a"))
-    cid = state_of_id(root, "orphan")
+    cid = container_id(root, "orphan")
     assert not os.path.exists(f"/sys/fs/cgroup/pids/pybuild/{cid}")
 
 
