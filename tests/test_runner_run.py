@@ -314,3 +314,12 @@ def test_retag_is_seen_by_the_next_run(pybuild, root, image):
     assert out(pybuild("run", "--rm", "moving:1")) == "first\n"  # from the cache
     image_variant(root, image, "moving:1", Cmd=["echo", "second"])
     assert out(pybuild("run", "--rm", "moving:1")) == "second\n"
+
+
+def test_kill_sends_the_signal(pybuild, root, image):
+    pybuild("run", "-d", "--name", "k", image, "sh", "-c", "trap 'exit 9' USR1; while true; do sleep 0.05; done")
+    wait_for(lambda: container_state(root, "k").get("status") == "running")
+    assert out(pybuild("kill", "-s", "USR1", "k")) == "k\n"
+    assert out(pybuild("wait", "k")) == "9\n"
+    proc = pybuild("kill", "k", check=False)
+    assert proc.returncode == 1 and b"not running" in proc.stderr
