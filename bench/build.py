@@ -180,7 +180,7 @@ def _bench(args, work: Path) -> int:
         reps = max(1, args.reps - 1) if heavy else args.reps
         for tool in tools:
             ctx = _make_context(name, tool.name, files, work)
-            tag = f"bench-{name}:latest"
+            tag = f"benchout-{name}:latest"
             row: dict = {}
             cold = [tool.run(ctx, tag, no_cache=True) for _ in range(reps)]
             cached = [tool.run(ctx, tag, no_cache=False) for _ in range(reps)]
