@@ -52,6 +52,8 @@ def _limits(opts: RunOptions) -> dict:
 
 def create_container(root: str, opts: RunOptions) -> containers.Container:
     """Resolve the image and make the container record (not started)."""
+    if os.geteuid() != 0:
+        raise RunError("pybuild run needs root (namespaces, mounts, cgroups); rootless containers are not supported")
     if opts.network not in ("host", "none"):
         raise RunError(f"network {opts.network!r} is not supported: use host or none")
     try:
