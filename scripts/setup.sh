@@ -22,5 +22,6 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# compat mode: a plain path in a .pth, no import-hook finder (saves ~20 ms per start)
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
 echo "setup: ready (.venv/bin/pybuild)"
