@@ -36,6 +36,10 @@ def short_id(chain_id: str) -> str:
     return chain_id.split(":", 1)[-1][:SHORT_ID_LEN]
 
 
+def _is_short_id(name: str) -> bool:
+    return len(name) == SHORT_ID_LEN and all(c in "0123456789abcdef" for c in name)
+
+
 class Snapshots:
     """The snapshot directory of one pybuild root."""
 
@@ -126,8 +130,8 @@ class Snapshots:
                 if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
                     shutil.rmtree(entry, ignore_errors=True)
                 continue
-            if entry.name in keep:
-                continue
+            if entry.name in keep or not _is_short_id(entry.name):
+                continue  # kept, or not a snapshot (e.g. the run path's cache file)
             try:
                 chain = (entry / "chain").read_text()
             except FileNotFoundError:

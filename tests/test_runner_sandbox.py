@@ -136,8 +136,10 @@ def test_snapshots_ensure_adopt_prune(root, busybox_image, pybuild):
     (upper / "added").mkdir(parents=True)
     adopted = snaps.adopt("sha256:" + "ab" * 32, upper)
     assert (adopted / "added").is_dir() and not upper.exists()  # renamed, not copied
+    (root / "snapshots" / "run-cache.json").write_text("{}")
     removed = snaps.prune(chain_ids(image.diff_ids))
     assert removed == ["sha256:" + "ab" * 32]
+    assert (root / "snapshots" / "run-cache.json").exists()
     assert snaps.chain_ids() == chain_ids(image.diff_ids)
 
 
