@@ -84,10 +84,15 @@ def run_copy(rootfs: str, req: CopyRequest) -> None:
 
 
 def _file_dest(rootfs: str, dest: str, dest_is_dir: bool, name: str, owner: tuple[int, int]) -> str:
+    """Host path a file source goes to; like docker, an existing symlink there is followed
+    (inside the rootfs), so the file lands at the link's target."""
     if dest_is_dir:
-        return os.path.join(_ensure_dir(rootfs, dest, owner), name)
-    parent = _ensure_dir(rootfs, os.path.dirname(dest.rstrip("/")) or "/", owner)
-    return os.path.join(parent, os.path.basename(dest.rstrip("/")))
+        _ensure_dir(rootfs, dest, owner)
+        path = os.path.join(dest, name)
+    else:
+        path = dest.rstrip("/")
+        _ensure_dir(rootfs, os.path.dirname(path) or "/", owner)
+    return resolve_in_root(rootfs, path)
 
 
 def _ensure_dir(rootfs: str, path: str, owner: tuple[int, int]) -> str:

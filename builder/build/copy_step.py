@@ -97,10 +97,25 @@ class CopyStep:
                 req.chmod = 0o644
         try:
             run_copy(merged, req)
+            if not any(os.scandir(upper)):
+                _touch_dest(merged, self.dest)
         except CopyError as err:
             raise inst.error(str(err)) from None
         except OSError as err:
             raise inst.error(f"{inst.name} failed: {err}") from None
+
+
+def _touch_dest(merged: str, dest: str) -> None:
+    """A COPY that wrote nothing (an empty directory into an existing one) still makes a
+    layer in docker, holding the destination directory: copy it up by a no-op chown."""
+    from runner.rootfs import resolve_in_root  # noqa: PLC0415
+
+    host = resolve_in_root(merged, dest)
+    try:
+        st = os.lstat(host)
+    except OSError:
+        return
+    os.lchown(host, st.st_uid, st.st_gid)
 
 
 def _parse_chmod(text: str, inst: ins.Instruction) -> int:
