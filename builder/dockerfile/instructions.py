@@ -511,24 +511,26 @@ def _sources_and_dest(node: Node) -> tuple[tuple[str, ...], tuple[SourceContent,
     return tuple(paths), tuple(contents), dest
 
 
-def _copy(node: Node, base: dict) -> Copy:
-    flags = _flags(node, {"chown": STRING, "from": STRING, "chmod": STRING, "link": BOOL,
-                          "parents": BOOL, "exclude": STRINGS})
+_COPY_FLAGS = {"chown": STRING, "chmod": STRING, "link": BOOL, "exclude": STRINGS}
+
+
+def _copy_fields(node: Node, flags: dict) -> dict:
+    """The fields COPY and ADD share, from the node and its parsed flags."""
     sources, contents, dest = _sources_and_dest(node)
-    return Copy(**base, sources=sources, contents=contents, dest=dest,
-                chown=str(flags.get("chown", "")), chmod=str(flags.get("chmod", "")),
-                link=bool(flags.get("link")), exclude=tuple(flags.get("exclude", ())),  # type: ignore[arg-type]
-                json=node.json, from_=str(flags.get("from", "")), parents=bool(flags.get("parents")))
+    return {"sources": sources, "contents": contents, "dest": dest, "json": node.json,
+            "chown": str(flags.get("chown", "")), "chmod": str(flags.get("chmod", "")),
+            "link": bool(flags.get("link")), "exclude": tuple(flags.get("exclude", ()))}
+
+
+def _copy(node: Node, base: dict) -> Copy:
+    flags = _flags(node, {**_COPY_FLAGS, "from": STRING, "parents": BOOL})
+    return Copy(**base, **_copy_fields(node, flags), from_=str(flags.get("from", "")),
+                parents=bool(flags.get("parents")))
 
 
 def _add(node: Node, base: dict) -> Add:
-    flags = _flags(node, {"chown": STRING, "chmod": STRING, "link": BOOL, "keep-git-dir": BOOL,
-                          "checksum": STRING, "exclude": STRINGS})
-    sources, contents, dest = _sources_and_dest(node)
-    return Add(**base, sources=sources, contents=contents, dest=dest,
-               chown=str(flags.get("chown", "")), chmod=str(flags.get("chmod", "")),
-               link=bool(flags.get("link")), exclude=tuple(flags.get("exclude", ())),  # type: ignore[arg-type]
-               json=node.json, checksum=str(flags.get("checksum", "")),
+    flags = _flags(node, {**_COPY_FLAGS, "keep-git-dir": BOOL, "checksum": STRING})
+    return Add(**base, **_copy_fields(node, flags), checksum=str(flags.get("checksum", "")),
                keep_git_dir=bool(flags.get("keep-git-dir")))
 
 

@@ -275,128 +275,80 @@ class _LineError(Exception):
 
 def _extract_flags(line: str) -> tuple[str, list[str]]:
     """Leading ``--flag`` words (quotes and backslashes processed) and the rest."""
-    words: list[str] = []
-    word: list[str] = []
-    in_word = in_quote = False
-    blank_ok = False
-    quote = ""
-    pos, n = 0, len(line)
-    while pos <= n:
-        ch = line[pos] if pos < n else ""
-        if not in_word and not in_quote:
-            if pos == n:
-                break
-            if ch.isspace():
-                pos += 1
-                continue
-            if ch != "-" or pos + 1 == n or line[pos + 1] != "-":
-                return line[pos:], words
-            in_word = True
-        if pos == n:
-            text = "".join(word)
-            if text != "--" and (blank_ok or text):
-                words.append(text)
-            break
-        if in_quote:
-            if ch == quote:
-                in_quote = False
-                pos += 1
-                continue
-            if ch == "\\":
-                if pos + 1 == n:
-                    in_quote = False
-                    pos += 1
-                    continue
-                pos += 1
-                ch = line[pos]
-            word.append(ch)
-            pos += 1
-            continue
-        if ch.isspace():
-            in_word = False
-            text = "".join(word)
-            if text == "--":
-                return line[pos:], words
-            if blank_ok or text:
-                words.append(text)
-            word = []
-            blank_ok = False
-            pos += 1
-            continue
-        if ch in "'\"":
-            quote = ch
-            blank_ok = True
-            in_quote = True
-            pos += 1
-            continue
-        if ch == "\\":
-            if pos + 1 == n:
-                pos += 1
-                continue
-            pos += 1
-            ch = line[pos]
-        word.append(ch)
-        pos += 1
-    return "", words
+    words, rest = _split_words(line, "\\", flags=True)
+    return rest, words
 
 
 def _parse_words(rest: str, escape: str) -> list[str]:
     """Split on blanks outside quotes, keeping quotes and escapes (processed later)."""
+    return _split_words(rest, escape, flags=False)[0]
+
+
+def _split_words(text: str, escape: str, flags: bool) -> tuple[list[str], str]:
+    """docker's word splitter, in its two variants: (words, unparsed rest).
+
+    ``flags``: docker's ``extractBuilderFlags``: stop at the first word not
+    starting with ``--`` (or after a bare ``--``), and drop quotes and escapes.
+    Otherwise ``parseWords``: split it all, keeping quotes and escapes (no
+    escaping inside single quotes).
+    """
+    keep = not flags
     words: list[str] = []
     word: list[str] = []
-    phase = 0  # 0 spaces, 1 word, 2 quote
+    in_word = in_quote = blank_ok = False
     quote = ""
-    blank_ok = False
-    pos, n = 0, len(rest)
-    while pos <= n:
-        ch = rest[pos] if pos < n else ""
-        if phase == 0:
-            if pos == n:
-                break
+    pos, n = 0, len(text)
+    while pos < n:
+        ch = text[pos]
+        if not in_word and not in_quote:
             if ch.isspace():
                 pos += 1
                 continue
-            phase = 1
-        if pos == n:
-            if blank_ok or word:
-                words.append("".join(word))
-            break
-        if phase == 1:
-            if ch.isspace():
-                phase = 0
-                if blank_ok or word:
-                    words.append("".join(word))
-                word = []
-                blank_ok = False
-                pos += 1
-                continue
-            if ch in "'\"":
-                quote = ch
-                blank_ok = True
-                phase = 2
-            if ch == escape:
+            if flags and not text.startswith("--", pos):
+                return words, text[pos:]
+            in_word = True
+        if in_quote:
+            if ch == quote:
+                in_quote = False
+            elif ch == escape and (flags or quote != "'"):
                 if pos + 1 == n:
+                    in_quote = False
                     pos += 1
                     continue
-                word.append(ch)
+                if keep:
+                    word.append(ch)
                 pos += 1
-                ch = rest[pos]
-            word.append(ch)
+                ch = text[pos]
+            if keep or ch != quote or in_quote:
+                word.append(ch)
             pos += 1
             continue
-        if ch == quote:
-            phase = 1
-        if ch == escape and quote != "'":
-            if pos + 1 == n:
-                phase = 1
+        if ch.isspace():
+            in_word = False
+            joined = "".join(word)
+            if flags and joined == "--":
+                return words, text[pos:]
+            if blank_ok or joined:
+                words.append(joined)
+            word = []
+            blank_ok = False
+        elif ch in "'\"":
+            quote, blank_ok, in_quote = ch, True, True
+            if keep:
+                word.append(ch)
+        elif ch == escape:
+            if pos + 1 < n:
+                if keep:
+                    word.append(ch)
                 pos += 1
-                continue
+                word.append(text[pos])
+        else:
             word.append(ch)
-            pos += 1
-            ch = rest[pos]
-        word.append(ch)
         pos += 1
-    return words
+    joined = "".join(word)
+    if (in_word or in_quote) and (blank_ok or joined) and not (flags and joined == "--"):
+        words.append(joined)
+    return words, ""
 
 
 _JSON = json.JSONDecoder()
