@@ -202,3 +202,31 @@ def test_errors_name_file_and_line() -> None:
     with pytest.raises(DockerfileError) as err:
         plan("FROM scratch\nRUN ok\n\nBOGUS x\n", path="sub/my.Dockerfile")
     assert str(err.value) == "sub/my.Dockerfile:4: unknown instruction: BOGUS"
+
+
+@pytest.mark.parametrize("line,names", [
+    ("RUN <<A", [("A", True, False, 0)]),
+    ("RUN 5<<-B", [("B", True, True, 5)]),
+    ("RUN <<  C  > /out", [("C", True, False, 0)]),
+    ("RUN <<- D", [("D", True, True, 0)]),
+    ("RUN <<  -E", [("-E", True, False, 0)]),
+    ("RUN <<f'g'", [("fg", False, False, 0)]),
+    ("RUN <<h\\'i", [("h'i", True, False, 0)]),
+    ("RUN <<'j k'", [("j k", False, False, 0)]),
+    ("RUN <<$L", [("$L", True, False, 0)]),
+    ("RUN <<M <<N", [("M", True, False, 0), ("N", True, False, 0)]),
+    ("RUN '<<O'", []),
+    ('RUN echo "<<P', []),
+    ("RUN cat<<Q", []),
+])
+def test_heredoc_delimiters(line: str, names) -> None:
+    docs = [(d.name, d.expand, d.chomp, d.fd) for d in parse(f"FROM scratch\n{line}\n" + "".join(
+        f"body\n{name}\n" for name, *_ in names)).nodes[1].heredocs]
+    assert docs == names
+
+
+def test_heredoc_bodies_are_raw() -> None:
+    run = insts("FROM scratch\nRUN <<X\n# not a comment\n\tkeep tab \\\n\nX\nLABEL after=1\n")[1]
+    assert run.heredocs[0].content == "# not a comment\n\tkeep tab \\\n\n"
+    copy = insts("FROM scratch\nCOPY <<EOF /q\n\"a\" 'b' \\$x $y\nEOF\n")[1]
+    assert copy.expand({"y": "Y"}).contents[0].data == "\"a\" 'b' $x Y\n"

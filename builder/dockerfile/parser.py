@@ -213,10 +213,21 @@ def _can_contain_heredoc(node: Node) -> bool:
     return node.cmd in _HEREDOC_COMMANDS and not node.json
 
 
+_HEREDOC_OPEN = re.compile(r"^\d*<<-?$")
+
+
 def _heredocs_from_line(line: str, path: str, lineno: int) -> list[Heredoc]:
-    words = Lexer(raw_quotes=True, raw_escapes=True, skip_unset=True).process_words(line, {})
+    """The heredocs a line opens, in order (``<< EOF`` with blanks counts, as in BuildKit)."""
+    try:
+        words = Lexer(raw_quotes=True, raw_escapes=True, skip_unset=True).process_words(line, {})
+    except ExpansionError:
+        return []  # BuildKit ignores lines its lexer cannot split
     docs = []
-    for word in words:
+    for i, word in enumerate(words):
+        if _HEREDOC_OPEN.match(word):
+            continue  # joined with the word after it
+        if i and _HEREDOC_OPEN.match(words[i - 1]):
+            word = words[i - 1] + " " + word
         doc = _heredoc_from_word(word, path, lineno)
         if doc is not None:
             docs.append(doc)
