@@ -172,6 +172,11 @@ def test_heredoc_errors_and_non_heredocs() -> None:
 def test_onbuild() -> None:
     _, ob = insts("FROM scratch\nONBUILD   copy --from=x a b\n")
     assert isinstance(ob, Onbuild) and ob.expression == "copy --from=x a b" and ob.trigger == "COPY"
+    inner = ob.instruction()
+    assert isinstance(inner, Copy) and inner.from_ == "x" and inner.line == 2
+    with pytest.raises(DockerfileError) as err:
+        insts("FROM scratch\nONBUILD BOGUS x\n")[1].instruction()
+    assert str(err.value) == "Dockerfile:2: unknown instruction: BOGUS"
     triggers = parse_triggers(["RUN echo $HOME", "COPY <<EOF /x\nhi\nEOF"])
     assert [t.name for t in triggers] == ["RUN", "COPY"] and triggers[1].contents[0].data == "hi\n"
     with pytest.raises(DockerfileError):

@@ -64,7 +64,7 @@ Instructions (immutable records with ``replace(**changes)``; all have ``name``, 
     :class:`Copy` / :class:`Add` (``sources``, ``contents`` (heredoc
     :class:`SourceContent`), ``dest``, ``chown``, ``chmod``, ``link``,
     ``exclude``, ``json``; Copy: ``from_``, ``parents``; Add: ``checksum``,
-    ``keep_git_dir``); :class:`Onbuild` (``expression``, ``trigger``);
+    ``keep_git_dir``); :class:`Onbuild` (``expression``, ``trigger``, ``instruction()``);
     :class:`Healthcheck` (``test``, durations in ns, ``retries``, ``config()``);
     :class:`Shell` (``shell``); :class:`Maintainer` (``author``).
 Expansion

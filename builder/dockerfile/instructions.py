@@ -15,7 +15,7 @@ from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.expand import ExpansionError, Lexer
 from builder.dockerfile.flags import BOOL, STRING, STRINGS, FlagError, parse_flags
 from builder.dockerfile.mounts import Mount, MountError, parse_mount
-from builder.dockerfile.parser import Heredoc, Node, heredoc_word
+from builder.dockerfile.parser import Heredoc, Node, heredoc_word, parse
 from builder.dockerfile.record import Record
 
 __all__ = [
@@ -307,6 +307,11 @@ class Onbuild(Instruction):
 
     expression: str = ""
     trigger: str = ""
+
+    def instruction(self) -> Instruction:
+        """The inner instruction, typed (docker only checks it when a child build runs it)."""
+        node = parse(self.expression, self.path).nodes[0]
+        return parse_instruction(node.replace(start=self.line, end=self.end_line), self.path, self.escape)
 
 
 class Healthcheck(Instruction):
