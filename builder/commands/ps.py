@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -11,19 +12,40 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only print container IDs")
 
 
-def _status(state: dict) -> str:
-    from builder.commands._common import time_ago
+def human_duration(seconds: float) -> str:
+    """Docker's ``HumanDuration``: ``Less than a second``, ``5 seconds``, ``About a minute``, ``3 hours``..."""
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 2:
+        return "1 second"
+    minutes, hours, days = seconds / 60, seconds / 3600, seconds / 86400
+    steps = [
+        (minutes < 1, f"{int(seconds)} seconds"), (int(minutes) == 1, "About a minute"),
+        (minutes < 60, f"{int(minutes)} minutes"), (round(hours) == 1, "About an hour"),
+        (hours < 48, f"{round(hours)} hours"), (hours < 24 * 14, f"{int(days)} days"),
+        (hours < 24 * 90, f"{int(days / 7)} weeks"), (hours < 24 * 365 * 2, f"{int(days / 30)} months"),
+    ]
+    return next((text for hit, text in steps if hit), f"{int(days / 365)} years")
 
+
+def _ago(stamp: str | None) -> str:
+    from builder.commands._common import parse_time
+
+    when = parse_time(stamp)
+    return "N/A" if when is None else human_duration(max(0.0, time.time() - when)) + " ago"
+
+
+def _status(state: dict) -> str:
     if state.get("status") == "running":
-        return "Up " + time_ago(state.get("started_at")).removesuffix(" ago")
+        return "Up " + _ago(state.get("started_at")).removesuffix(" ago")
     if state.get("status") == "exited":
-        return f"Exited ({state.get('exit_code')}) {time_ago(state.get('finished_at'))}"
+        return f"Exited ({state.get('exit_code')}) {_ago(state.get('finished_at'))}"
     return "Created"
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the table (or ids), oldest last as docker does."""
-    from builder.commands._common import print_table, time_ago
+    from builder.commands._common import print_table
     from runner.containers import all_containers
 
     shown = [c for c in reversed(all_containers(args.root)) if args.all or c.running]
@@ -31,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         for c in shown:
             print(c.short_id)
         return 0
-    rows = [[c.short_id, c.config["image"], _command(c.config["argv"]), time_ago(c.config.get("created")),
+    rows = [[c.short_id, c.config["image"], _command(c.config["argv"]), _ago(c.config.get("created")),
              _status(c.state), c.name] for c in shown]
     print_table(rows, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"])
     return 0
