@@ -37,14 +37,11 @@ def login(registry: str, username: str, password: str, *, insecure: bool = False
         elif challenge is not None:
             response = session.request("GET", "/v2/", frozenset())
             if response.status_code != 200:
-                raise AuthError(f"login to {registry} failed: incorrect username or password ({response.status_code})")
-    except AuthError as err:
-        raise AuthError(f"login to {registry} failed: {_reason(err)}") from None
+                raise AuthError(f"answered {response.status_code}")
+    except AuthError:
+        raise AuthError(f"login to {registry} failed: the registry refused this username and password; "
+                        f"check them and try again") from None
     finally:
         session.transport.close()
     return credentials.store(registry, creds)
 
-
-def _reason(err: AuthError) -> str:
-    text = str(err)
-    return text.split("failed: ", 1)[1] if text.startswith("login to ") and "failed: " in text else text
