@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 
 import pytest
+from conftest import REPO
 from runner_helpers import container_id, needs_root, wait_for
 
 from runner import cgroups
@@ -111,3 +113,31 @@ def test_cpu_quota_throttles(pybuild, busybox_image):
     assert time.monotonic() - started < 30
     stat = dict(line.split() for line in proc.stdout.decode().splitlines() if line.strip())
     assert int(stat["nr_throttled"]) > 0
+
+
+V2_PROBE = """
+import os, subprocess, sys
+from runner import cgroups
+root = sys.argv[1]
+cg = cgroups.create("probe", version="v2", root=root)
+proc = subprocess.Popen(["sleep", "30"])
+cg.add(proc.pid)
+assert cg.pids() == {proc.pid}, cg.pids()
+cg.kill_all()
+assert proc.wait(timeout=5) == -9
+cg.remove()
+assert not os.path.exists(os.path.join(root, "pybuild", "probe"))
+print("ok", open(os.path.join(root, "cgroup.controllers")).read().split())
+"""
+
+
+def test_v2_backend_on_a_private_cgroup2_mount(tmp_path):
+    """A cgroup2 mount made in a private mount namespace (as on a host without one mounted)."""
+    mnt = tmp_path / "cg2"
+    mnt.mkdir()
+    script = f'mount -t cgroup2 none "{mnt}" && exec "$0" -c "$1" "{mnt}"'
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                           sys.executable, V2_PROBE], capture_output=True, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().startswith("ok")
+    assert not os.path.ismount(mnt)  # the mount never left the private namespace
