@@ -173,3 +173,35 @@ def test_build_push_to_registry(pybuild, busybox_image, plain_registry, tmp_path
     assert f"pushed {name}@sha256:" in proc.stderr.decode()
     pybuild("rmi", name)
     pybuild("pull", "--insecure", name)
+
+
+def test_independent_stages_run_concurrently(pybuild, root, busybox_image, tmp_path):
+    """Each stage waits (up to 20 s) for the other to have started: only concurrency passes."""
+    wait = ("touch /sync/{me} && i=0; while [ ! -e /sync/{other} ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; "
+            "[ -e /sync/{other} ] && echo together > /{me}-result")
+    stage = "FROM busybox AS {me}\nRUN --mount=type=cache,target=/sync,id=sync " + wait + "\n"
+    dockerfile = (stage.format(me="a", other="b") + stage.format(me="b", other="a")
+                  + "FROM busybox\nCOPY --from=a /a-result /\nCOPY --from=b /b-result /\n")
+    fs = _image(root, _build(pybuild, _ctx(tmp_path, dockerfile)))["fs"]
+    assert "a-result" in fs and "b-result" in fs
+
+
+def test_zstd_compression(pybuild, root, busybox_image, tmp_path):
+    from registry.store import Store
+
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN echo z > /z\n")
+    image_id = _build(pybuild, ctx, "--compression", "zstd").stdout.decode().strip()
+    layers = Store(root).image(image_id).layers
+    assert layers[-1].media_type.endswith("+zstd")
+    assert "z" in summarize_store_image(root, image_id)["fs"]
+
+
+def test_failing_stage_stops_the_concurrent_one(pybuild, busybox_image, tmp_path):
+    import time
+
+    ctx = _ctx(tmp_path, "FROM busybox AS slow\nRUN sleep 60\nFROM busybox AS bad\nRUN sleep 1; exit 3\n"
+               "FROM busybox\nCOPY --from=slow /etc/passwd /a\nCOPY --from=bad /etc/passwd /b\n")
+    started = time.monotonic()
+    proc = pybuild("build", "--progress", "plain", str(ctx), check=False)
+    assert proc.returncode != 0 and b"Dockerfile:4" in proc.stderr
+    assert time.monotonic() - started < 30

@@ -110,6 +110,7 @@ class Executor:
         self._stage_mounts: dict[str, str] = {}
         self._scratch: Path | None = None
         self.cancelled = threading.Event()
+        self.running: set = set()  # RUN processes in flight (killed when a stage fails)
 
     # -- lazily opened resources ------------------------------------------------------
     @property
@@ -171,6 +172,8 @@ class Executor:
             failed = [f for f in done if f.exception() is not None]
             if failed:
                 self.cancelled.set()
+                for proc in list(self.running):
+                    proc.signal(signal.SIGKILL)
                 wait(futures)
                 raise failed[0].exception()
             for fut, index in futures.items():

@@ -81,6 +81,7 @@ class RunStep:
         os.close(write_fd)
         reader = threading.Thread(target=_pump, args=(read_fd, step), daemon=True)
         reader.start()
+        self.executor.running.add(proc)
         try:
             code = proc.wait()
         except BaseException:
@@ -88,7 +89,11 @@ class RunStep:
             proc.wait()
             raise
         finally:
+            self.executor.running.discard(proc)
             reader.join()
+        if self.executor.cancelled.is_set():
+            from .executor import BuildError  # noqa: PLC0415
+            raise BuildError("build cancelled: another stage failed")
         if code != 0:
             step.error(f"process {' '.join(self.argv)!r} did not complete successfully: exit code {code}")
             from .executor import BuildError  # noqa: PLC0415
@@ -115,8 +120,11 @@ class RunStep:
                 out.append(Mount(target=m.target or f"/run/secrets/{sid}", type="bind", source=src, readonly=True))
             elif m.type == "cache":
                 path = self.executor.cache.mount_dir(m.id or m.target)
-                if not path.exists():
+                try:
                     path.mkdir(parents=True)
+                except FileExistsError:
+                    pass  # made by an earlier build, or by a concurrent stage just now
+                else:
                     os.chown(path, m.uid or 0, m.gid or 0)
                     os.chmod(path, 0o755 if m.mode is None else m.mode)
                 out.append(Mount(target=m.target, type="bind", source=str(path), readonly=False))
