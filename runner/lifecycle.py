@@ -271,8 +271,8 @@ def stop(container: Container, timeout: float) -> None:
 def exec_in(container: Container, argv: list[str], env: list[str], user: str | None, cwd: str | None,
             interactive: bool, tty: bool) -> int:
     """Run a command inside a running container (its namespaces and cgroup); its exit code."""
-    if not container.running:
-        raise PybuildError(f"container {container.name} is not running")
+    if not container.running or not containers.alive(container.state.get("pid"), container.state.get("pid_start")):
+        raise PybuildError(f"container {container.name} is not running")  # (a reused pid must never be entered)
     cfg: dict[str, Any] = container.config
     merged = dict(item.partition("=")[::2] for item in cfg["env"])
     merged.update(item.partition("=")[::2] for item in env)
