@@ -2,12 +2,15 @@
 
 - :mod:`.transport`: the httpx client, TLS trust, plain-HTTP policy, retries;
 - :mod:`.auth`: ``WWW-Authenticate`` challenges, basic and bearer-token auth;
-- :mod:`.credentials`: docker's ``config.json``, credential helpers;
+- :mod:`.credentials`: docker's ``config.json`` and credential helpers; :mod:`.login`;
+- :mod:`.session`: one registry host (ping, authenticated requests, error messages);
 - :mod:`.client`: the distribution API for one repository (blobs, uploads, manifests);
-- :mod:`.source` / :mod:`.sink`: a registry as an image source or sink for
-  :func:`registry.image.copy_image`;
-- :mod:`.pull` / :mod:`.push`: the ``pybuild pull`` / ``push`` operations.
+- :mod:`.image`: a repository as an image source and sink for :func:`registry.image.copy_image`;
+- :mod:`.locations`: every place ``pybuild copy`` knows, and :func:`~.locations.copy_between`;
+- :mod:`.transfer`: progress, per-blob retries and concurrency around ``copy_image``;
+  :mod:`.readahead`, :mod:`.origins` (mount hints), :mod:`.progress`;
+- :mod:`.pull` / :mod:`.push`: ``pull_image`` and ``push_image``.
 
-Nothing here is imported by ``registry`` itself, so commands that never touch the
-network never pay for httpx.
+Nothing here is imported by the rest of ``registry``, so commands that never touch
+the network never pay for httpx.
 """
