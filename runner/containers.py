@@ -21,6 +21,7 @@ from registry.errors import PybuildError
 from .errors import RunError
 
 from . import cgroups
+from .procinfo import alive, proc_start_time
 
 TYPE_CHECKING = False  # typing itself is not imported on the run path
 if TYPE_CHECKING:
@@ -36,29 +37,6 @@ class NoSuchContainer(PybuildError):
 def containers_dir(root: str) -> str:
     """``$ROOT/containers``."""
     return os.path.join(root, "containers")
-
-
-def proc_start_time(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot), to tell it from a reused pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    return data.rsplit(b")", 1)[1].split()[19].decode()
-
-
-def alive(pid: int | None, start: str | None) -> bool:
-    """Whether ``pid`` still runs and is the same process that was recorded."""
-    return bool(pid) and proc_start_time(pid) == start and not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except OSError:
-        return True
 
 
 def now() -> str:

@@ -20,7 +20,8 @@ def main(argv: list[str]) -> None:
     with os.fdopen(spec_fd, "rb") as fh:
         payload = json.loads(fh.read())
     os.set_inheritable(report, False)
-    shim(SandboxSpec.from_json(payload["spec"]), report, payload["enter_pid"])
+    target = payload["target"]
+    shim(SandboxSpec.from_json(payload["spec"]), report, tuple(target) if target else None)
 
 
 if __name__ == "__main__":

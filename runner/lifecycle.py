@@ -19,6 +19,7 @@ from .errors import RunError
 
 from . import cgroups, containers, sandbox, stdio
 from .containers import Container, now
+from .procinfo import alive, proc_start_time
 from .spec import Mount, SandboxSpec
 
 TYPE_CHECKING = False  # typing itself is not imported on the run path
@@ -114,11 +115,11 @@ def _finish(container: Container, proc: sandbox.Process | None, code: int, cg: c
 
 def _own(container: Container) -> None:
     """Mark this process as the one that records the container's exit."""
-    container.save_state(owner_pid=os.getpid(), owner_start=containers.proc_start_time(os.getpid()))
+    container.save_state(owner_pid=os.getpid(), owner_start=proc_start_time(os.getpid()))
 
 
 def _started(container: Container, proc: sandbox.Process) -> None:
-    container.save_state(status="running", pid=proc.pid, pid_start=containers.proc_start_time(proc.pid), started_at=now())
+    container.save_state(status="running", pid=proc.pid, pid_start=proc_start_time(proc.pid), started_at=now())
 
 
 def oom_message(container: Container) -> str:
@@ -242,7 +243,7 @@ def signal_container(container: Container, sig: int) -> None:
     """Send ``sig`` to the container's pid 1."""
     if not container.running:
         raise PybuildError(f"container {container.name} is not running")
-    if containers.alive(container.state.get("pid"), container.state.get("pid_start")):
+    if alive(container.state.get("pid"), container.state.get("pid_start")):
         os.kill(container.state["pid"], sig)
 
 
@@ -271,7 +272,7 @@ def stop(container: Container, timeout: float) -> None:
 def exec_in(container: Container, argv: list[str], env: list[str], user: str | None, cwd: str | None,
             interactive: bool, tty: bool) -> int:
     """Run a command inside a running container (its namespaces and cgroup); its exit code."""
-    if not container.running or not containers.alive(container.state.get("pid"), container.state.get("pid_start")):
+    if not container.running or not alive(container.state.get("pid"), container.state.get("pid_start")):
         raise PybuildError(f"container {container.name} is not running")  # (a reused pid must never be entered)
     cfg: dict[str, Any] = container.config
     merged = dict(item.partition("=")[::2] for item in cfg["env"])
@@ -284,7 +285,7 @@ def exec_in(container: Container, argv: list[str], env: list[str], user: str | N
         stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=tty,
     )
     forwarder = _Forwarder()
-    proc = sandbox.enter(container.state["pid"], spec)
+    proc = sandbox.enter(container.state["pid"], spec, container.state.get("pid_start"))
     forwarder.attach(proc)
     master = proc.console
     if master is not None:

@@ -24,7 +24,8 @@ from registry.errors import PybuildError
 
 from . import rootfs, security
 from . import syscalls as sc
-from .process import exec_command
+from .procinfo import proc_start_time
+from .process import SetupError, exec_command
 from .spec import SandboxSpec
 
 
@@ -208,22 +209,25 @@ def namespace_flags(spec: SandboxSpec) -> int:
     return flags
 
 
-def shim(spec: SandboxSpec, report: int, enter_pid: int | None = None) -> None:
-    """The shim's whole life: namespaces, fork pid 1 (or exec's process), wait; exits."""
+def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None = None) -> None:
+    """The shim's whole life: namespaces, fork pid 1 (or exec's process), wait; exits.
+
+    ``target``: for exec, the running container's pid 1 and its start time.
+    """
     gc.disable()  # a collection would touch (and copy-on-write) every object inherited from the caller
     try:
         _die_with_parent()
         os.setsid()  # out of the terminal's process group: signals come from the caller
-        if enter_pid is None:
+        if target is None:
             sc.unshare(namespace_flags(spec))
         else:
             _preload(spec)
-            _join_namespaces(enter_pid, spec.cgroup_procs)
+            _join_namespaces(target[0], target[1], spec.cgroup_procs)
     except BaseException as err:  # noqa: BLE001
         _fail(report, err)
     pid = os.fork()
     if pid == 0:
-        if enter_pid is None:
+        if target is None:
             _container_main(spec, report)
         _enter_main(spec, report)
     _report(report, f"P{pid}")
@@ -237,8 +241,10 @@ def shim(spec: SandboxSpec, report: int, enter_pid: int | None = None) -> None:
 _ENTER_ORDER = ("ipc", "uts", "net", "pid", "mnt")
 
 
-def _join_namespaces(pid: int, cgroup_procs: list[str]) -> None:
+def _join_namespaces(pid: int, start: str | None, cgroup_procs: list[str]) -> None:
     fds = [os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in _ENTER_ORDER]
+    if start is not None and proc_start_time(pid) != start:  # checked after opening: a reused pid fails here
+        raise SetupError("the container is no longer running", 1)
     _join_cgroups(cgroup_procs)
     for fd in fds:
         sc.setns(fd)
@@ -279,7 +285,7 @@ def _needs_helper() -> bool:
     return threading is not None and threading.active_count() > 1
 
 
-def _spawn(spec: SandboxSpec, report: int, enter_pid: int | None):
+def _spawn(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None):
     """Start the shim: ``(pid, popen or None)``."""
     if not _needs_helper():
         pid = os.fork()
@@ -288,16 +294,16 @@ def _spawn(spec: SandboxSpec, report: int, enter_pid: int | None):
                 report = _dup_stdio(spec, report)
             except BaseException as err:  # noqa: BLE001
                 _fail(report, err)
-            shim(spec, report, enter_pid)
+            shim(spec, report, target)
         return pid, None
-    return _spawn_helper(spec, report, enter_pid)
+    return _spawn_helper(spec, report, target)
 
 
-def _spawn_helper(spec: SandboxSpec, report: int, enter_pid: int | None):
+def _spawn_helper(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None):
     import json
     import subprocess
 
-    payload = json.dumps({"spec": spec.to_json(), "enter_pid": enter_pid}).encode()
+    payload = json.dumps({"spec": spec.to_json(), "target": target}).encode()
     spec_r, spec_w = os.pipe()
     # -S: the helper needs only the standard library and this tree, not site's
     # start-up work (an editable install's finder alone costs ~40 ms per RUN step)
@@ -312,18 +318,18 @@ def _spawn_helper(spec: SandboxSpec, report: int, enter_pid: int | None):
     return proc.pid, proc
 
 
-def _read_reports(spec: SandboxSpec, enter_pid: int | None):
+def _read_reports(spec: SandboxSpec, target: tuple[int, str | None] | None):
     """Spawn the shim; return its pid, helper, the report bytes and the console fd (if tty)."""
     if not spec.tty:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        shim_pid, helper = _spawn(spec, write_end, enter_pid)
+        shim_pid, helper = _spawn(spec, write_end, target)
         os.close(write_end)
         with os.fdopen(read_end, "rb") as fh:
             return shim_pid, helper, fh.read(), None
     import socket
 
     ours, theirs = socket.socketpair()
-    shim_pid, helper = _spawn(spec, theirs.fileno(), enter_pid)
+    shim_pid, helper = _spawn(spec, theirs.fileno(), target)
     theirs.close()
     chunks, console = [], None
     with ours:
@@ -337,8 +343,8 @@ def _read_reports(spec: SandboxSpec, enter_pid: int | None):
     return shim_pid, helper, b"".join(chunks), console
 
 
-def _start(spec: SandboxSpec, enter_pid: int | None) -> Process:
-    shim_pid, helper, reports, console = _read_reports(spec, enter_pid)
+def _start(spec: SandboxSpec, target: tuple[int, str | None] | None) -> Process:
+    shim_pid, helper, reports, console = _read_reports(spec, target)
     pid = 0
     error = None
     for line in reports.decode(errors="replace").splitlines():
@@ -371,10 +377,11 @@ def run(spec: SandboxSpec) -> int:
     return start(spec).wait()
 
 
-def enter(pid: int, spec: SandboxSpec) -> Process:
+def enter(pid: int, spec: SandboxSpec, start: str | None = None) -> Process:
     """Start ``spec.argv`` inside the running container whose pid 1 is ``pid`` (exec).
 
     Uses ``argv``, ``env``, ``cwd``, ``user``, capabilities, ``no_new_privs``, seccomp,
     stdio, ``tty`` and ``cgroup_procs`` of the spec; the rootfs fields are ignored.
+    ``start`` (pid 1's start time) makes it refuse a pid that was reused meanwhile.
     """
-    return _start(spec, pid)
+    return _start(spec, (pid, start))
