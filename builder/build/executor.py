@@ -30,7 +30,6 @@ from registry.errors import PybuildError
 from .cache import BuildCache, step_key
 from .context import Context, SourceError
 from .progress import Progress, Step
-from .snapshots import lowerdirs
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EPOCH_ZERO = "1970-01-01T00:00:00Z"
@@ -126,6 +125,10 @@ class Executor:
             from runner.snapshots import Snapshots  # noqa: PLC0415
             self._snapshots = Snapshots(self.opts.root)
         return self._snapshots
+
+    def _lowerdirs(self, image) -> list[str]:
+        """Snapshot dirs of ``image``'s layers (unpacked once, by chain ID), bottom first."""
+        return [str(p) for p in self.snapshots.ensure(self.store, image)]
 
     def scratch(self, prefix: str) -> Path:
         """A private temp dir under ``$ROOT/tmp`` (same filesystem as the snapshots)."""
@@ -370,7 +373,7 @@ class Executor:
             step.cached()
             return
         scratch = self.scratch("step")
-        lowers = lowerdirs(self.snapshots, self.store, _LayerView(state))
+        lowers = self._lowerdirs(_LayerView(state))
         try:
             if run is not None:
                 upper = run.execute(lowers, scratch, step)
@@ -436,7 +439,7 @@ class Executor:
         if target is not None:
             return target
         from .mounting import readonly  # noqa: PLC0415
-        lowers = lowerdirs(self.snapshots, self.store, layers)
+        lowers = self._lowerdirs(layers)
         target = str(self.scratch("from") / "root")
         readonly(lowers, target)
         with self._lock:
