@@ -177,8 +177,9 @@ def test_open_layer_detects_by_magic(tmp_path):
 
 
 @pytest.fixture
-def overlay(tmp_path: Path):
+def overlay(tmp_path: Path, request):
     """A real overlay mount over a lower dir; yields (lower, upper, merged); unmounted after."""
+    extra = getattr(request, "param", "")
     lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "merged"))
     for path in (lower, upper, work, merged):
         path.mkdir()
@@ -191,7 +192,7 @@ def overlay(tmp_path: Path):
     (lower / "keep" / "k").write_text("kept")
     (lower / "edit").write_text("old")
     subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                    f"lowerdir={lower},upperdir={upper},workdir={work}", str(merged)], check=True)
+                    f"lowerdir={lower},upperdir={upper},workdir={work}{extra}", str(merged)], check=True)
     try:
         yield lower, upper, merged
     finally:
@@ -231,6 +232,14 @@ def test_overlay_upper_dir_becomes_oci_whiteouts(store, overlay, tmp_path):
     assert os.getxattr(snapshot / "dir", "trusted.overlay.opaque") == b"y"
     again = write_layer(store, snapshot, overlay_upper=True, source_date_epoch=0)
     assert again == layer
+
+
+@pytest.mark.parametrize("overlay", [",redirect_dir=on"], indirect=True)
+def test_upper_dir_with_redirects_is_refused(store, overlay):
+    _lower, upper, merged = overlay
+    os.rename(merged / "dir", merged / "moved")
+    with pytest.raises(PybuildError, match="redirect_dir=off"):
+        write_layer(store, upper, overlay_upper=True)
 
 
 def test_opaque_apply_keeps_same_layer_entries(tmp_path):

@@ -22,6 +22,8 @@ from . import tarformat as tf
 SEGMENT = 1 << 20  # the tar stream is emitted in pieces of exactly this size
 OPAQUE_XATTR = b"trusted.overlay.opaque"
 SKIPPED_XATTR_PREFIX = b"trusted.overlay."
+# an upper dir with these is not a self-contained diff (data or renames live in the lower dirs)
+UNSUPPORTED_OVERLAY = {b"trusted.overlay.redirect": "redirect_dir=off", b"trusted.overlay.metacopy": "metacopy=off"}
 WHITEOUT_PREFIX = b".wh."
 OPAQUE_MARKER = b".wh..wh..opq"
 
@@ -97,6 +99,9 @@ def _xattrs(path: bytes) -> dict[bytes, bytes]:
     out: dict[bytes, bytes] = {}
     for name in names:
         key = name.encode()
+        if key in UNSUPPORTED_OVERLAY:
+            raise PybuildError(f"{os.fsdecode(path)} carries {name}: mount the overlay with "
+                               f"{UNSUPPORTED_OVERLAY[key]} so that its upper dir is a complete layer")
         if key.startswith(SKIPPED_XATTR_PREFIX):
             continue
         try:
