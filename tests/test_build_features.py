@@ -205,3 +205,15 @@ def test_failing_stage_stops_the_concurrent_one(pybuild, busybox_image, tmp_path
     proc = pybuild("build", "--progress", "plain", str(ctx), check=False)
     assert proc.returncode != 0 and b"Dockerfile:4" in proc.stderr
     assert time.monotonic() - started < 30
+
+
+def test_custom_dockerfile_and_its_own_dockerignore(pybuild, root, busybox_image, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox\nCOPY . /all\n", {"keep.txt": "k\n", "drop.txt": "d\n"})
+    other = tmp_path / "build.Dockerfile"
+    other.write_text("FROM busybox\nCOPY . /ctx\n")
+    Path(str(other) + ".dockerignore").write_text("drop.txt\nDockerfile\n")
+    (ctx / ".dockerignore").write_text("keep.txt\n")
+    fs = _image(root, _build(pybuild, ctx, "-f", str(other)))["fs"]
+    assert "ctx/keep.txt" in fs and "ctx/drop.txt" not in fs and "ctx/Dockerfile" not in fs
+    proc = pybuild("build", "-q", "-f", "-", str(ctx), input=b"FROM busybox\nCOPY drop.txt /from-stdin\n")
+    assert "from-stdin" in summarize_store_image(root, proc.stdout.decode().strip())["fs"]

@@ -40,6 +40,8 @@ class CopyStep:
         self.is_add = isinstance(inst, ins.Add)
         self.from_ = inst.from_ if isinstance(inst, ins.Copy) else ""
         self.remote: list[tuple[str, bytes]] = []
+        if inst.exclude or getattr(inst, "parents", False):
+            raise inst.error(f"{inst.name} --exclude and --parents are not supported yet")
         self.urls = [s for s in inst.sources if self.is_add and _is_url(s)]
         local = [s for s in inst.sources if s not in self.urls]
         self.count = len(inst.sources) + len(inst.contents)

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
         from builder import dockerignore
 
-        ignore = dockerignore.load(context_dir, dockerfile if args.file else None)
+        ignore = dockerignore.load(context_dir, dockerfile if args.file not in (None, "-") else None)
         hashes = HashCache(os.path.join(args.root, "cache", "hashes",
                                         hashlib.sha256(context_dir.encode()).hexdigest()[:32]))
         context = Context(context_dir, ignore.excluded if ignore else None, hashes)
