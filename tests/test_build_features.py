@@ -74,10 +74,16 @@ def test_failing_run_names_step_line_and_exit_code(pybuild, busybox_image, tmp_p
     assert "Dockerfile:3" in err and "7" in err.splitlines()[-1] and "visible-output" in err
 
 
-def test_network_none_has_no_network(pybuild, busybox_image, tmp_path):
+def test_network_none_has_only_loopback(pybuild, root, busybox_image, tmp_path):
+    import hashlib
+
     ctx = _ctx(tmp_path, "FROM busybox\nRUN ls /sys/class/net > /ifaces\n")
-    proc = _build(pybuild, ctx, "--network", "none")
-    assert proc.returncode == 0
+    fs = _image(root, _build(pybuild, ctx, "--network", "none"))["fs"]
+    assert fs["ifaces"]["sha256"] == hashlib.sha256(b"lo\n").hexdigest()
+    (tmp_path / "n2").mkdir()
+    ctx2 = _ctx(tmp_path / "n2", "FROM busybox\nRUN --network=none ls /sys/class/net > /ifaces2\n")
+    fs = _image(root, _build(pybuild, ctx2))["fs"]
+    assert fs["ifaces2"]["sha256"] == hashlib.sha256(b"lo\n").hexdigest()
 
 
 @pytest.mark.docker
