@@ -65,6 +65,7 @@ class StageState:
     scope: StageScope
     shell: list[str] = field(default_factory=lambda: list(ins.DEFAULT_SHELL))
     cmd_set: bool = False
+    base_env: list[str] | None = None  # the base's Env, before the default PATH
 
     @property
     def diff_ids(self) -> list[str]:
@@ -223,6 +224,7 @@ class Executor:
             state = StageState(config, list(image.layers), step_key("image", image.id), created, scope,
                                shell=list(config["config"].get("Shell") or ins.DEFAULT_SHELL))
         rc = state.run_config
+        state.base_env = rc.get("Env")
         env = list(rc.get("Env") or [])
         if not any(e.startswith("PATH=") for e in env):
             env.insert(0, DEFAULT_PATH)
@@ -258,6 +260,12 @@ class Executor:
             if self.cancelled.is_set():
                 raise BuildError("build cancelled")
             self._dispatch(stage, state, inst, f"[{stage.label} {n}/{total}]")
+        if not stage.instructions and not triggers:
+            # nothing was committed: the stage is its base as it was (no default PATH added)
+            if stage.is_scratch and stage.index == self.plan.target:
+                raise DockerfileError("No image was generated. Is your Dockerfile empty?", stage.from_.path,
+                                      stage.from_.line)
+            state.run_config["Env"] = state.base_env
         return state
 
     # -- one instruction --------------------------------------------------------------
