@@ -107,3 +107,19 @@ def test_source_date_epoch_gives_same_id_in_fresh_roots(tmp_path, busybox_rootfs
         proc = cli("build", "--progress", "plain", str(project), env=env)
         ids.append(proc.stdout.decode().strip().splitlines()[-1])
     assert ids[0] == ids[1]
+
+
+@pytest.mark.slow
+def test_concurrent_builds_share_one_root(pybuild, root, busybox_image, project):
+    import subprocess
+
+    from conftest import PYBUILD
+
+    env = {**os.environ, "PYBUILD_ROOT": str(root), "SOURCE_DATE_EPOCH": "1700000000"}
+    procs = [subprocess.Popen([PYBUILD, "build", "-q", "-t", f"same:{n}", str(project)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for n in range(3)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err.decode() for _, err in outputs]
+    ids = {out.decode().strip() for out, _ in outputs}
+    assert len(ids) == 1
+    pybuild("fsck")
