@@ -38,9 +38,8 @@ def exec_command(spec: SandboxSpec) -> None:
         raise SetupError(str(err), 125) from None
     env = _env_dict(spec.env)
     env.setdefault("HOME", ident.home)
-    if not os.path.isdir(spec.cwd):
+    if not os.path.isdir(spec.cwd):  # exec's -w (a new container's was made before pivot_root)
         os.makedirs(spec.cwd, 0o755, exist_ok=True)
-        os.chown(spec.cwd, ident.uid, ident.gid)
     security.drop_bounding(caps)
     if spec.no_new_privs:
         security.set_no_new_privs()

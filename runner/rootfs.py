@@ -22,7 +22,7 @@ ETC_FILES = ("hosts", "hostname", "resolv.conf")
 _DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 _DEV_LINKS = (
     ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"),
+    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"),
 )
 MASKED_PATHS = (
     "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -230,6 +230,13 @@ def mount_user(spec: SandboxSpec, rootfs: str) -> None:
             raise RootfsError(f"unknown mount type {m.type!r}")
 
 
+def _make_workdir(rootfs: str, cwd: str) -> None:
+    """Create a missing working directory (root-owned, 0755, as docker does), while the root is still writable."""
+    path = resolve_in_root(rootfs, cwd)
+    if not os.path.lexists(path):
+        os.makedirs(path, 0o755, exist_ok=True)
+
+
 def pivot(rootfs: str) -> None:
     """Make ``rootfs`` the root and detach the old one (runc's pivot_root(".", ".") trick)."""
     os.chdir(rootfs)
@@ -247,6 +254,7 @@ def prepare(spec: SandboxSpec, rootfs: str) -> None:
     mount_sys(rootfs, spec.cgroup_dirs)
     mount_etc_files(spec, rootfs)
     mount_user(spec, rootfs)
+    _make_workdir(rootfs, spec.cwd)
     if spec.readonly_rootfs:
         sc.mount(None, rootfs, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NODEV)
     pivot(rootfs)
