@@ -124,8 +124,9 @@ def _started(container: Container, proc: sandbox.Process) -> None:
 
 def oom_message(container: Container) -> str:
     """What the user reads when the memory limit killed the container."""
-    limit = container.config["limits"].get("memory")
-    return f"container {container.name} was killed: it hit its memory limit ({limit} bytes); raise -m/--memory"
+    limit = container.config["limits"].get("memory") or 0
+    size = f"{limit / (1 << 20):g} MiB" if limit % (1 << 20) == 0 else f"{limit} bytes"
+    return f"container {container.name} was killed: it hit its memory limit ({size}); raise -m/--memory"
 
 
 def run_foreground(container: Container, interactive: bool) -> int:
