@@ -280,6 +280,8 @@ class Executor:
                 raise
             except (SourceError, PybuildError) as err:
                 raise BuildError(f"{inst.path}:{inst.line}: {err}") from None
+            except OSError as err:
+                raise BuildError(f"{inst.path}:{inst.line}: {inst.name} failed: {err}") from None
             return
         history = f"{inst.name} {inst.original.split(None, 1)[1] if ' ' in inst.original.strip() else ''}".strip()
         if isinstance(inst, ins.Env):
