@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLI
-from registry_fixtures import PASSWORD, USER, Registry
+from registry_fixtures import PASSWORD, USER, Registry, http_get
 
 pytestmark = pytest.mark.registry
 
@@ -228,9 +228,8 @@ def test_all_tags(plain_registry, pybuild, busybox_image, tmp_path):
     out = cli("push", "--all-tags", f"{reg.host}/alltags/busybox")
     for tag in ("a", "b", "c"):
         assert f"{tag}: digest: sha256:".encode() in out.stdout
-    tags = subprocess.run(["curl", "-s", f"http://{reg.host}/v2/alltags/busybox/tags/list"],
-                          capture_output=True, check=True).stdout
-    assert sorted(json.loads(tags)["tags"]) == ["a", "b", "c"]
+    status, tags = http_get(f"http://{reg.host}/v2/alltags/busybox/tags/list")
+    assert status == 200 and sorted(json.loads(tags)["tags"]) == ["a", "b", "c"]
 
 
 def test_missing_image_is_a_clear_one_liner(any_registry, pybuild, tmp_path):
