@@ -99,6 +99,9 @@ class Tool:
         rss = int(proc.stderr.decode().strip().splitlines()[-1])
         return elapsed, rss
 
+    def cleanup(self, names: list[str]) -> None:
+        """Remove what the run added to the tool's image store."""
+
 
 class Pybuild(Tool):
     name = "pybuild"
@@ -130,6 +133,9 @@ class Docker(Tool):
     def build_cmd(self, ctx, tag, no_cache):
         return ["docker", "build", "-q", "-t", tag, *(["--no-cache"] if no_cache else []), str(ctx)]
 
+    def cleanup(self, names):
+        subprocess.run(["docker", "rmi", "-f", *names], capture_output=True)
+
 
 class Podman(Tool):
     name = "podman"
@@ -139,6 +145,9 @@ class Podman(Tool):
 
     def build_cmd(self, ctx, tag, no_cache):
         return [*PODMAN, "build", "-q", *PODMAN_BUILD, "-t", tag, *(["--no-cache"] if no_cache else []), str(ctx)]
+
+    def cleanup(self, names):
+        subprocess.run([*PODMAN, "rmi", "-f", *names], capture_output=True)
 
 
 def main() -> int:
@@ -197,6 +206,8 @@ def _bench(args, work: Path) -> int:
             extra = f"  touch-layer {row['touch_layer_s']:.3f}s" if row.get("touch_layer_s") is not None else ""
             print(f"{name:<11} {tool.name:<8} cold {row['cold']:7.2f}s  cached {row['cached']:7.3f}s  "
                   f"changed {row['changed']:7.2f}s  peak {row['cold_rss_kib'] // 1024} MiB{extra}", flush=True)
+    for tool in tools:
+        tool.cleanup([f"benchout-{n}:latest" for n in names] + list(bases))
     _report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")

@@ -249,17 +249,18 @@ class Executor:
     def _build_stage(self, stage: Stage) -> StageState:
         state = self._base_state(stage)
         total = len(stage.instructions) + 1
-        label = f"[{stage.label} 1/{total}] FROM {stage.base}"
+        name = stage.name or f"stage-{stage.index}"
+        label = f"[{name} 1/{total}] FROM {stage.base}"
         self.progress.step(label).done()
         triggers = state.run_config.get("OnBuild") or []
         if triggers:
             state.run_config["OnBuild"] = None
             for trigger in parse_triggers(triggers, self.plan.path):
-                self._dispatch(stage, state, trigger, f"[{stage.label} 1/{total}] ONBUILD")
+                self._dispatch(stage, state, trigger, f"[{name} 1/{total}] ONBUILD")
         for n, inst in enumerate(stage.instructions, start=2):
             if self.cancelled.is_set():
                 raise BuildError("build cancelled")
-            self._dispatch(stage, state, inst, f"[{stage.label} {n}/{total}]")
+            self._dispatch(stage, state, inst, f"[{name} {n}/{total}]")
         if not stage.instructions and not triggers:
             # nothing was committed: the stage is its base as it was (no default PATH added)
             if stage.is_scratch and stage.index == self.plan.target:

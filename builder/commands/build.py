@@ -91,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     from builder.build.progress import Progress
     from builder.dockerfile.stages import plan
 
+    from registry.reference import parse as parse_reference
+
+    for tag in args.tag:
+        parse_reference(tag)  # a bad name fails now, not after the build
     context_dir, dockerfile, text = _read_dockerfile(args)
     display = os.path.basename(dockerfile) if not args.file else args.file
     build_plan = plan(text, _build_args(args.build_arg), args.target, path=display)
