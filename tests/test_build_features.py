@@ -223,3 +223,12 @@ def test_custom_dockerfile_and_its_own_dockerignore(pybuild, root, busybox_image
     assert "ctx/keep.txt" in fs and "ctx/drop.txt" not in fs and "ctx/Dockerfile" not in fs
     proc = pybuild("build", "-q", "-f", "-", str(ctx), input=b"FROM busybox\nCOPY drop.txt /from-stdin\n")
     assert "from-stdin" in summarize_store_image(root, proc.stdout.decode().strip())["fs"]
+
+
+def test_locked_cache_mount_serialises_concurrent_stages(pybuild, root, busybox_image, tmp_path):
+    run = ("RUN --mount=type=cache,target=/c,id=lk,sharing=locked "
+           "[ ! -e /c/busy ] && touch /c/busy && sleep 1 && rm /c/busy && echo ok > /{me}\n")
+    dockerfile = ("FROM busybox AS a\n" + run.format(me="a") + "FROM busybox AS b\n" + run.format(me="b")
+                  + "FROM busybox\nCOPY --from=a /a /\nCOPY --from=b /b /\n")
+    fs = _image(root, _build(pybuild, _ctx(tmp_path, dockerfile)))["fs"]
+    assert "a" in fs and "b" in fs

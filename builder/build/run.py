@@ -9,6 +9,7 @@ docker's legacy builder drops them.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -57,14 +58,22 @@ class RunStep:
     # -- execution ----------------------------------------------------------------------
     def execute(self, lowers: list[str], scratch, step: "Step") -> str:
         """Run the command; return the upper dir holding its changes."""
-        from runner import sandbox  # noqa: PLC0415
-        from runner.spec import SandboxSpec  # noqa: PLC0415
-
         upper, work, state_dir = (os.path.join(scratch, n) for n in ("upper", "work", "state"))
         for d in (upper, work, state_dir):
             os.makedirs(d)
         os.chmod(upper, 0o755)
-        mounts = self._mounts(scratch)
+        self._locks: list[int] = []
+        try:
+            mounts = self._mounts(scratch)
+            return self._run(mounts, lowers, upper, work, state_dir, step)
+        finally:
+            for fd in self._locks:
+                os.close(fd)  # releases sharing=locked cache mounts
+
+    def _run(self, mounts: list, lowers: list[str], upper: str, work: str, state_dir: str, step: "Step") -> str:
+        from runner import sandbox  # noqa: PLC0415
+        from runner.spec import SandboxSpec  # noqa: PLC0415
+
         read_fd, write_fd = os.pipe()
         spec = SandboxSpec(argv=self.argv, lowerdirs=lowers, upperdir=upper, workdir=work,
                            state_dir=state_dir, env=self.env, cwd=self.cwd, user=self.user,
@@ -127,6 +136,10 @@ class RunStep:
                 else:
                     os.chown(path, m.uid or 0, m.gid or 0)
                     os.chmod(path, 0o755 if m.mode is None else m.mode)
+                if m.sharing == "locked":  # one RUN at a time, across stages and builds
+                    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                    self._locks.append(fd)
+                    fcntl.flock(fd, fcntl.LOCK_EX)
                 out.append(Mount(target=m.target, type="bind", source=str(path), readonly=False))
             elif m.type == "bind":
                 if m.from_:
