@@ -31,19 +31,14 @@ def pax_record(key: bytes, value: bytes) -> bytes:
     return str(length).encode() + body
 
 
-def _octal(value: int, width: int) -> bytes:
-    return b"%0*o\0" % (width - 1, value)
+_USTAR = (b"%s%07o\0%07o\0%07o\0%011o\0%011o\0        %s%sustar\x0000" + bytes(64)  # empty uname, gname
+          + b"%07o\0%07o\0" + bytes(167))
 
 
 def _ustar(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, typeflag: bytes,
            linkname: bytes = b"", devmajor: int = 0, devminor: int = 0) -> bytes:
-    header = b"".join((
-        name[:100].ljust(100, b"\0"),
-        _octal(mode, 8), _octal(uid, 8), _octal(gid, 8), _octal(size, 12), _octal(mtime, 12),
-        b"        ", typeflag, linkname[:100].ljust(100, b"\0"),
-        b"ustar\x0000", bytes(64),  # magic, version, empty uname and gname
-        _octal(devmajor, 8), _octal(devminor, 8), bytes(167),
-    ))
+    header = _USTAR % (name[:100].ljust(100, b"\0"), mode, uid, gid, size, mtime, typeflag,
+                       linkname[:100].ljust(100, b"\0"), devmajor, devminor)
     checksum = b"%06o\0 " % checksum_of(header)
     return header[:148] + checksum + header[156:]
 
