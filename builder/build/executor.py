@@ -29,7 +29,7 @@ from registry.errors import PybuildError
 
 from .cache import BuildCache, step_key
 from .context import Context, SourceError
-from .progress import Progress, Step
+from .progress import Progress
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EPOCH_ZERO = "1970-01-01T00:00:00Z"
