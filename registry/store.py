@@ -78,33 +78,88 @@ class FsckReport:
         return not self.problems
 
 
+class _Hasher:
+    """SHA-256 on a helper thread, so hashing a chunk overlaps writing it (hashlib drops the GIL)."""
+
+    def __init__(self, digest: "hashlib._Hash") -> None:
+        import queue
+        import threading
+
+        self.hash = digest
+        self._todo: "queue.SimpleQueue[bytes | memoryview | None]" = queue.SimpleQueue()
+        self._done = threading.Semaphore(0)
+        self._thread = threading.Thread(target=self._loop, name="blob-hash", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while (data := self._todo.get()) is not None:
+            self.hash.update(data)
+            self._done.release()
+
+    def start(self, data: bytes | memoryview) -> None:
+        self._todo.put(data)
+
+    def wait(self) -> None:
+        self._done.acquire()
+
+    def close(self) -> None:
+        self._todo.put(None)
+        self._thread.join()
+
+
 class BlobWriter:
-    """Streams one blob into the store: hash while writing, then verify and rename."""
+    """Streams one blob into the store: hash while writing, then verify and rename.
+
+    Large chunks are hashed on a helper thread while this thread writes them; both
+    finish before :meth:`write` returns, so callers may reuse their buffers.  Written
+    ranges are handed to the kernel for writeback as they go (``POSIX_FADV_DONTNEED``),
+    so the final fsync is short and big blobs do not crowd the page cache.
+    """
+
+    _THREADED_CHUNK = 256 << 10
+    _WRITEBACK_EVERY = 32 << 20
 
     def __init__(self, store: "Store", expected_digest: str | None, expected_size: int | None):
         self._store = store
         self._expected_digest = expected_digest
         self._expected_size = expected_size
         self._hash = hashlib.sha256()
+        self._hasher: _Hasher | None = None
         self.size = 0
+        self._synced_to = 0
         self.path = store.tmp / f"blob-{os.getpid()}-{secrets.token_hex(6)}"
-        self._file: BinaryIO | None = open(self.path, "wb")
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self.digest: str | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         """Append bytes to the blob."""
-        assert self._file is not None, "blob writer already closed"
-        self._file.write(data)
-        self._hash.update(data)
+        assert self._fd is not None, "blob writer already closed"
+        if len(data) >= self._THREADED_CHUNK:
+            if self._hasher is None:
+                self._hasher = _Hasher(self._hash)
+            self._hasher.start(data)
+            try:
+                self._write_all(data)
+            finally:
+                self._hasher.wait()
+        else:
+            self._hash.update(data)
+            self._write_all(data)
         self.size += len(data)
+        if self.size - self._synced_to >= self._WRITEBACK_EVERY:
+            os.posix_fadvise(self._fd, self._synced_to, self.size - self._synced_to, os.POSIX_FADV_DONTNEED)
+            self._synced_to = self.size
+
+    def _write_all(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
 
     def commit(self) -> tuple[str, int]:
         """Verify against the expected digest and size, then move into place."""
-        assert self._file is not None, "blob writer already closed"
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
+        assert self._fd is not None, "blob writer already closed"
+        os.fsync(self._fd)
+        self._close()
         digest = "sha256:" + self._hash.hexdigest()
         if self._expected_size is not None and self.size != self._expected_size:
             self.abort()
@@ -116,11 +171,17 @@ class BlobWriter:
         self.digest = digest
         return digest, self.size
 
+    def _close(self) -> None:
+        if self._hasher is not None:
+            self._hasher.close()
+            self._hasher = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
     def abort(self) -> None:
         """Drop the temp file (safe to call more than once)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
