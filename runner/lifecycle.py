@@ -17,7 +17,7 @@ from registry.errors import PybuildError
 
 from .errors import RunError
 
-from . import cgroups, containers, sandbox, stdio
+from . import cgroups, containers, sandbox
 from .containers import Container, now
 from .procinfo import alive, proc_start_time
 from .spec import Mount, SandboxSpec
@@ -151,11 +151,15 @@ def run_foreground(container: Container, interactive: bool) -> int:
         _started(container, proc)
         master = proc.console
         if master is not None:
+            from . import stdio  # output relaying: not needed by a plain --rm run
+
             stdio.follow_winsize(0, master)
             log = None if container.config.get("rm") else stdio.LogWriter(container.path(stdio.LOG_FILE))
             with stdio.RawTerminal(0):
                 stdio.relay({master: ("stdout", 1)}, log, (0, master) if interactive else None)
         elif not container.config.get("rm"):
+            from . import stdio
+
             os.close(out_w)
             os.close(err_w)
             log = stdio.LogWriter(container.path(stdio.LOG_FILE))
@@ -232,6 +236,8 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
     _started(container, proc)
     os.write(report, b"ok")
     os.close(report)
+    from . import stdio
+
     log = stdio.LogWriter(container.path(stdio.LOG_FILE))
     stdio.relay(sources, log)
     code = proc.wait()
@@ -290,6 +296,8 @@ def exec_in(container: Container, argv: list[str], env: list[str], user: str | N
     forwarder.attach(proc)
     master = proc.console
     if master is not None:
+        from . import stdio
+
         stdio.follow_winsize(0, master)
         with stdio.RawTerminal(0):
             stdio.relay({master: ("stdout", 1)}, None, (0, master) if interactive else None)
