@@ -232,3 +232,13 @@ def test_locked_cache_mount_serialises_concurrent_stages(pybuild, root, busybox_
                   + "FROM busybox\nCOPY --from=a /a /\nCOPY --from=b /b /\n")
     fs = _image(root, _build(pybuild, _ctx(tmp_path, dockerfile)))["fs"]
     assert "a" in fs and "b" in fs
+
+
+def test_bind_mount_from_stage_and_rw_discarded(pybuild, root, busybox_image, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox AS src\nRUN mkdir /data && echo payload > /data/p\n"
+               "FROM busybox AS mid\nRUN --mount=type=bind,from=src,source=/data,target=/in cat /in/p > /copied\n"
+               "RUN --mount=type=bind,from=src,source=/data,target=/rw,rw echo scribble > /rw/new && cat /rw/new > /seen\n"
+               "FROM src\nCOPY --from=mid /copied /seen /\nRUN test ! -e /data/new && echo clean > /checked\n")
+    fs = _image(root, _build(pybuild, ctx))["fs"]
+    assert {"copied", "seen", "checked", "data/p"} <= set(fs) and "data/new" not in fs
+    assert not any(p.startswith(("in", "rw")) for p in fs)

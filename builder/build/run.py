@@ -9,6 +9,7 @@ docker's legacy builder drops them.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -63,12 +64,13 @@ class RunStep:
             os.makedirs(d)
         os.chmod(upper, 0o755)
         self._locks: list[int] = []
-        try:
-            mounts = self._mounts(scratch)
-            return self._run(mounts, lowers, upper, work, state_dir, step)
-        finally:
-            for fd in self._locks:
-                os.close(fd)  # releases sharing=locked cache mounts
+        with contextlib.ExitStack() as self._cleanup:
+            try:
+                mounts = self._mounts(scratch)
+                return self._run(mounts, lowers, upper, work, state_dir, step)
+            finally:
+                for fd in self._locks:
+                    os.close(fd)  # releases sharing=locked cache mounts
 
     def _run(self, mounts: list, lowers: list[str], upper: str, work: str, state_dir: str, step: "Step") -> str:
         from runner import sandbox  # noqa: PLC0415
@@ -146,8 +148,13 @@ class RunStep:
                     root, _ = self.executor.source_root(m.from_, self.inst, self.stage)
                 else:
                     root = opts.context.root
-                out.append(Mount(target=m.target, type="bind", source=resolve_in_root(root, m.source or "/"),
-                                 readonly=True))
+                source = resolve_in_root(root, m.source or "/")
+                if not m.readonly and os.path.isdir(source):
+                    # rw as in BuildKit: writable during the RUN, the writes thrown away after
+                    from .mounting import writable  # noqa: PLC0415
+                    source, _ = self._cleanup.enter_context(
+                        writable([source], os.path.join(scratch, f"bind-{len(out)}")))
+                out.append(Mount(target=m.target, type="bind", source=source, readonly=m.readonly))
             elif m.type == "tmpfs":
                 out.append(Mount(target=m.target, type="tmpfs", options=f"size={m.size}" if m.size else ""))
         for path, (data, mode) in self.files.items():
