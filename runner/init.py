@@ -1,7 +1,9 @@
-"""``python -m runner.init SPEC_FD REPORT_FD``: the sandbox shim as a fresh process.
+"""The sandbox shim as a fresh process: ``main([SPEC_FD, REPORT_FD])``.
 
-Used when the caller has threads (fork would be unsafe there): reads the spec as
-JSON from SPEC_FD, then does exactly what a forked shim does.
+Used when the caller has threads (fork would be unsafe there); started by
+:mod:`runner.sandbox` as ``python -S -c`` with this tree on ``sys.path`` (also works
+as ``python -m runner.init SPEC_FD REPORT_FD``).  Reads the spec (and, for exec,
+the target) as JSON from SPEC_FD, then does exactly what a forked shim does.
 """
 
 from __future__ import annotations

@@ -6,11 +6,13 @@ Process tree of a container::
                 └── pid 1 (mounts, pivot_root, privileges, exec of the command)
 
 The shim is a ``fork()`` of the caller when the caller has no threads (the fast
-path of ``pybuild run``), else a fresh ``python -m runner.init`` helper (the builder
-runs stages in threads, and fork after threads is unsafe).  Both run the same code.
-The shim and pid 1 report on one pipe: ``P<pid>`` (pid 1's host pid) and, if
-setup fails, ``E<exit code> <message>``.  The pipe is close-on-exec, so EOF means
-the command was exec'd.  Both die with their parent (PR_SET_PDEATHSIG).
+path of ``pybuild run``), else a fresh interpreter running :mod:`runner.init` (the
+builder runs stages in threads, and fork after threads is unsafe).  Both run the
+same code.  The shim and pid 1 report on one pipe: ``P<pid>`` (pid 1's host pid)
+and, if setup fails, ``E<exit code> <message>``.  The pipe is close-on-exec, so EOF
+means the command was exec'd.  With a tty the pipe is a socket pair instead, and
+pid 1 also sends the master of the pty it made in the container's devpts.
+Both die with their parent (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
