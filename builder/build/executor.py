@@ -107,6 +107,7 @@ class Executor:
         self._store = None
         self._snapshots = None
         self._lock = threading.Lock()
+        self._mount_lock = threading.Lock()
         self._stage_mounts: dict[str, str] = {}
         self._scratch: Path | None = None
         self.cancelled = threading.Event()
@@ -142,7 +143,15 @@ class Executor:
 
     # -- the build --------------------------------------------------------------------
     def build(self) -> "StoredImageResult":
-        """Build the target; tag it; return its id and config."""
+        """Build the target; tag it; return its id and config.
+
+        Holds the store's GC lock (shared) throughout: blobs made or reused from the cache
+        are reachable from no tag until the end, and ``prune`` must leave them alone.
+        """
+        with self.store.transaction():
+            return self._build()
+
+    def _build(self) -> "StoredImageResult":
         try:
             for wave in self.plan.waves():
                 self._run_wave(wave)
@@ -445,16 +454,14 @@ class Executor:
         return step_key("image", image.id)
 
     def _mounted(self, key: str, layers) -> str:
-        with self._lock:
+        with self._mount_lock:  # one mount per source, even when stages ask at once
             target = self._stage_mounts.get(key)
-        if target is not None:
-            return target
-        from .mounting import readonly  # noqa: PLC0415
-        lowers = self._lowerdirs(layers)
-        target = str(self.scratch("from") / "root")
-        readonly(lowers, target)
-        with self._lock:
-            self._stage_mounts[key] = target
+            if target is None:
+                from .mounting import readonly  # noqa: PLC0415
+                lowers = self._lowerdirs(layers)
+                target = str(self.scratch("from") / "root")
+                readonly(lowers, target)
+                self._stage_mounts[key] = target
         return target
 
 
