@@ -376,6 +376,8 @@ class Store:
                                annotations={oci.ANNOTATION_REF_NAME: name}, platform=manifest.platform).to_json()
         with self._index_lock():
             index = self.read_index()
+            if any(_ref_name(m) == name and m.get("digest") == manifest.digest for m in index.get("manifests", [])):
+                return
             index["manifests"] = [m for m in index.get("manifests", [])
                                   if _ref_name(m) != name and not (_ref_name(m) is None and m.get("digest") == manifest.digest)]
             index["manifests"].append(entry)
