@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 # OCI media types
@@ -64,16 +63,39 @@ def layer_compression(media_type: str) -> str:
     return "none"
 
 
-@dataclass(frozen=True)
 class Descriptor:
-    """A typed pointer to content: media type, digest and size (plus optional extras)."""
+    """A typed pointer to content: media type, digest and size (plus optional extras).
 
-    media_type: str
-    digest: str
-    size: int
-    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-    platform: dict[str, Any] | None = field(default=None, compare=False, hash=False)
-    urls: tuple[str, ...] = field(default=(), compare=False, hash=False)
+    Immutable; equality and hashing look at media type, digest and size only.
+    (A plain class, not a dataclass: importing ``dataclasses`` costs ~20 ms of start-up.)
+    """
+
+    __slots__ = ("media_type", "digest", "size", "annotations", "platform", "urls")
+
+    def __init__(self, media_type: str, digest: str, size: int, annotations: dict[str, str] | None = None,
+                 platform: dict[str, Any] | None = None, urls: tuple[str, ...] = ()):
+        set_ = object.__setattr__
+        set_(self, "media_type", media_type)
+        set_(self, "digest", digest)
+        set_(self, "size", size)
+        set_(self, "annotations", dict(annotations or {}))
+        set_(self, "platform", platform)
+        set_(self, "urls", tuple(urls))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Descriptor is immutable")
+
+    def _key(self) -> tuple[str, str, int]:
+        return (self.media_type, self.digest, self.size)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Descriptor) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Descriptor({self.media_type!r}, {self.digest!r}, {self.size})"
 
     def to_json(self) -> dict[str, Any]:
         """The descriptor as it appears in manifests and indexes."""

@@ -8,7 +8,6 @@ rejects (upper-case repositories, empty components, bad tags) with a clear messa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .errors import InvalidReference
 
@@ -26,14 +25,32 @@ _HOST = re.compile(
 )
 
 
-@dataclass(frozen=True)
 class Reference:
-    """A normalised image reference: registry host, repository path, tag and/or digest."""
+    """A normalised image reference: registry host, repository path, tag and/or digest (immutable)."""
 
-    registry: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
+    __slots__ = ("registry", "repository", "tag", "digest")
+
+    def __init__(self, registry: str, repository: str, tag: str | None = None, digest: str | None = None):
+        set_ = object.__setattr__
+        set_(self, "registry", registry)
+        set_(self, "repository", repository)
+        set_(self, "tag", tag)
+        set_(self, "digest", digest)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Reference is immutable")
+
+    def _key(self) -> tuple[str, str, str | None, str | None]:
+        return (self.registry, self.repository, self.tag, self.digest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reference) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Reference({self.registry!r}, {self.repository!r}, tag={self.tag!r}, digest={self.digest!r})"
 
     @property
     def name(self) -> str:

@@ -21,10 +21,8 @@ import fcntl
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
@@ -36,13 +34,15 @@ _CHUNK = 1 << 20
 _STALE_TEMP_SECONDS = 3600
 
 
-@dataclass
 class StoredImage:
     """An image manifest in the store with its parsed config."""
 
-    descriptor: oci.Descriptor
-    manifest: dict[str, Any]
-    config: dict[str, Any]
+    __slots__ = ("descriptor", "manifest", "config")
+
+    def __init__(self, descriptor: oci.Descriptor, manifest: dict[str, Any], config: dict[str, Any]):
+        self.descriptor = descriptor
+        self.manifest = manifest
+        self.config = config
 
     @property
     def id(self) -> str:
@@ -65,13 +65,13 @@ class StoredImage:
         return sum(layer.size for layer in self.layers)
 
 
-@dataclass
 class FsckReport:
     """What :meth:`Store.fsck` found: damage descriptions and counts."""
 
-    problems: list[str] = field(default_factory=list)
-    blobs_checked: int = 0
-    images_checked: int = 0
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.blobs_checked = 0
+        self.images_checked = 0
 
     @property
     def clean(self) -> bool:
@@ -127,7 +127,7 @@ class BlobWriter:
         self._hasher: _Hasher | None = None
         self.size = 0
         self._synced_to = 0
-        self.path = store.tmp / f"blob-{os.getpid()}-{secrets.token_hex(6)}"
+        self.path = store.tmp / f"blob-{os.getpid()}-{os.urandom(6).hex()}"
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self.digest: str | None = None
 
@@ -274,7 +274,7 @@ class Store:
 
     def temp_dir(self, prefix: str) -> Path:
         """A new private directory under ``$ROOT/tmp`` (the caller removes it)."""
-        path = self.tmp / f"{prefix}-{os.getpid()}-{secrets.token_hex(6)}"
+        path = self.tmp / f"{prefix}-{os.getpid()}-{os.urandom(6).hex()}"
         path.mkdir(mode=0o700)
         return path
 
@@ -598,7 +598,7 @@ def _hash_file(path: Path) -> str:
 
 
 def _atomic_write(path: Path, data: bytes, tmp_dir: Path) -> None:
-    temp = tmp_dir / f"{path.name}-{os.getpid()}-{secrets.token_hex(6)}"
+    temp = tmp_dir / f"{path.name}-{os.getpid()}-{os.urandom(6).hex()}"
     with open(temp, "wb") as f:
         f.write(data)
         f.flush()
