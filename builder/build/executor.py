@@ -17,7 +17,6 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,33 +38,41 @@ class BuildError(PybuildError):
     """A step failed; the message names the Dockerfile line."""
 
 
-@dataclass
 class BuildOptions:
-    """What ``pybuild build`` was asked to do (the parts the executor needs)."""
+    """What ``pybuild build`` was asked to do (the parts the executor needs).
 
-    root: str
-    context: Context
-    tags: list[str] = field(default_factory=list)
-    no_cache: bool = False
-    network: str = "host"
-    labels: dict[str, str] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)
-    compression: str = "gzip"
-    source_date_epoch: int | None = None
+    Plain classes here and below: ``dataclasses`` costs ~20 ms to import, and the
+    fully cached rebuild is mostly start-up.
+    """
+
+    def __init__(self, root: str, context: Context, tags: list[str] | None = None, no_cache: bool = False,
+                 network: str = "host", labels: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
+                 compression: str = "gzip", source_date_epoch: int | None = None):
+        self.root = root
+        self.context = context
+        self.tags = list(tags or [])
+        self.no_cache = no_cache
+        self.network = network
+        self.labels = dict(labels or {})
+        self.secrets = dict(secrets or {})
+        self.compression = compression
+        self.source_date_epoch = source_date_epoch
 
 
-@dataclass
 class StageState:
     """A stage's image as it is being built."""
 
-    config: dict[str, Any]
-    layers: list[oci.Descriptor]
-    key: str
-    created: str
-    scope: StageScope
-    shell: list[str] = field(default_factory=lambda: list(ins.DEFAULT_SHELL))
-    cmd_set: bool = False
-    base_env: list[str] | None = None  # the base's Env, before the default PATH
+    def __init__(self, config: dict[str, Any], layers: list[oci.Descriptor], key: str, created: str,
+                 scope: StageScope, shell: list[str] | None = None, cmd_set: bool = False,
+                 base_env: list[str] | None = None):
+        self.config = config
+        self.layers = layers
+        self.key = key
+        self.created = created
+        self.scope = scope
+        self.shell = list(shell) if shell is not None else list(ins.DEFAULT_SHELL)
+        self.cmd_set = cmd_set
+        self.base_env = base_env  # the base's Env, before the default PATH
 
     @property
     def diff_ids(self) -> list[str]:
@@ -465,12 +472,12 @@ class Executor:
         return target
 
 
-@dataclass
 class StoredImageResult:
     """The built image: its ID (config digest) and config."""
 
-    id: str
-    config: dict[str, Any]
+    def __init__(self, id: str, config: dict[str, Any]):
+        self.id = id
+        self.config = config
 
 
 def _arch() -> str:
