@@ -266,3 +266,13 @@ def test_layer_accepted_by_go_tools(store, tmp_path):
                        check=True, capture_output=True)
         got = (bundle / "rootfs" / "big.bin").read_bytes()
         assert hashlib.sha256(got).digest() == hashlib.sha256((tree / "big.bin").read_bytes()).digest()
+
+
+def test_pax_for_numbers_ustar_cannot_hold():
+    head = tf.header(b"big", 0o644, 5_000_000, 4_294_967_294, 9 << 30, 1 << 34, tf.REGULAR, b"", 0, 0, None)
+    reader = TarReader(io.BytesIO(head), "t")
+    first = next(iter(reader))
+    assert (first.uid, first.gid, first.size, first.mtime) == (5_000_000, 4_294_967_294, 9 << 30, 1 << 34)
+    with tarfile.open(fileobj=io.BytesIO(head + bytes(1024)), mode="r|") as tar:
+        info = tar.next()
+        assert (info.uid, info.gid, info.size, info.mtime) == (5_000_000, 4_294_967_294, 9 << 30, 1 << 34)
