@@ -213,6 +213,9 @@ class Transport:
                     raise TLSFailure(f"TLS with {self.host} failed: {failure.reason or failure}; if the registry uses "
                                      f"a private CA, put it in {certs_dirs()[0]}/{self.host}/ca.crt "
                                      f"(or use --insecure)") from None
+                if _unknown_host(exc):
+                    raise TransferError(f"cannot resolve registry host {self.host!r}: {describe(exc)}; "
+                                        "check the image name's registry part and your network/DNS") from None
                 if attempt + 1 >= attempts:
                     raise TransferError(f"{method} {_show(url)} failed: {describe(exc)}"
                                         f"{f' (after {attempts} attempts)' if attempts > 1 else ''}") from None
@@ -229,6 +232,18 @@ class Transport:
             time.sleep(delay)
             waited += delay
         raise AssertionError("unreachable")
+
+
+def _unknown_host(exc: BaseException) -> bool:
+    """True when a connection failed because the host name does not resolve (retrying will not help)."""
+    import socket
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror) and seen.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _show(url: str) -> str:
