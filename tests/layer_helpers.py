@@ -26,7 +26,7 @@ def archive(*entries: bytes, end: bool = True) -> io.BytesIO:
 
 
 def listing(top: Path, exclude: Path | None = None) -> dict[str, tuple]:
-    """Every path under ``top`` with (type, mode, size, content hash-ish, xattrs) — to compare trees."""
+    """Every path under ``top`` with its mode, owner, link count, content, link target, xattrs and mtime."""
     out: dict[str, tuple] = {}
     for dirpath, dirs, files in os.walk(top):
         if exclude is not None and Path(dirpath) == exclude.parent:
@@ -38,5 +38,6 @@ def listing(top: Path, exclude: Path | None = None) -> dict[str, tuple]:
             xattrs = sorted((k, os.getxattr(path, k, follow_symlinks=False)) for k in
                             os.listxattr(path, follow_symlinks=False))
             link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
-            out[os.path.relpath(path, top)] = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink, content, link, xattrs)
+            out[os.path.relpath(path, top)] = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink, content, link, xattrs,
+                                               int(st.st_mtime))
     return out
