@@ -301,3 +301,15 @@ def test_corrupt_gzip(box):
 def test_nul_in_pax_path(box):
     with pytest.raises(BadArchive, match="NUL"):
         box.extract(archive(entry("é\0../../outside/sentinel".encode(), b"x")))
+
+
+def test_absurd_mtime_and_self_destroying_hardlink(box):
+    box.extract(archive(entry("old", b"x", mtime=(1 << 33) - 1),
+                        entry("d/", kind=tf.DIRECTORY, mode=0o755), entry("d/f", b"x"),
+                        entry("d", kind=tf.HARDLINK, link="d/f")))
+    assert not os.path.lexists(box.target / "d")
+    head = bytearray(tf.header(b"future", 0o644, 0, 0, 0, 0, tf.REGULAR))
+    head[136:148] = b"\x80" + (1 << 62).to_bytes(11, "big")
+    head[148:156] = b"%06o\0 " % tf.checksum_of(bytes(head[:148]) + b" " * 8 + bytes(head[156:]))
+    box.extract(io.BytesIO(bytes(head) + bytes(1024)))
+    assert (box.target / "future").exists()

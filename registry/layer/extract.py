@@ -32,6 +32,7 @@ log = logging.getLogger("pybuild.layer")
 MAX_SYMLINK_HOPS = 40
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+MIN_MTIME, MAX_MTIME = -(1 << 31), 1 << 33
 SKIPPED_XATTRS = (b"trusted.overlay.", b"user.overlay.")  # would change how overlayfs reads the snapshot
 
 
@@ -57,6 +58,11 @@ def clean_name(name: bytes, label: str) -> list[bytes]:
         else:
             parts.append(part)
     return parts
+
+
+def _ns(mtime: float) -> int:
+    """An archive mtime as nanoseconds, clamped to what filesystems store (1902-2242)."""
+    return int(min(max(mtime, MIN_MTIME), MAX_MTIME) * 1e9)
 
 
 def _lstat(name: bytes, dirfd: int) -> os.stat_result | None:
@@ -238,7 +244,7 @@ class _Extractor:
             self.metadata_fd(fd, entry, mode, times=False)
         finally:
             os.close(fd)
-        self.dir_times.append((parent + [base], int(entry.mtime * 1e9)))
+        self.dir_times.append((parent + [base], _ns(entry.mtime)))
 
     def regular(self, dirfd: int, base: bytes, entry: Entry, mode: int, reader: TarReader) -> None:
         self.replace(dirfd, base)
@@ -270,7 +276,10 @@ class _Extractor:
             if existing is not None and os.path.samestat(st, existing):
                 return
             self.replace(dirfd, base)
-            os.link(target_base, base, src_dir_fd=source_fd, dst_dir_fd=dirfd, follow_symlinks=False)
+            try:
+                os.link(target_base, base, src_dir_fd=source_fd, dst_dir_fd=dirfd, follow_symlinks=False)
+            except FileNotFoundError:  # the entry replaced the directory its target was in
+                self.skip(entry, f"hard link target {entry.linkname.decode(errors='replace')!r} is gone")
         finally:
             os.close(source_fd)
 
@@ -342,8 +351,7 @@ class _Extractor:
         os.fchmod(fd, mode)  # after chown, which clears setuid bits
         self.xattrs(fd, entry)
         if times:
-            mtime = int(entry.mtime * 1e9)
-            os.utime(fd, ns=(mtime, mtime))
+            os.utime(fd, ns=(_ns(entry.mtime),) * 2)
 
     def metadata_at(self, dirfd: int, base: bytes, entry: Entry, mode: int | None) -> None:
         if self.chown:
@@ -352,8 +360,7 @@ class _Extractor:
             os.chmod(base, mode, dir_fd=dirfd)  # fifos and devices (never symlinks)
         if entry.xattrs:
             self.xattrs(f"/proc/self/fd/{dirfd}/{os.fsdecode(base)}", entry)
-        mtime = int(entry.mtime * 1e9)
-        os.utime(base, ns=(mtime, mtime), dir_fd=dirfd, follow_symlinks=False)
+        os.utime(base, ns=(_ns(entry.mtime),) * 2, dir_fd=dirfd, follow_symlinks=False)
 
     def finish(self) -> None:
         """Directory mtimes, deepest first (writing into a directory changes its mtime)."""
