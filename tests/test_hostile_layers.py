@@ -210,6 +210,8 @@ def test_overlay_xattrs_from_the_archive_are_dropped(box):
     box.extract(archive(entry("d/", kind=tf.DIRECTORY, mode=0o755,
                               xattrs={b"trusted.overlay.redirect": b"/etc", b"trusted.overlay.opaque": b"y",
                                       b"user.ok": b"1"})), whiteouts="overlay")
+    box.extract(archive(entry("e", b"", xattrs={b"user.a\0b": b"1", b"bogus": b"2", b"user.big": b"x" * 70000})))
+    assert (box.target / "e").exists()
     names = os.listxattr(box.target / "d")
     assert "user.ok" in names and not any(n.startswith("trusted.overlay.") for n in names)
 

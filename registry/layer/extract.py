@@ -341,9 +341,9 @@ class _Extractor:
                     os.setxattr(target, key, value)
                 else:
                     os.setxattr(target, key, value, follow_symlinks=False)
-            except OSError as err:
+            except (OSError, ValueError) as err:  # ValueError: a NUL in the name
                 log.warning("%s: cannot set xattr %s on %s: %s", self.label, key.decode(errors="replace"),
-                            entry.name.decode(errors="replace"), err.strerror)
+                            entry.name.decode(errors="replace"), getattr(err, "strerror", None) or err)
 
     def metadata_fd(self, fd: int, entry: Entry, mode: int, times: bool = True) -> None:
         if self.chown:
