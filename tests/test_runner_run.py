@@ -323,3 +323,27 @@ def test_kill_sends_the_signal(pybuild, root, image):
     assert out(pybuild("wait", "k")) == "9\n"
     proc = pybuild("kill", "k", check=False)
     assert proc.returncode == 1 and b"not running" in proc.stderr
+
+
+def test_run_path_imports_stay_light(pybuild, root, image):
+    """A cached `pybuild run` must not import the store, the registry client or heavy libraries."""
+    import sys
+
+    pybuild("run", "--rm", image, "true")  # unpack and fill the run cache
+    probe = ("import sys; from builder.cli import main; code = main(['run', '--rm', sys.argv[1], 'true']); "
+             "print(' '.join(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", probe, image], capture_output=True,
+                          env={**os.environ, "PYBUILD_ROOT": str(root)}, check=True)
+    loaded = set(proc.stdout.decode().split())
+    heavy = {"registry.store", "registry.remote", "runner.snapshots", "httpx", "rich", "zstandard", "isal",
+             "dataclasses", "typing", "pathlib", "hashlib", "secrets", "dockerfile_parse"}
+    assert (loaded & heavy) - _site_imports() == set()
+
+
+def _site_imports() -> set[str]:
+    """Modules the interpreter's own start-up (site, an editable-install finder) already loads."""
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import sys; print(' '.join(sorted(sys.modules)))"],
+                          capture_output=True, check=True)
+    return set(proc.stdout.decode().split())
