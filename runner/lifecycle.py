@@ -146,7 +146,12 @@ def run_foreground(container: Container, interactive: bool) -> int:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             spec = spec_for(container, 0 if interactive else None, out_w, err_w)
-        proc = sandbox.start(spec)
+        try:
+            proc = sandbox.start(spec)
+        except sandbox.SandboxError as err:
+            code = err.exit_code  # recorded (with the reason) by _finish below
+            container.state["error"] = str(err)
+            raise
         forwarder.attach(proc)
         _started(container, proc)
         master = proc.console
