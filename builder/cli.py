@@ -70,23 +70,60 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Help text at ``$COLUMNS`` (default 100) wide.
+
+    argparse builds a formatter for every ``add_argument``; the stock one asks
+    ``shutil`` for the terminal size each time, which costs start-up on every command.
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=max(40, int(os.environ.get("COLUMNS") or 100) - 2))
+
+
+def _split_globals(argv: list[str]) -> tuple[str | None, bool, str, list[str]] | None:
+    """``(root, debug, command, command args)`` without building the top-level parser.
+
+    ``None`` when argparse must handle the top level (help, version, an unknown option).
+    """
+    root, debug, i = None, False, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--debug":
+            debug = True
+        elif arg == "--root" and i + 1 < len(argv):
+            root, i = argv[i + 1], i + 1
+        elif arg.startswith("--root="):
+            root = arg[len("--root="):]
+        elif arg.startswith("-"):
+            return None
+        else:
+            return root, debug, arg, argv[i + 1:]
+        i += 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run one subcommand, turn user errors into one line."""
     argv = sys.argv[1:] if argv is None else argv
-    top = _top_parser().parse_args(argv)
-    if top.command is None:
-        _top_parser().print_help()
-        return 0
-    if top.command not in COMMANDS:
-        print(f"pybuild: unknown command {top.command!r}; run 'pybuild --help' for the list", file=sys.stderr)
+    split = _split_globals(argv)
+    if split is None:
+        top = _top_parser().parse_args(argv)
+        if top.command is None:
+            _top_parser().print_help()
+            return 0
+        split = (top.root, top.debug, top.command, top.args)
+    root, debug, command, command_args = split
+    if command not in COMMANDS:
+        print(f"pybuild: unknown command {command!r}; run 'pybuild --help' for the list", file=sys.stderr)
         return 2
-    module_name, help_ = COMMANDS[top.command]
+    module_name, help_ = COMMANDS[command]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"pybuild {top.command}", description=help_)
+    parser = argparse.ArgumentParser(prog=f"pybuild {command}", description=help_, formatter_class=_Formatter)
     module.configure(parser)
-    args = parser.parse_args(top.args)
-    args.root = top.root or default_root()
-    args.debug = top.debug
+    args = parser.parse_args(command_args)
+    args.root = root or default_root()
+    args.debug = debug
     if args.debug:
         import logging
 
@@ -105,6 +142,9 @@ def _run(module, args: argparse.Namespace) -> int:
             raise
         print(f"pybuild: error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141
     except OSError as err:
         if args.debug:
             raise
@@ -114,8 +154,13 @@ def _run(module, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("pybuild: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 141
+
+
+def _quiet_stdout() -> None:
+    """After the reader of our output went away, let the interpreter exit without another EPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":
