@@ -7,6 +7,7 @@ import io
 import os
 import resource
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,7 @@ def box(tmp_path: Path):
     b = Box(tmp_path)
     yield b
     b.assert_contained()
+    subprocess.run(["rm", "-rf", str(b.target)], check=True)  # pytest's own cleanup recurses: deep trees break it
 
 
 def test_dotdot_name_is_rejected(box):
@@ -315,3 +317,15 @@ def test_absurd_mtime_and_self_destroying_hardlink(box):
     head[148:156] = b"%06o\0 " % tf.checksum_of(bytes(head[:148]) + b" " * 8 + bytes(head[156:]))
     box.extract(io.BytesIO(bytes(head) + bytes(1024)))
     assert (box.target / "future").exists()
+
+
+@pytest.mark.parametrize("whiteouts", ["apply", "overlay"])
+def test_deeper_than_the_recursion_limit(box, whiteouts):
+    """1,200 nested directories, an opaque whiteout over them, then a file replacing them all."""
+    deep = [entry("d/" + "x/" * n, kind=tf.DIRECTORY, mode=0o755) for n in range(1200)]
+    (box.target / "d" / "lower").mkdir(parents=True)
+    box.extract(archive(*deep, entry("d/.wh..wh..opq"), entry("d/" + "x/" * 1200 + "f", b"deep")),
+                whiteouts=whiteouts)
+    assert (box.target / "d" / "lower").exists() == (whiteouts == "overlay")
+    box.extract(archive(entry("d", b"now a file")), whiteouts=whiteouts)
+    assert (box.target / "d").read_bytes() == b"now a file"

@@ -293,3 +293,24 @@ def test_gnu_tar_agrees_both_ways(store, tmp_path):
     with open(made_by_gnu, "rb") as f, open_layer(f) as stream:
         extract_layer(stream, ours, whiteouts="apply", allow_devices=True)
     assert listing(ours) == listing(tree)
+
+
+def test_very_deep_tree(store, tmp_path):
+    """A tree nested deeper than Python's recursion limit round-trips."""
+    top = tmp_path / "deep"
+    fd = os.open(tmp_path, os.O_RDONLY)
+    os.mkdir("deep", dir_fd=fd)
+    for _ in range(1200):  # deeper than the recursion limit
+        nxt = os.open("deep" if _ == 0 else "d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = nxt
+        os.mkdir("d", dir_fd=fd)
+    os.close(fd)
+    out = tmp_path / "out"
+    try:
+        layer = write_layer(store, top, source_date_epoch=0)
+        with store.open_blob(layer.descriptor.digest) as blob, open_layer(blob) as stream:
+            assert extract_layer(stream, out).entries == 1200
+        assert write_layer(store, out, source_date_epoch=0) == layer
+    finally:  # pytest's own cleanup recurses: deep trees break it
+        subprocess.run(["rm", "-rf", str(top), str(out)], check=True)

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import stat
+import subprocess
 from dataclasses import dataclass
 from typing import IO
 
@@ -65,6 +66,23 @@ def _ns(mtime: float) -> int:
     return int(min(max(mtime, MIN_MTIME), MAX_MTIME) * 1e9)
 
 
+def _remove_tree(name: bytes, dirfd: int) -> None:
+    """``rm -rf`` of ``name`` in ``dirfd``, never following symlinks.  shutil.rmtree recurses
+    in Python, so a tree deeper than the recursion limit is left to ``rm`` (fts)."""
+    try:
+        shutil.rmtree(name, dir_fd=dirfd)
+    except RecursionError:
+        subprocess.run(["rm", "-rf", "--", f"/proc/self/fd/{dirfd}/{os.fsdecode(name)}"], pass_fds=(dirfd,),
+                       check=True)
+
+
+def _reopen(fd: int, name: bytes) -> int:
+    """Open the directory ``name`` relative to ``fd`` (never a symlink) and close ``fd``."""
+    new = os.open(name, DIR_FLAGS, dir_fd=fd)
+    os.close(fd)
+    return new
+
+
 def _lstat(name: bytes, dirfd: int) -> os.stat_result | None:
     try:
         return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
@@ -102,11 +120,30 @@ class _Root:
         key = tuple(parts)
         if self._cache is not None and not self._stale and self._cache[0] == key:
             return self._cache[1]
+        fd = self._below_cache(key) if not self._stale else None
         self._drop()
         self._stale = False
-        fd = self.open_dir(parts, create)
+        if fd is None:
+            fd = self.open_dir(parts, create)
         if fd is not None:
             self._cache = (key, fd)
+        return fd
+
+    def _below_cache(self, key: tuple[bytes, ...]) -> int | None:
+        """The fd of ``key`` opened from the cached parent when ``key`` is a plain directory
+        below it (the common case: a directory entry, then its children); None otherwise."""
+        if self._cache is None or key[:len(self._cache[0])] != self._cache[0]:
+            return None
+        fd = os.dup(self._cache[1])
+        for part in key[len(self._cache[0]):]:
+            try:
+                nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                nxt = None
+            os.close(fd)
+            if nxt is None:
+                return None  # a symlink, a file or nothing: resolve from the root
+            fd = nxt
         return fd
 
     def open_dir(self, parts: list[bytes], create: bool) -> int | None:
@@ -216,8 +253,11 @@ class _Extractor:
 
     def remember(self, parts: list[bytes]) -> None:
         self.written.add(b"/".join(parts))
-        for i in range(1, len(parts)):
-            self.written_parents.add(b"/".join(parts[:i]))
+        for i in range(len(parts) - 1, 0, -1):  # longest first: a known prefix has its own prefixes
+            prefix = b"/".join(parts[:i])
+            if prefix in self.written_parents:
+                break
+            self.written_parents.add(prefix)
 
     # -- filesystem operations, all relative to a parent dir fd -----------------------------
     def replace(self, dirfd: int, base: bytes, keep_dir: bool = False) -> os.stat_result | None:
@@ -229,7 +269,7 @@ class _Extractor:
             if keep_dir:
                 return st
             self.root.forget()
-            shutil.rmtree(base, dir_fd=dirfd)
+            _remove_tree(base, dirfd)
         else:
             if not stat.S_ISREG(st.st_mode):
                 self.root.forget()
@@ -303,33 +343,53 @@ class _Extractor:
             self.replace(dirfd, name)
 
     def opaque(self, parent: list[bytes]) -> None:
-        fd = self.root.open_dir(parent, create=True)
+        if self.overlay:
+            fd = self.root.open_dir(parent, create=True)
+            assert fd is not None
+            try:
+                os.setxattr(fd, OPAQUE_XATTR, b"y")
+            finally:
+                os.close(fd)
+        else:
+            self.root.forget()
+            self.prune(parent)
+
+    def prune(self, top: list[bytes]) -> None:
+        """Remove what lower layers put under ``top``, keeping what this layer wrote.
+
+        Depth first with one open directory at a time: down with O_NOFOLLOW into real
+        directories, back up through their ``..``."""
+        fd = self.root.open_dir(top, create=True)
         assert fd is not None
         try:
-            if self.overlay:
-                os.setxattr(fd, OPAQUE_XATTR, b"y")
-            else:
-                self.root.forget()
-                self.prune(fd, b"/".join(parent))
+            stack = [(top, self.prune_here(fd, top))]
+            while stack:
+                parts, subdirs = stack[-1]
+                if subdirs:
+                    name = subdirs.pop()
+                    fd = _reopen(fd, name)
+                    stack.append((parts + [name], self.prune_here(fd, parts + [name])))
+                else:
+                    stack.pop()
+                    if stack:
+                        fd = _reopen(fd, b"..")
         finally:
             os.close(fd)
 
-    def prune(self, fd: int, path: bytes) -> None:
-        """Remove what lower layers put under ``path``, keeping what this layer wrote."""
+    def prune_here(self, fd: int, parts: list[bytes]) -> list[bytes]:
+        """Remove the lower entries of one directory; return the subdirectories to visit."""
+        subdirs = []
         for name in map(os.fsencode, os.listdir(fd)):
-            child = path + b"/" + name if path else name
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            child = b"/".join(parts + [name])
+            is_dir = stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
             if child in self.written or child in self.written_parents:
-                if stat.S_ISDIR(st.st_mode):
-                    sub = os.open(name, DIR_FLAGS, dir_fd=fd)
-                    try:
-                        self.prune(sub, child)
-                    finally:
-                        os.close(sub)
-            elif stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(name, dir_fd=fd)
+                if is_dir:
+                    subdirs.append(name)
+            elif is_dir:
+                _remove_tree(name, fd)
             else:
                 os.unlink(name, dir_fd=fd)
+        return subdirs
 
     # -- metadata ---------------------------------------------------------------------------
     def xattrs(self, target: int | str, entry: Entry) -> None:
@@ -363,17 +423,13 @@ class _Extractor:
         os.utime(base, ns=(_ns(entry.mtime),) * 2, dir_fd=dirfd, follow_symlinks=False)
 
     def finish(self) -> None:
-        """Directory mtimes, deepest first (writing into a directory changes its mtime)."""
-        for parts, mtime in reversed(self.dir_times):
-            fd = self.root.open_dir(parts[:-1], create=False)
-            if fd is None:
-                continue
-            try:
-                st = _lstat(parts[-1], fd)
-                if st is not None and stat.S_ISDIR(st.st_mode):
-                    os.utime(parts[-1], ns=(mtime, mtime), dir_fd=fd, follow_symlinks=False)
-            finally:
-                os.close(fd)
+        """Directory mtimes, once nothing more is written into them (archive order: the
+        parent cache opens each one below the last)."""
+        for parts, mtime in self.dir_times:
+            fd = self.root.parent(parts[:-1], create=False)
+            st = _lstat(parts[-1], fd) if fd is not None else None
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                os.utime(parts[-1], ns=(mtime, mtime), dir_fd=fd, follow_symlinks=False)
 
 
 def extract_layer(stream: IO[bytes], target_dir: str | os.PathLike[str], *, whiteouts: str = "overlay",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import PybuildError
 from . import tarformat as tf
@@ -112,6 +112,13 @@ def _xattrs(path: bytes) -> dict[bytes, bytes]:
     return out
 
 
+def _listing(dir_path: bytes, prefix: bytes) -> Iterator[tuple[bytes, bytes, os.stat_result]]:
+    """(path, archive name, lstat) of a directory's entries, sorted bytewise."""
+    with os.scandir(dir_path) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    return iter([(e.path, prefix + e.name, e.stat(follow_symlinks=False)) for e in entries])
+
+
 def _is_opaque(path: bytes) -> bool:
     try:
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
@@ -145,27 +152,33 @@ class TreeWriter:
         if not os.path.isdir(root_b):
             raise PybuildError(f"cannot make a layer from {os.fsdecode(root_b)}: not a directory")
         try:
-            self._walk(root_b, b"")
+            self._walk(root_b)
         except OSError as err:
             where = os.fsdecode(err.filename) if err.filename is not None else os.fsdecode(root_b)
             raise PybuildError(f"cannot read {where} for the layer: {err.strerror}") from None
         self._out.write(tf.ZERO_BLOCK * 2)
 
-    def _walk(self, dir_path: bytes, prefix: bytes) -> None:
-        with os.scandir(dir_path) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            self._entry(entry.path, prefix + entry.name, entry.stat(follow_symlinks=False))
+    def _walk(self, top: bytes) -> None:
+        """Depth first without recursion (a RUN step can nest directories thousands deep)."""
+        pending = [_listing(top, b"")]
+        while pending:
+            item = next(pending[-1], None)
+            if item is None:
+                pending.pop()
+            elif self._entry(*item):
+                path, name, _st = item
+                pending.append(_listing(path, name + b"/"))
 
-    def _entry(self, path: bytes, name: bytes, st: os.stat_result) -> None:
+    def _entry(self, path: bytes, name: bytes, st: os.stat_result) -> bool:
+        """Write one entry; True for a directory, whose entries come next."""
         mode = st.st_mode
         if stat.S_ISDIR(mode):
             xattrs = _xattrs(path)
             self._header(name + b"/", st, tf.DIRECTORY, xattrs=xattrs)
             if self._overlay and _is_opaque(path):
                 self._header(name + b"/" + OPAQUE_MARKER, st, tf.REGULAR, mode=0o600)
-            self._walk(path, name + b"/")
-        elif stat.S_ISREG(mode):
+            return True
+        if stat.S_ISREG(mode):
             self._file(path, name, st)
         elif stat.S_ISLNK(mode):
             self._header(name, st, tf.SYMLINK, linkname=os.readlink(path), xattrs=_xattrs(path))
@@ -179,6 +192,7 @@ class TreeWriter:
         elif stat.S_ISFIFO(mode):
             self._header(name, st, tf.FIFO, xattrs=_xattrs(path))
         # sockets cannot be archived: skipped, as docker and GNU tar do
+        return False
 
     def _file(self, path: bytes, name: bytes, st: os.stat_result) -> None:
         xattrs = _xattrs(path)
