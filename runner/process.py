@@ -44,7 +44,7 @@ def exec_command(spec: SandboxSpec) -> None:
     if spec.no_new_privs:
         security.set_no_new_privs()
     if spec.seccomp:
-        security.apply_seccomp(caps)
+        security.apply_seccomp(caps, spec.no_new_privs)
     security.switch_user(ident.uid, ident.gid, ident.groups, caps)
     try:
         os.chdir(spec.cwd)

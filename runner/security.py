@@ -140,12 +140,18 @@ def load_seccomp_module():
     return module
 
 
-def apply_seccomp(caps: int) -> bool:
-    """Load the default filter into this process; False when no binding is available."""
+def apply_seccomp(caps: int, no_new_privs: bool = True) -> bool:
+    """Load the default filter into this process; False when no binding is available.
+
+    Without ``no_new_privs`` (docker build's RUN) the filter is loaded with the
+    CAP_SYS_ADMIN the process still holds, so libseccomp must not set it either.
+    """
     seccomp = load_seccomp_module()
     if seccomp is None:
         return False
     flt = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    if not no_new_privs:
+        flt.set_attr(seccomp.Attr.CTL_NNP, 0)
     denied = list(_DENIED)
     if not caps & (1 << CAPABILITIES.index("SYS_ADMIN")):
         denied += _DENIED_WITHOUT_SYS_ADMIN

@@ -38,6 +38,8 @@ class RunStep:
         self.argv, self.files = inst.script(state.shell)
         self.env = state.scope.run_env()
         self.history_args = state.scope.history_args()
+        # docker prefixes ``|N args`` whenever build args reach the process, even if none is shown
+        self.has_build_args = len(self.env) > len(state.scope.env)
         self.user = rc.get("User") or ""
         self.cwd = rc.get("WorkingDir") or "/"
         self.volumes = sorted(rc.get("Volumes") or {})
@@ -51,10 +53,9 @@ class RunStep:
                 sorted((k, v[0].decode(errors="replace")) for k, v in self.files.items()), self.volumes]
 
     def created_by(self) -> str:
-        text = " ".join(self.argv)
-        if self.history_args:
-            return f"|{len(self.history_args)} {' '.join(self.history_args)} {text}"
-        return text
+        if self.history_args or self.has_build_args:
+            return " ".join([f"|{len(self.history_args)}", *self.history_args, *self.argv])
+        return " ".join(self.argv)
 
     # -- execution ----------------------------------------------------------------------
     def execute(self, lowers: list[str], scratch, step: "Step") -> str:
@@ -80,7 +81,9 @@ class RunStep:
         spec = SandboxSpec(argv=self.argv, lowerdirs=lowers, upperdir=upper, workdir=work,
                            state_dir=state_dir, env=self.env, cwd=self.cwd, user=self.user,
                            network=self.network, mounts=mounts, stdin=None, stdout=write_fd,
-                           stderr=write_fd, hostname="buildkitsandbox")
+                           stderr=write_fd, hostname="buildkitsandbox",
+                           # as docker build: no no_new_privs, so setuid helpers (su, sudo) work in RUN
+                           no_new_privs=False)
         # The reader starts after the sandbox: with no other thread running, the
         # runner forks directly instead of spawning a helper interpreter.
         try:
