@@ -75,10 +75,12 @@ class Context:
         self.hashes = hashes or HashCache(None)
 
     # -- resolving sources ----------------------------------------------------------
-    def resolve(self, source: str) -> list[str]:
+    def resolve(self, source: str, allow_empty: bool = False) -> list[str]:
         """Relative paths a COPY source names (wildcards expanded), sorted.
 
-        Raises :class:`SourceError` when it escapes the context or matches nothing.
+        Raises :class:`SourceError` when it escapes the context or matches nothing (a
+        wildcard may match nothing with ``allow_empty``: docker only fails when all the
+        sources of a COPY together match nothing).
         """
         clean = os.path.normpath("/" + source).lstrip("/")
         if _escapes(source):
@@ -91,7 +93,7 @@ class Context:
                                   f".dockerignore: stat {source}: file does not exist")
             return [clean]
         matches = sorted(self._glob(clean.split("/"), ""))
-        if not matches:
+        if not matches and not allow_empty:
             raise SourceError(f"COPY failed: no source files were specified (no match for {source})")
         return matches
 

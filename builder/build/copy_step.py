@@ -37,6 +37,8 @@ class CopyStep:
         self.stage = stage
         self.inst = inst
         self.workdir = state.run_config.get("WorkingDir") or "/"
+        self.shell = state.shell
+        self.kind = ""  # of a --from source, for the history: set by apply()
         self.is_add = isinstance(inst, ins.Add)
         self.from_ = inst.from_ if isinstance(inst, ins.Copy) else ""
         self.remote: list[tuple[str, bytes]] = []
@@ -51,10 +53,10 @@ class CopyStep:
             self.checksums: list[Any] = local
         else:
             ctx = executor.opts.context
-            self.resolved = [(s, ctx.resolve(s)) for s in local]
+            self.resolved = _resolve_all(ctx, local, self.count)
             self.source_key = None
             self.checksums = [[s, [[rel, ctx.checksum(rel)] for rel in rels]] for s, rels in self.resolved]
-            self.count = max(self.count, sum(len(r) for _, r in self.resolved) + len(self.urls) + len(inst.contents))
+            self.count = sum(len(r) for _, r in self.resolved) + len(self.urls) + len(inst.contents)
         dest = absolute_dest(inst.dest, self.workdir)
         if self.count > 1 and not dest.endswith("/"):
             raise inst.error("When using COPY with more than one source file, the destination must be a "
@@ -72,9 +74,19 @@ class CopyStep:
                 [[n, hashlib.sha256(d).hexdigest()] for n, d in self.remote]]
 
     def created_by(self) -> str:
+        """docker's text: ``<shell> #(nop) COPY [--chown=X]<kind>:<hash> in <dest as written> ``.
+
+        The kind is ``multi`` for several sources (wildcard matches count), else ``dir``
+        or ``file``; a ``--from`` source's is known once :meth:`apply` has run.
+        """
+        from .metadata import nop_created_by  # noqa: PLC0415
+
         digest = hashlib.sha256(repr(self.description()).encode()).hexdigest()
-        kind = "dir" if any(len(r or []) > 1 for _, r in self.resolved) else "file"
-        return f"/bin/sh -c #(nop) {self.inst.name} {kind}:{digest} in {self.dest} "
+        kind = self.kind or _source_kind(self.executor.opts.context, [r for _, rels in self.resolved for r in rels],
+                                         len(self.urls) + len(self.inst.contents))
+        chown = f"--chown={self.inst.chown}" if self.inst.chown else ""
+        return nop_created_by(self.shell, f"{self.inst.name} {chown}{kind}:{digest} in {self.inst.dest} ",
+                              metadata=False)
 
     def apply(self, merged: str, upper: str) -> None:
         """Copy into the mounted rootfs ``merged``."""
@@ -86,7 +98,9 @@ class CopyStep:
         if self.from_:
             root, _ = self.executor.source_root(self.from_, inst, self.stage)
             tree = Context(root)
-            sources = [rel for src, _ in self.resolved for rel in tree.resolve(src)]
+            sources = [rel for _, rels in _resolve_all(tree, [s for s, _ in self.resolved], self.count)
+                       for rel in rels]
+            self.kind = _source_kind(tree, sources, len(self.remote) + len(inst.contents))
         else:
             tree = self.executor.opts.context
             sources = [rel for _, rels in self.resolved for rel in rels]
@@ -105,6 +119,22 @@ class CopyStep:
             raise inst.error(str(err)) from None
         except OSError as err:
             raise inst.error(f"{inst.name} failed: {err}") from None
+
+
+def _source_kind(tree: Context, rels: list[str], others: int) -> str:
+    """docker's history word for what a COPY copies: ``multi``, ``dir`` or ``file``."""
+    if len(rels) + others > 1:
+        return "multi"
+    return "dir" if len(rels) == 1 and os.path.isdir(tree.host_path(rels[0])) else "file"
+
+
+def _resolve_all(tree: Context, sources: list[str], count: int) -> list[tuple[str, list[str]]]:
+    """Each source with what it matches in ``tree``; a wildcard may match nothing as long as
+    the instruction (``count`` sources and contents in all) gets at least one file."""
+    resolved = [(s, tree.resolve(s, allow_empty=count > 1)) for s in sources]
+    if count == len(sources) and sources and not any(rels for _, rels in resolved):
+        tree.resolve(sources[-1])  # raises docker's "no source files were specified"
+    return resolved
 
 
 def _touch_dest(merged: str, dest: str) -> None:

@@ -11,7 +11,6 @@ as docker's legacy builder does.  The cached path touches no mounts and no tar c
 from __future__ import annotations
 
 import copy as _copy
-import json
 import os
 import shutil
 import signal
@@ -28,6 +27,7 @@ from registry.errors import PybuildError
 
 from .cache import BuildCache, step_key
 from .context import Context, SourceError
+from .metadata import ConfigEditor, nop_created_by
 from .progress import Progress
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -63,16 +63,18 @@ class StageState:
     """A stage's image as it is being built."""
 
     def __init__(self, config: dict[str, Any], layers: list[oci.Descriptor], key: str, created: str,
-                 scope: StageScope, shell: list[str] | None = None, cmd_set: bool = False,
-                 base_env: list[str] | None = None):
+                 scope: StageScope, base_env: list[str] | None = None):
         self.config = config
         self.layers = layers
         self.key = key
         self.created = created
         self.scope = scope
-        self.shell = list(shell) if shell is not None else list(ins.DEFAULT_SHELL)
-        self.cmd_set = cmd_set
         self.base_env = base_env  # the base's Env, before the default PATH
+        self.editor = ConfigEditor(config)  # metadata instructions; tracks CMD-was-set
+
+    @property
+    def shell(self) -> list[str]:
+        return self.editor.shell
 
     @property
     def diff_ids(self) -> list[str]:
@@ -223,8 +225,7 @@ class Executor:
         if stage.base_stage is not None:
             parent = self.results[stage.base_stage]
             config = _copy.deepcopy(parent.config)
-            state = StageState(config, list(parent.layers), parent.key, parent.created, scope,
-                               shell=list(config["config"].get("Shell") or ins.DEFAULT_SHELL))
+            state = StageState(config, list(parent.layers), parent.key, parent.created, scope)
         elif stage.is_scratch:
             config = {"architecture": _arch(), "os": "linux", "config": {},
                       "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
@@ -237,8 +238,7 @@ class Executor:
             config.setdefault("history", [])
             config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
             created = config.get("created") or EPOCH_ZERO
-            state = StageState(config, list(image.layers), step_key("image", image.id), created, scope,
-                               shell=list(config["config"].get("Shell") or ins.DEFAULT_SHELL))
+            state = StageState(config, list(image.layers), step_key("image", image.id), created, scope)
         rc = state.run_config
         state.base_env = rc.get("Env")
         env = list(rc.get("Env") or [])
@@ -288,7 +288,6 @@ class Executor:
     # -- one instruction --------------------------------------------------------------
     def _dispatch(self, stage: Stage, state: StageState, raw: ins.Instruction, label: str) -> None:
         inst = state.scope.apply(raw)
-        rc = state.run_config
         text = f"{label} {raw.original}"
         if isinstance(inst, (ins.Run, ins.Copy, ins.Add, ins.Workdir)):
             try:
@@ -300,59 +299,12 @@ class Executor:
             except OSError as err:
                 raise BuildError(f"{inst.path}:{inst.line}: {inst.name} failed: {err}") from None
             return
-        history = f"{inst.name} {inst.original.split(None, 1)[1] if ' ' in inst.original.strip() else ''}".strip()
-        if isinstance(inst, ins.Env):
-            rc["Env"] = state.scope.env
-            history = "ENV " + " ".join(f"{k}={v}" for k, v in inst.pairs)
-        elif isinstance(inst, ins.Arg):
+        if isinstance(inst, ins.Arg):
             history = state.scope.arg_history(inst)
-        elif isinstance(inst, ins.Label):
-            labels = dict(rc.get("Labels") or {})
-            labels.update(dict(inst.pairs))
-            rc["Labels"] = labels
-            history = "LABEL " + " ".join(f"{k}={v}" for k, v in inst.pairs)
-        elif isinstance(inst, ins.Cmd):
-            rc["Cmd"] = inst.argv(state.shell)
-            state.cmd_set = True
-            history = f"CMD {json.dumps(rc['Cmd'])}"
-        elif isinstance(inst, ins.Entrypoint):
-            argv = inst.argv(state.shell)
-            rc["Entrypoint"] = argv or None
-            if not state.cmd_set:
-                rc["Cmd"] = None
-            history = f"ENTRYPOINT {json.dumps(argv)}"
-        elif isinstance(inst, ins.Expose):
-            ports = dict(rc.get("ExposedPorts") or {})
-            for port in inst.ports:
-                ports.update(dict.fromkeys(_port_keys(port, inst), {}))
-            rc["ExposedPorts"] = ports
-            history = "EXPOSE " + " ".join(sorted(ports))
-        elif isinstance(inst, ins.Volume):
-            vols = dict(rc.get("Volumes") or {})
-            for path in inst.paths:
-                vols[path] = {}
-            rc["Volumes"] = vols
-            history = "VOLUME " + json.dumps(list(inst.paths))
-        elif isinstance(inst, ins.User):
-            rc["User"] = inst.value
-            history = f"USER {inst.value}"
-        elif isinstance(inst, ins.StopSignal):
-            rc["StopSignal"] = _check_signal(inst)
-            history = f"STOPSIGNAL {inst.value}"
-        elif isinstance(inst, ins.Healthcheck):
-            rc["Healthcheck"] = _merge_healthcheck(inst.config(), rc.get("Healthcheck"))
-        elif isinstance(inst, ins.Shell):
-            state.shell = list(inst.shell)
-            rc["Shell"] = list(inst.shell)
-            history = f"SHELL {json.dumps(list(inst.shell))}"
-        elif isinstance(inst, ins.Onbuild):
-            rc["OnBuild"] = list(rc.get("OnBuild") or []) + [inst.expression]
-            history = f"ONBUILD {inst.expression}"
-        elif isinstance(inst, ins.Maintainer):
-            state.config["author"] = inst.author
-            history = f"MAINTAINER {inst.author}"
+        else:
+            history = state.editor.apply(inst)
         state.key = step_key(state.key, ["meta", history])
-        self._history(state, f"/bin/sh -c #(nop)  {history}", empty=True, created=state.created)
+        self._history(state, nop_created_by(state.shell, history), empty=True, created=state.created)
         self.progress.step(text).done()
 
     def _history(self, state: StageState, created_by: str, empty: bool, created: str) -> None:
@@ -365,14 +317,9 @@ class Executor:
     # -- layer steps ------------------------------------------------------------------
     def _layer_instruction(self, stage: Stage, state: StageState, inst, text: str) -> None:
         if isinstance(inst, ins.Workdir):
-            rc = state.run_config
-            if inst.value.startswith("/"):
-                path = inst.value  # docker keeps an absolute WORKDIR as written
-            else:
-                path = "/" + os.path.normpath(os.path.join(rc.get("WorkingDir") or "/", inst.value)).lstrip("/")
-            rc["WorkingDir"] = path
+            path = state.editor.set_workdir(inst.value)
             desc = ["WORKDIR", path]
-            created_by = f"/bin/sh -c #(nop) WORKDIR {path}"
+            created_by = nop_created_by(state.shell, f"WORKDIR {path}", metadata=False)
 
             def action(merged: str, upper: str) -> None:
                 from .copy import _ensure_dir  # noqa: PLC0415
@@ -385,17 +332,20 @@ class Executor:
         else:
             from .copy_step import CopyStep  # noqa: PLC0415
             step = CopyStep(self, stage, state, inst)
-            self._layer_step(state, step.description(), step.created_by(), text, mounted=step.apply)
+            self._layer_step(state, step.description(), step.created_by, text, mounted=step.apply)
 
-    def _layer_step(self, state: StageState, description, created_by: str, text: str,
+    def _layer_step(self, state: StageState, description, created_by, text: str,
                     mounted=None, run=None) -> None:
+        """One step that may make a layer.  ``created_by``: the history text, or a function
+        giving it once the step ran (a COPY --from learns its source's kind then); the
+        record keeps it for cached rebuilds."""
         key = step_key(state.key, description)
         record = None if self.opts.no_cache else self.cache.get(key)
         if record is not None and record.get("layer") and not self.store.has_blob(record["layer"]["digest"]):
             record = None
         step = self.progress.step(text)
         if record is not None:
-            self._apply_record(state, record, created_by)
+            self._apply_record(state, record, record.get("created_by") or _text(created_by))
             state.key = key
             step.cached()
             return
@@ -415,8 +365,9 @@ class Executor:
             if not isinstance(err, PybuildError):
                 step.error(str(err) or type(err).__name__)
             raise
+        record["created_by"] = _text(created_by)
         self.cache.put(key, record)
-        self._apply_record(state, record, created_by)
+        self._apply_record(state, record, record["created_by"])
         state.key = key
         step.done(f"layer {layer_time:.3f}s" if record.get("layer") else "empty layer")
 
@@ -480,39 +431,10 @@ class StoredImageResult:
         self.config = config
 
 
+def _text(created_by) -> str:
+    return created_by() if callable(created_by) else created_by
+
+
 def _arch() -> str:
     machine = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
-
-
-def _merge_healthcheck(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
-    """docker 20.10's legacy builder fills a HEALTHCHECK's unset durations and retries from
-    the one before it (its container-create merge writes through a shared pointer)."""
-    for key in ("Interval", "Timeout", "StartPeriod", "Retries"):
-        if not new.get(key) and old and old.get(key):
-            new[key] = old[key]
-    return new
-
-
-def _port_keys(port: str, inst: ins.Instruction) -> list[str]:
-    """``80``, ``80/udp``, ``8000-8002`` -> docker's ExposedPorts keys (ranges expanded)."""
-    number, _, proto = port.partition("/")
-    proto = (proto or "tcp").lower()
-    first, _, last = number.partition("-")
-    if not first.isdigit() or (last and not last.isdigit()):
-        raise inst.error(f"Invalid containerPort: {number}")
-    if proto not in ("tcp", "udp", "sctp"):
-        raise inst.error(f"Invalid proto: {proto}")
-    end = int(last) if last else int(first)
-    if end < int(first):
-        raise inst.error(f"Invalid range specified for container port: {number}")
-    return [f"{n}/{proto}" for n in range(int(first), end + 1)]
-
-
-def _check_signal(inst: ins.StopSignal) -> str:
-    value = inst.value
-    name = value.upper()
-    if value.isdigit() or (name if name.startswith("SIG") else "SIG" + name) in signal.Signals.__members__ \
-            or name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
-        return value
-    raise inst.error(f"Invalid signal: {value}")

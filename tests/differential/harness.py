@@ -4,7 +4,10 @@ A case is a directory ``cases/<name>/`` holding a ``Dockerfile`` and its context
 and optionally ``args.json`` (``{"build_args": {...}, "target": "..."}``), ``prepare.sh``
 (run in a scratch copy of the case to make what git cannot hold: symlinks, hard links,
 modes, tars) and ``expect-error`` (docker must reject the case; the file holds the
-Dockerfile line pybuild's error must name).
+Dockerfile line pybuild's error must name).  A case with a ``parent/`` directory is a
+two-build case: ``parent/`` (a Dockerfile and its context) is built first and tagged
+``diffparent-<case>``, which the case's Dockerfile uses (ONBUILD triggers, FROM an image
+the same builder made).
 
 Both builders start from the same base rootfs (``base_rootfs_tar``): busybox with its
 applets as symlinks, /etc/passwd and /etc/group, imported as ``diffbase``.  A result is
@@ -18,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -48,6 +52,11 @@ nogroup:x:65534:
 app:x:1000:
 svcgrp:x:1002:
 """
+
+
+def parent_tag(case_name: str) -> str:
+    """The tag a two-build case's ``parent/`` image gets (in both builders)."""
+    return f"diffparent-{case_name}"
 
 
 def case_names() -> list[str]:
@@ -142,7 +151,14 @@ def prepare_context(case: Path, dest: Path) -> Path:
     if (dest / "prepare.sh").exists():
         subprocess.run(["sh", "-e", "prepare.sh"], cwd=dest, check=True)
         (dest / "prepare.sh").unlink()
+    if (dest / "parent").is_dir():  # a two-build case: the parent's context sits beside
+        (dest / "parent").rename(parent_context(dest))
     return dest
+
+
+def parent_context(ctx: Path) -> Path:
+    """Where :func:`prepare_context` puts a two-build case's ``parent/`` context."""
+    return ctx.parent / "parent-ctx"
 
 
 # --- filesystem model ----------------------------------------------------------------
@@ -228,26 +244,52 @@ def _remove(fs: dict, inodes: dict, path: str) -> None:
 
 
 def summarize(config: dict, layers) -> dict:
-    """The comparable part of an image: fs, selected config fields, empty_layer flags."""
+    """The comparable part of an image: fs, selected config fields, empty_layer flags
+    and the history's ``created_by`` texts (see :func:`created_by_texts`)."""
     cfg = config.get("config") or {}
     picked = {}
     for key in CONFIG_KEYS:
         value = cfg.get(key)
         picked[key] = value if value not in ([], {}, "", None) else None
     history = [bool(h.get("empty_layer")) for h in config.get("history") or []]
-    return {"ok": True, "fs": apply_layers(layers), "config": picked, "history": history}
+    return {"ok": True, "fs": apply_layers(layers), "config": picked, "history": history,
+            "created_by": created_by_texts(config.get("history") or [])}
+
+
+_SOURCE_HASH = re.compile(r"(file|dir|multi):[0-9a-f]{64}")
+
+
+def created_by_texts(history: list[dict]) -> list[str]:
+    """``created_by`` of each history entry after the imported base, with COPY/ADD source
+    hashes (``file:<sha256>``, each builder hashes differently) replaced by ``<kind>:*``."""
+    return [_SOURCE_HASH.sub(lambda m: m.group(1) + ":*", h.get("created_by") or "")
+            for h in history if not (h.get("comment") or "").startswith("Imported from")]
 
 
 # --- docker --------------------------------------------------------------------------
 
-def docker_build(ctx: Path, opts: dict, tag: str) -> dict:
-    """Build ``ctx`` with the legacy builder; summarise the image or return the error."""
+def docker_build(ctx: Path, opts: dict, tag: str, parent: str | None = None) -> dict:
+    """Build ``ctx`` with the legacy builder; summarise the image or return the error.
+
+    ``parent``: the tag to build a two-build case's parent context under first.
+    """
+    env = dict(os.environ, DOCKER_BUILDKIT="0")
+    if parent and parent_context(ctx).is_dir():
+        subprocess.run(["docker", "build", "-q", "-t", parent, str(parent_context(ctx))],
+                       check=True, capture_output=True, env=env)
+    try:
+        return _docker_build(ctx, opts, tag, env)
+    finally:
+        if parent:
+            subprocess.run(["docker", "rmi", "-f", parent], capture_output=True)
+
+
+def _docker_build(ctx: Path, opts: dict, tag: str, env: dict) -> dict:
     cmd = ["docker", "build", "-q", "-t", tag, "-f", str(ctx / "Dockerfile")]
     for k, v in (opts.get("build_args") or {}).items():
         cmd += ["--build-arg", f"{k}={v}" if v is not None else k]
     if opts.get("target"):
         cmd += ["--target", opts["target"]]
-    env = dict(os.environ, DOCKER_BUILDKIT="0")
     proc = subprocess.run(cmd + [str(ctx)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"ok": False, "error": (proc.stderr or proc.stdout).strip()[-2000:]}
@@ -304,7 +346,8 @@ def docker_result(case: Path, base_tar: Path, base_sha: str) -> dict:
             return result
     with tempfile.TemporaryDirectory() as tmp:
         ctx = prepare_context(case, Path(tmp) / "ctx")
-        result = docker_build(ctx, case_options(case), f"pybuild-diffcase-{case.name}")
+        result = docker_build(ctx, case_options(case), f"pybuild-diffcase-{case.name}",
+                              parent_tag(case.name))
     stored = dict(result)
     if "fs" in stored:
         stored["fs_delta"] = _delta(stored.pop("fs"), base)
@@ -315,8 +358,14 @@ def docker_result(case: Path, base_tar: Path, base_sha: str) -> dict:
 
 # --- pybuild -------------------------------------------------------------------------
 
-def pybuild_build(ctx: Path, opts: dict, root: Path, pybuild: str) -> dict:
-    """Build ``ctx`` with ``pybuild build``; summarise the image from the store."""
+def pybuild_build(ctx: Path, opts: dict, root: Path, pybuild: str, parent: str | None = None) -> dict:
+    """Build ``ctx`` with ``pybuild build``; summarise the image from the store.
+
+    ``parent``: the tag to build a two-build case's parent context under first.
+    """
+    if parent and parent_context(ctx).is_dir():
+        subprocess.run([pybuild, "--root", str(root), "build", "-q", "-t", parent,
+                        str(parent_context(ctx))], check=True, capture_output=True)
     iid = ctx.parent / "iid"
     cmd = [pybuild, "--root", str(root), "build", "--progress", "plain", "--iidfile", str(iid),
            "-f", str(ctx / "Dockerfile")]
@@ -368,6 +417,12 @@ def compare(docker: dict, ours: dict) -> list[str]:
             diffs.append(f"config {key}: docker {docker['config'][key]!r} pybuild {ours['config'][key]!r}")
     if docker["history"] != ours["history"]:
         diffs.append(f"history empty_layer: docker {docker['history']} pybuild {ours['history']}")
+    theirs = [_SOURCE_HASH.sub(lambda m: m.group(1) + ":*", t) for t in docker.get("created_by", [])]
+    if "created_by" in docker and theirs != ours["created_by"]:
+        pairs = zip(theirs, ours["created_by"])
+        diffs += [f"history created_by: docker {d!r} pybuild {o!r}" for d, o in pairs if d != o]
+        if len(docker["created_by"]) != len(ours["created_by"]):
+            diffs.append(f"history length: docker {len(docker['created_by'])} pybuild {len(ours['created_by'])}")
     dfs, ofs = docker["fs"], ours["fs"]
     for path in sorted(set(dfs) | set(ofs)):
         if path not in ofs:

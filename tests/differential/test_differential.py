@@ -51,7 +51,7 @@ def test_case(name: str, diff_base, diff_root: Path, tmp_path: Path) -> None:
     else:
         assert not docker["ok"], "docker accepted a case marked expect-error"
     ctx = harness.prepare_context(case, tmp_path / "ctx")
-    ours = harness.pybuild_build(ctx, harness.case_options(case), diff_root, PYBUILD)
+    ours = harness.pybuild_build(ctx, harness.case_options(case), diff_root, PYBUILD, harness.parent_tag(name))
     if line is not None:
         assert not ours["ok"], "pybuild accepted a case docker rejects"
         if line:
