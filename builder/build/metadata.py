@@ -213,3 +213,25 @@ def check_signal(inst: ins.StopSignal) -> str:
             or name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
         return value
     raise inst.error(f"Invalid signal: {value}")
+
+
+def apply_changes(image_config: dict[str, Any], changes: list[str]) -> None:
+    """``docker import --change`` / ``commit --change``: Dockerfile instructions applied to
+    ``image_config`` in order, ``$VAR`` expanded against its Env; no history is added.
+
+    Only :data:`CHANGE_INSTRUCTIONS` are accepted (docker 20.10's set plus STOPSIGNAL,
+    which later dockers accept); anything else is a :class:`PybuildError`.
+    """
+    from builder.dockerfile import parse, parse_instruction  # noqa: PLC0415
+    from builder.dockerfile.stages import BuildArgs, StageScope  # noqa: PLC0415
+    from registry.errors import PybuildError  # noqa: PLC0415
+
+    editor = ConfigEditor(image_config)
+    scope = StageScope(BuildArgs(), editor.run_config.get("Env") or [])
+    doc = parse("\n".join(changes), "--change")  # joined, as docker does
+    for node in doc.nodes:
+        name = (node.keyword or node.cmd).upper()
+        if name not in CHANGE_INSTRUCTIONS:
+            raise PybuildError(f"{name} is not a valid change command (use one of "
+                               f"{', '.join(sorted(CHANGE_INSTRUCTIONS))})")
+        editor.apply(scope.apply(parse_instruction(node, doc.path, doc.escape)))

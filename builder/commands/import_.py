@@ -17,8 +17,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE", help="rootfs tarball (plain, gzip, zstd), '-' for stdin, or a directory")
     parser.add_argument("name", metavar="NAME[:TAG]", nargs="?", help="name to give the image")
     parser.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
-                        help="apply a Dockerfile instruction to the config (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, "
-                             "ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)")
+                        help="apply a Dockerfile instruction to the config (CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, "
+                             "LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR); repeatable")
     parser.add_argument("-m", "--message", default="", help="commit message for the history")
     parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip", help="layer compression")
     parser.add_argument("--compression-level", type=int, default=None, help="compression level")
@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from ._common import open_store
 
     store = open_store(args)
+    if args.change:  # a bad change fails before any work
+        from builder.build.metadata import apply_changes
+
+        apply_changes({}, args.change)
     tag = parse(args.name) if args.name else None
     if tag is not None and tag.digest:
         raise PybuildError(f"cannot import under a digest reference {args.name!r}; use NAME[:TAG]")
@@ -64,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
             "history": [{"created": created, "created_by": "pybuild import",
                          "comment": args.message or f"Imported from {args.source}"}],
         }
+        if args.change:
+            apply_changes(config, args.change)
         image = store.commit_image(config, [layer.descriptor], [tag] if tag else [])
         if tag is None:
             store.keep(image.descriptor)
