@@ -76,11 +76,8 @@ class ConfigEditor:
                 rc["Cmd"] = None
             return f"ENTRYPOINT {go_strings(argv)}"
         if isinstance(inst, ins.Expose):
-            ports = dict(rc.get("ExposedPorts") or {})
-            for port in inst.ports:
-                ports.update(dict.fromkeys(port_keys(port, inst), {}))
-            rc["ExposedPorts"] = ports
-            return "EXPOSE " + " ".join(sorted(inst.ports))
+            rc["ExposedPorts"] = {**(rc.get("ExposedPorts") or {}), **dict.fromkeys(inst.exposed_ports(), {})}
+            return "EXPOSE " + " ".join(inst.ports)  # sorted as written, before expansion
         if isinstance(inst, ins.Volume):
             vols = dict(rc.get("Volumes") or {})
             vols.update(dict.fromkeys(inst.paths, {}))
@@ -184,25 +181,6 @@ def _merge_healthcheck(new: dict[str, Any], old: dict[str, Any] | None) -> dict[
         if not new.get(key) and old and old.get(key):
             new[key] = old[key]
     return new
-
-
-def port_keys(port: str, inst: ins.Instruction) -> list[str]:
-    """``80``, ``80/udp``, ``8000-8002`` -> docker's ExposedPorts keys (ranges expanded).
-
-    A publish spec (``127.0.0.1:8080:80``, ``8080:80/udp``) exposes its container port,
-    as docker's ``nat.ParsePortSpecs`` does.
-    """
-    number, _, proto = port.rpartition(":")[2].partition("/")
-    proto = (proto or "tcp").lower()
-    first, _, last = number.partition("-")
-    if not first.isdigit() or (last and not last.isdigit()):
-        raise inst.error(f"Invalid containerPort: {number}")
-    if proto not in ("tcp", "udp", "sctp"):
-        raise inst.error(f"Invalid proto: {proto}")
-    end = int(last) if last else int(first)
-    if end < int(first):
-        raise inst.error(f"Invalid range specified for container port: {number}")
-    return [f"{n}/{proto}" for n in range(int(first), end + 1)]
 
 
 def check_signal(inst: ins.StopSignal) -> str:
