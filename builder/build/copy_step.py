@@ -84,8 +84,11 @@ class CopyStep:
         digest = hashlib.sha256(repr(self.description()).encode()).hexdigest()
         kind = self.kind or _source_kind(self.executor.opts.context, [r for _, rels in self.resolved for r in rels],
                                          len(self.urls) + len(self.inst.contents))
+        if kind == "file" and self.urls:
+            kind = ""  # docker writes a lone URL's hash bare
         chown = f"--chown={self.inst.chown}" if self.inst.chown else ""
-        return nop_created_by(self.shell, f"{self.inst.name} {chown}{kind}:{digest} in {self.inst.dest} ",
+        source = f"{kind}:{digest}" if kind else digest
+        return nop_created_by(self.shell, f"{self.inst.name} {chown}{source} in {self.inst.dest} ",
                               metadata=False)
 
     def apply(self, merged: str, upper: str) -> None:

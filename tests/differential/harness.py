@@ -7,7 +7,8 @@ modes, tars) and ``expect-error`` (docker must reject the case; the file holds t
 Dockerfile line pybuild's error must name).  A case with a ``parent/`` directory is a
 two-build case: ``parent/`` (a Dockerfile and its context) is built first and tagged
 ``diffparent-<case>``, which the case's Dockerfile uses (ONBUILD triggers, FROM an image
-the same builder made).
+the same builder made).  A case with an ``http/`` directory has it served at
+``http://127.0.0.1:38123/`` while both builders build (ADD of URLs).
 
 Both builders start from the same base rootfs (``base_rootfs_tar``): busybox with its
 applets as symlinks, /etc/passwd and /etc/group, imported as ``diffbase``.  A result is
@@ -17,6 +18,7 @@ content hash under ``.docker-results/`` so CI rebuilds only what changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -52,6 +54,35 @@ nogroup:x:65534:
 app:x:1000:
 svcgrp:x:1002:
 """
+
+
+HTTP_PORT = 38123
+
+
+@contextlib.contextmanager
+def served(ctx: Path):
+    """Serve a case's ``http/`` directory (moved beside the context) on ``HTTP_PORT``."""
+    directory = ctx.parent / "http"
+    if not directory.is_dir():
+        yield
+        return
+    import functools  # noqa: PLC0415
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", HTTP_PORT), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def parent_tag(case_name: str) -> str:
@@ -153,6 +184,8 @@ def prepare_context(case: Path, dest: Path) -> Path:
         (dest / "prepare.sh").unlink()
     if (dest / "parent").is_dir():  # a two-build case: the parent's context sits beside
         (dest / "parent").rename(parent_context(dest))
+    if (dest / "http").is_dir():  # served while building, not part of the context
+        (dest / "http").rename(dest.parent / "http")
     return dest
 
 
@@ -256,13 +289,18 @@ def summarize(config: dict, layers) -> dict:
             "created_by": created_by_texts(config.get("history") or [])}
 
 
-_SOURCE_HASH = re.compile(r"(file|dir|multi):[0-9a-f]{64}")
+_SOURCE_HASH = re.compile(r"((?:file|dir|multi):)?[0-9a-f]{64}(?= in )")
+
+
+def _hashes_by_kind(text: str) -> str:
+    return _SOURCE_HASH.sub(lambda m: (m.group(1) or "") + "*", text)
 
 
 def created_by_texts(history: list[dict]) -> list[str]:
     """``created_by`` of each history entry after the imported base, with COPY/ADD source
-    hashes (``file:<sha256>``, each builder hashes differently) replaced by ``<kind>:*``."""
-    return [_SOURCE_HASH.sub(lambda m: m.group(1) + ":*", h.get("created_by") or "")
+    hashes (``file:<sha256>``, or a bare hash for a URL; each builder hashes differently)
+    replaced by ``<kind>:*``."""
+    return [_hashes_by_kind(h.get("created_by") or "")
             for h in history if not (h.get("comment") or "").startswith("Imported from")]
 
 
@@ -278,7 +316,8 @@ def docker_build(ctx: Path, opts: dict, tag: str, parent: str | None = None) -> 
         subprocess.run(["docker", "build", "-q", "-t", parent, str(parent_context(ctx))],
                        check=True, capture_output=True, env=env)
     try:
-        return _docker_build(ctx, opts, tag, env)
+        with served(ctx):
+            return _docker_build(ctx, opts, tag, env)
     finally:
         if parent:
             subprocess.run(["docker", "rmi", "-f", parent], capture_output=True)
@@ -373,7 +412,8 @@ def pybuild_build(ctx: Path, opts: dict, root: Path, pybuild: str, parent: str |
         cmd += ["--build-arg", f"{k}={v}" if v is not None else k]
     if opts.get("target"):
         cmd += ["--target", opts["target"]]
-    proc = subprocess.run(cmd + [str(ctx)], capture_output=True, text=True)
+    with served(ctx):
+        proc = subprocess.run(cmd + [str(ctx)], capture_output=True, text=True)
     if proc.returncode != 0:
         return {"ok": False, "error": (proc.stderr or proc.stdout).strip()[-2000:]}
     return summarize_store_image(root, iid.read_text().strip())
@@ -417,7 +457,7 @@ def compare(docker: dict, ours: dict) -> list[str]:
             diffs.append(f"config {key}: docker {docker['config'][key]!r} pybuild {ours['config'][key]!r}")
     if docker["history"] != ours["history"]:
         diffs.append(f"history empty_layer: docker {docker['history']} pybuild {ours['history']}")
-    theirs = [_SOURCE_HASH.sub(lambda m: m.group(1) + ":*", t) for t in docker.get("created_by", [])]
+    theirs = [_hashes_by_kind(t) for t in docker.get("created_by", [])]  # cached results may predate it
     if "created_by" in docker and theirs != ours["created_by"]:
         pairs = zip(theirs, ours["created_by"])
         diffs += [f"history created_by: docker {d!r} pybuild {o!r}" for d, o in pairs if d != o]
