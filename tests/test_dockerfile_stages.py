@@ -48,7 +48,10 @@ def test_from_later_stage_or_index_is_an_image() -> None:
     assert p.stages[0].base_stage is None and p.stages[0].images == {"later"}
     with pytest.raises(DockerfileError) as err:
         plan("FROM scratch\nCOPY --from=0 / /\n")
-    assert (err.value.line, err.value.message) == (2, "invalid from flag value 0: index out of bounds")
+    assert (err.value.line, err.value.message) == (2, "invalid from flag value 0: refers to current build stage")
+    with pytest.raises(DockerfileError) as err:
+        plan("FROM scratch\nCOPY --from=1 / /\n")
+    assert (err.value.line, err.value.message) == (2, "invalid from flag value 1: index out of bounds")
 
 
 def test_resolve_from_for_the_executor() -> None:

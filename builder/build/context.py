@@ -69,8 +69,9 @@ class Context:
     """A build context directory; ``ignored(rel, is_dir)`` applies ``.dockerignore``."""
 
     def __init__(self, root: str | os.PathLike[str], ignored: IgnoreFn | None = None,
-                 hashes: HashCache | None = None):
+                 hashes: HashCache | None = None, stage: bool = False):
         self.root = os.path.abspath(root)
+        self.stage = stage  # a COPY --from source, not the build context (docker's messages differ)
         self.ignored = ignored or (lambda rel, is_dir: False)
         self.hashes = hashes or HashCache(None)
 
@@ -89,6 +90,8 @@ class Context:
             return [""]
         if not _has_magic(clean):
             if not self._visible(clean):
+                if self.stage:
+                    raise SourceError(f"COPY failed: stat {clean}: file does not exist")
                 raise SourceError(f"COPY failed: file not found in build context or excluded by "
                                   f".dockerignore: stat {source}: file does not exist")
             return [clean]

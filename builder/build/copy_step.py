@@ -100,7 +100,7 @@ class CopyStep:
         chmod = _parse_chmod(inst.chmod, inst) if inst.chmod else None
         if self.from_:
             root, _ = self.executor.source_root(self.from_, inst, self.stage)
-            tree = Context(root)
+            tree = Context(root, stage=True)
             sources = [rel for _, rels in _resolve_all(tree, [s for s, _ in self.resolved], self.count)
                        for rel in rels]
             self.kind = _source_kind(tree, sources, len(self.remote) + len(inst.contents))

@@ -248,7 +248,8 @@ class Executor:
         rc["Env"] = scope.env
         return state
 
-    def _load_image(self, name: str, inst: ins.Instruction):
+    def _load_image(self, name: str, inst: ins.Instruction, flag: bool = False):
+        """An image from the store, pulled if missing; ``flag``: named by ``--from``."""
         from registry.errors import ImageNotFound  # noqa: PLC0415
         try:
             return self.store.image(name)
@@ -260,7 +261,8 @@ class Executor:
             pull_image(self.store, name)
             return self.store.image(name)
         except PybuildError as err:
-            raise inst.error(f"base image {name!r} not found locally and pulling it failed: {err}") from None
+            what = f"invalid from flag value {name}" if flag else f"base image {name!r} not found locally and pulling it failed"
+            raise inst.error(f"{what}: {err}") from None
 
     def _build_stage(self, stage: Stage) -> StageState:
         state = self._base_state(stage)
@@ -322,7 +324,12 @@ class Executor:
             created_by = nop_created_by(state.shell, f"WORKDIR {path}", metadata=False)
 
             def action(merged: str, upper: str) -> None:
+                from runner.rootfs import resolve_in_root  # noqa: PLC0415
+
                 from .copy import _ensure_dir  # noqa: PLC0415
+                host = resolve_in_root(merged, path)
+                if os.path.lexists(host) and not os.path.isdir(host):
+                    raise inst.error(f"Cannot mkdir: {path} is not a directory")
                 _ensure_dir(merged, path, (0, 0))
             self._layer_step(state, desc, created_by, text, mounted=action)
         elif isinstance(inst, ins.Run):
@@ -399,7 +406,7 @@ class Executor:
             layers, key = _LayerView(state), state.key
         else:
             name = self.plan.build_args.expand_from(ref, inst)
-            image = self._load_image(name, inst)
+            image = self._load_image(name, inst, flag=True)
             layers, key = image, step_key("image", image.id)
         return self._mounted(key, layers), key
 
@@ -408,7 +415,7 @@ class Executor:
         src_stage = self.plan.resolve_from(ref, inst, stage.index)
         if src_stage is not None:
             return self.results[src_stage.index].key
-        image = self._load_image(self.plan.build_args.expand_from(ref, inst), inst)
+        image = self._load_image(self.plan.build_args.expand_from(ref, inst), inst, flag=True)
         return step_key("image", image.id)
 
     def _mounted(self, key: str, layers) -> str:

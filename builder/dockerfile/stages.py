@@ -328,7 +328,8 @@ def _lookup(earlier: list[Stage], value: str, index: int, inst: Instruction) -> 
     if value.isdigit():
         number = int(value)
         if number >= index:
-            raise inst.error(f"invalid from flag value {number}: index out of bounds")
+            why = "refers to current build stage" if number == index else "index out of bounds"
+            raise inst.error(f"invalid from flag value {number}: {why}")
         return number
     return None
 
