@@ -151,8 +151,14 @@ def expected_error_line(case: Path) -> int | None:
     path = case / "expect-error"
     if not path.exists():
         return None
-    text = path.read_text().strip()
-    return int(text) if text else 0
+    lines = path.read_text().strip().splitlines()
+    return int(lines[0]) if lines and lines[0].strip() else 0
+
+
+def expected_error_text(case: Path) -> str:
+    """The message both builders' errors must contain: the second line of ``expect-error``."""
+    lines = (case / "expect-error").read_text().strip().splitlines()
+    return lines[1].strip() if len(lines) > 1 else ""
 
 
 def case_key(case: Path, base_sha: str) -> str:

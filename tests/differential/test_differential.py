@@ -56,6 +56,9 @@ def test_case(name: str, diff_base, diff_root: Path, tmp_path: Path) -> None:
         assert not ours["ok"], "pybuild accepted a case docker rejects"
         if line:
             assert re.search(rf"Dockerfile:{line}\b", ours["error"]), ours["error"]
+        message = harness.expected_error_text(case)
+        assert message in docker["error"], docker["error"]
+        assert message in ours["error"], ours["error"]
         return
     diffs = harness.compare(docker, ours)
     assert not diffs, "\n".join(diffs[:40])
