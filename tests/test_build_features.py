@@ -242,3 +242,14 @@ def test_bind_mount_from_stage_and_rw_discarded(pybuild, root, busybox_image, tm
     fs = _image(root, _build(pybuild, ctx))["fs"]
     assert {"copied", "seen", "checked", "data/p"} <= set(fs) and "data/new" not in fs
     assert not any(p.startswith(("in", "rw")) for p in fs)
+
+
+def test_relative_root(busybox_rootfs: Path, tmp_path: Path) -> None:
+    """``--root`` given relative to the working directory still builds RUN steps."""
+    from conftest import PYBUILD
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM base\nRUN echo hi > /hi\n")
+    for args in (["import", str(busybox_rootfs), "base"], ["build", "-q", "-t", "out", "ctx"]):
+        proc = subprocess.run([PYBUILD, "--root", "relroot", *args], cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr

@@ -82,6 +82,8 @@ class CopyStep:
         from .metadata import nop_created_by  # noqa: PLC0415
 
         digest = hashlib.sha256(repr(self.description()).encode()).hexdigest()
+        if self.from_ and not self.kind:  # a cache record older than the kinds: not looked up
+            self.kind = "multi" if len(self.resolved) > 1 else "file"
         kind = self.kind or _source_kind(self.executor.opts.context, [r for _, rels in self.resolved for r in rels],
                                          len(self.urls) + len(self.inst.contents))
         if kind == "file" and self.urls:
