@@ -62,3 +62,14 @@ def test_sources_outside_the_context_are_refused(tmp_path):
         ctx.resolve("../secret")
     os.symlink("/etc", tmp_path / "ctx" / "etc-link")
     assert ctx.host_path("etc-link/passwd") == str(tmp_path / "ctx" / "etc" / "passwd")
+
+
+def test_wildcards_follow_go_filepath_match() -> None:
+    """COPY wildcards are Go's: ``[^x]`` negates, ``[!x]`` is a class holding ``!``."""
+    from builder.build.context import go_match
+
+    assert go_match("[!f]*.txt", "file1.txt") and not go_match("[!f]*.txt", "g.txt")
+    assert go_match("[^f]*.txt", "g.txt") and not go_match("[^f]*.txt", "file1.txt")
+    assert go_match("file[0-9].txt", "file7.txt") and not go_match("file[0-9].txt", "filea.txt")
+    assert go_match("a\\*b", "a*b") and not go_match("a\\*b", "axb")
+    assert not go_match("[a-", "a")  # malformed: matches nothing

@@ -9,7 +9,8 @@ changed is re-read, hashes the same, and keeps the cache.
 
 from __future__ import annotations
 
-import fnmatch
+import functools
+import re
 import hashlib
 import json
 import os
@@ -63,6 +64,42 @@ class HashCache:
         tmp.write_text(json.dumps(self.entries, separators=(",", ":")))
         os.replace(tmp, self.path)
         self.dirty = False
+
+
+def go_match(pattern: str, name: str) -> bool:
+    """Go's ``filepath.Match`` on one path component (what docker's COPY wildcards use):
+    ``*``, ``?``, ``[a-z]``, ``[^a-z]`` (``!`` is not a negation), ``\\`` escapes."""
+    return _go_regex(pattern).fullmatch(name) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _go_regex(pattern: str) -> "re.Pattern[str]":
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "\\" and i < n:
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif ch == "[":
+            end, body = i, ["^"] if i < n and pattern[i] == "^" else []
+            end += len(body)
+            while end < n and pattern[end] != "]":
+                if pattern[end] == "\\" and end + 1 < n:
+                    end += 1
+                body.append(re.escape(pattern[end]) if pattern[end] != "-" else "-")
+                end += 1
+            if end >= n or len(body) == (1 if body[:1] == ["^"] else 0):
+                return re.compile(r"(?!)")  # malformed: Go reports ErrBadPattern, nothing matches
+            out.append("[" + "".join(body) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.S)
 
 
 class Context:
@@ -128,7 +165,7 @@ class Context:
         except OSError:
             return
         for name in names:
-            if not fnmatch.fnmatchcase(name, head):
+            if not go_match(head, name):
                 continue
             rel = f"{prefix}{name}"
             if rest:
