@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"pybuild {command}", description=help_, formatter_class=_Formatter)
     module.configure(parser)
     args = parser.parse_args(command_args)
-    args.root = root or default_root()
+    args.root = os.path.abspath(root or default_root())  # mounts and helper processes need absolute paths
     args.debug = debug
     if args.debug:
         import logging

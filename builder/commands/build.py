@@ -93,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
 
     from registry.reference import parse as parse_reference
 
-    args.root = os.path.abspath(args.root)  # overlay mounts and RUN helpers need absolute paths
-
     for tag in args.tag:
         parse_reference(tag)  # a bad name fails now, not after the build
     context_dir, dockerfile, text = _read_dockerfile(args)
