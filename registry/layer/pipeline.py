@@ -96,32 +96,8 @@ class _Stages:
             thread.join()
 
 
-_malloc_tuned = False
-
-
-def _keep_segments_out_of_arenas() -> None:
-    """Have glibc serve this process from one malloc arena (once per process).
-
-    glibc raises its mmap threshold to the size of the last mmapped block it freed, so
-    after the first segment every 1 MiB buffer comes from per-thread arenas, where
-    buffers freed by other threads fragment and RSS climbs (370 MB seen for a 1 GiB
-    layer on a loaded host).  With one arena a freed segment is reused by the next.
-    """
-    global _malloc_tuned
-    if _malloc_tuned:
-        return
-    _malloc_tuned = True
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
-
-
 def stream_to_blob(store: "Store", produce: Produce, compression: str = "gzip", level: int | None = None) -> LayerResult:
     """Run ``produce`` (which writes a tar stream into a Segmenter) into a new blob."""
-    _keep_segments_out_of_arenas()
     codec = make_codec(compression, level)
     diff_hash = None if codec.identity else hashlib.sha256()
     segments: queue.Queue[Any] = queue.Queue(IN_FLIGHT)
