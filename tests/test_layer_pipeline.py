@@ -67,9 +67,12 @@ def test_memory_stays_flat_for_a_big_layer(tmp_path):
     tree.mkdir()
     with open(tree / "big", "wb") as f:
         f.truncate(1 << 30)
-    code = ("import resource, sys; from registry.store import Store; from registry.layer import write_layer; "
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across exec, so a child
+    # of a big pytest process would report the parent's peak.
+    code = ("import sys; from registry.store import Store; from registry.layer import write_layer; "
             "r = write_layer(Store(sys.argv[2]), sys.argv[1], source_date_epoch=0); "
-            "print(r.uncompressed_size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]; "
+            "print(r.uncompressed_size, hwm)")
     out = subprocess.run([sys.executable, "-c", code, str(tree), str(tmp_path / "root")], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout.split()
     assert int(out[0]) > 1 << 30
