@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
-import time
+import tarfile
 
 import pytest
 
@@ -162,15 +163,27 @@ def test_eight_concurrent_processes_then_fsck_clean(pybuild, busybox_rootfs, bus
 
 @pytest.mark.slow
 def test_kill_9_during_import_leaves_store_clean(pybuild, tmp_path):
-    big = tmp_path / "big"
-    big.mkdir()
-    for n in range(8):
-        (big / f"f{n}").write_bytes(bytes(range(256)) * (4 << 12) * 4)
-    proc = _spawn(pybuild.root, "import", str(big), "big:1")
-    time.sleep(0.4)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    """The kill lands mid-import, where the test decides: pybuild reads the tarball from a FIFO the
+    test writes, one whole 4 MiB member and half of a second; once those writes return, pybuild has
+    unpacked the first member into the store's temp space and waits for more bytes."""
+    chunk = bytes(range(256)) * 4096  # 1 MiB
+    members = [tarfile.TarInfo(name) for name in ("first", "second")]
+    for member in members:
+        member.size, member.mode = 4 * len(chunk), 0o644
+    fifo = tmp_path / "rootfs.tar"
+    os.mkfifo(fifo)
+    proc = _spawn(pybuild.root, "import", str(fifo), "big:1")
+    with open(fifo, "wb") as pipe:  # returns once pybuild has opened its end
+        pipe.write(members[0].tobuf(tarfile.GNU_FORMAT) + chunk * 4)
+        pipe.write(members[1].tobuf(tarfile.GNU_FORMAT) + chunk * 2)  # > the pipe's 64 KiB buffer
+        partial = [path for path in (pybuild.root / "tmp").rglob("first") if path.stat().st_size == 4 * len(chunk)]
+        assert partial, "pybuild had not unpacked the first member into $ROOT/tmp"
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL
     assert pybuild("fsck").returncode == 0
     assert b"big" not in pybuild("images").stdout
-    pybuild("import", str(big), "big:2")
-    assert pybuild("fsck").returncode == 0
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    (rootfs / "first").write_bytes(chunk)
+    pybuild("import", str(rootfs), "big:2")
+    assert "store clean" in pybuild("fsck").stdout.decode()
