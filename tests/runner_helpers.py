@@ -57,3 +57,35 @@ def container_id(root: Path, name: str) -> str:
 def container_state(root: Path, name: str) -> dict:
     """The ``state.json`` of the container called ``name``."""
     return json.loads((root / "containers" / container_id(root, name) / "state.json").read_text())
+
+
+def cgroup_dir(pid: int, controller: str) -> Path:
+    """The host directory of the cgroup that ``pid`` is in for ``controller`` (``pids``, ``memory``...).
+
+    Read from ``/proc/PID/cgroup`` and the host's cgroup mounts, not from pybuild's code, so a
+    test sees where the kernel put the process: the v1 hierarchy that carries the controller,
+    else the v2 (unified) hierarchy.  Fails when neither holds it, so no assertion on the
+    directory can pass vacuously.
+    """
+    mounts = []  # (fstype, root inside the hierarchy, mount point, super options)
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            left, right = line.split(" - ", 1)
+            fields, (fstype, _source, options) = left.split(), right.split()[:3]
+            if fstype in ("cgroup", "cgroup2"):
+                mounts.append((fstype, fields[3], fields[4], options.split(",")))
+    with open(f"/proc/{pid}/cgroup") as fh:
+        memberships = [line.rstrip("\n").split(":", 2) for line in fh]
+    for hid, controllers, path in memberships:  # v1 first: a hybrid host binds controllers there
+        if hid != "0" and controller in controllers.split(","):
+            for fstype, root, point, options in mounts:
+                if fstype == "cgroup" and controller in options:
+                    return Path(point) / os.path.relpath(path, root)
+    for hid, _controllers, path in memberships:
+        if hid == "0":
+            for fstype, root, point, _options in mounts:
+                if fstype == "cgroup2":
+                    found = Path(point) / os.path.relpath(path, root)
+                    if controller in (found.parent / "cgroup.subtree_control").read_text().split():
+                        return found
+    raise AssertionError(f"process {pid} is in no cgroup with the {controller} controller (v1 or v2)")

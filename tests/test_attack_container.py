@@ -11,10 +11,9 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
-from runner_helpers import container_id, needs_root
+from runner_helpers import cgroup_dir, container_id, container_state, needs_root, wait_for
 
 from registry.store import Store
 from runner.snapshots import Snapshots
@@ -171,14 +170,20 @@ def test_seccomp_filter_is_loaded(pybuild, image):
 @pytest.mark.slow
 def test_fork_bomb_is_contained_by_pids_limit(pybuild, root, image):
     pybuild("run", "-d", "--name", "bomb", "--pids-limit", "40", image, "sh", "-c", "b() { b | b & }; b; sleep 30")
-    cid = container_id(root, "bomb")
-    time.sleep(3)
-    current = int(open(f"/sys/fs/cgroup/pids/pybuild/{cid}/pids.current").read()) if os.path.exists(
-        f"/sys/fs/cgroup/pids/pybuild/{cid}") else 0
-    assert current <= 40
+    state = wait_for(lambda: container_state(root, "bomb").get("status") == "running" and container_state(root, "bomb"))
+    pids = cgroup_dir(state["pid"], "pids")  # v1 or v2, wherever the kernel put it; fails if none
+    assert pids.name == container_id(root, "bomb")
+    wait_for(lambda: _refused_forks(pids) > 0, timeout=60)  # the bomb has hit the limit
+    assert int((pids / "pids.current").read_text()) <= 40
     assert subprocess.run(["true"]).returncode == 0  # the host still forks
     pybuild("rm", "-f", "bomb")
-    assert not os.path.exists(f"/sys/fs/cgroup/pids/pybuild/{cid}")
+    assert not pids.exists()
+
+
+def _refused_forks(cgroup) -> int:
+    """How many forks the pids controller refused (``max`` in ``pids.events``, v1 and v2)."""
+    events = dict(line.split() for line in (cgroup / "pids.events").read_text().splitlines())
+    return int(events.get("max", 0))
 
 
 def test_memory_limit_oom_kills_with_137(pybuild, image):

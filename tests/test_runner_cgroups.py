@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import REPO
@@ -107,10 +106,8 @@ def test_detect_reads_the_hierarchy(tmp_path):
 def test_cpu_quota_throttles(pybuild, busybox_image):
     """A busy loop under --cpus 0.2 gets about a fifth of a CPU."""
     script = "timeout 1 sh -c 'while :; do :; done'; cat /proc/self/stat >/dev/null"
-    started = time.monotonic()
     proc = pybuild("run", "--rm", "--cpus", "0.2", busybox_image, "sh", "-c",
                    f"{script}; cat /sys/fs/cgroup/cpu/cpu.stat", check=False)
-    assert time.monotonic() - started < 30
     stat = dict(line.split() for line in proc.stdout.decode().splitlines() if line.strip())
     assert int(stat["nr_throttled"]) > 0
 
