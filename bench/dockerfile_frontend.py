@@ -5,7 +5,10 @@ Measures, medians over several runs:
   interpreter (bytecode cached), next to ``dockerfile_parse``'s;
 - parse + plan + expansion of a realistic 25-line multi-stage Dockerfile and of
   a 2,000-line one, next to ``dockerfile_parse``'s ``structure`` (lines only);
-- a ``.dockerignore`` walk of a 20,000-file context.
+- a ``.dockerignore`` walk of a 20,000-file context;
+- 10,000 and 100,000 ``LABEL`` lines planned and applied to a config with the
+  build's ``ConfigEditor`` (issue 8 item 6: was quadratic, 157 s for 100,000), next to
+  the same number of comment lines: the time per line must not grow with the count.
 
 Run: ``.venv/bin/python bench/dockerfile_frontend.py``.
 """
@@ -81,6 +84,18 @@ def plan_and_expand(text: str) -> None:
             scope.apply(inst)
 
 
+def labels_applied(text: str) -> None:
+    """What a build does with metadata lines, without the store: plan, expand, edit the config."""
+    from builder.build.metadata import ConfigEditor
+    from builder.dockerfile import StageScope, plan
+    p = plan(text)
+    editor = ConfigEditor({"config": {}})
+    for index in p.needed:
+        scope = StageScope(p.build_args, ["PATH=/usr/bin:/bin"])
+        for inst in p.stages[index].instructions:
+            editor.apply(scope.apply(inst))
+
+
 def dockerfile_parse_structure(text: str) -> None:
     from dockerfile_parse import DockerfileParser
     DockerfileParser(fileobj=io.BytesIO(text.encode())).structure
@@ -97,6 +112,11 @@ def main() -> None:
              ("dockerfile-parse .structure, same file", median_ms(lambda: dockerfile_parse_structure(DOCKERFILE))),
              (f"plan+expand, {len(big.splitlines())} lines", median_ms(lambda: plan_and_expand(big), 5)),
              ("dockerfile-parse .structure, same file", median_ms(lambda: dockerfile_parse_structure(big), 5))]
+    for count in (10_000, 100_000):
+        labels = "FROM scratch\n" + "".join(f"LABEL k{i}=v{i}\n" for i in range(count))
+        comments = "FROM scratch\n" + "".join(f"# comment {i}\n" for i in range(count)) + "LABEL k=v\n"
+        rows += [(f"{count:,} LABEL lines: plan+expand+config", median_ms(lambda: labels_applied(labels), 3)),
+                 (f"{count:,} comment lines: same", median_ms(lambda: labels_applied(comments), 3))]
     from builder.dockerignore import DockerIgnore
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
