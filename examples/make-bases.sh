@@ -1,8 +1,12 @@
 #!/bin/sh
 # Make the base images the examples build FROM, in the pybuild store ($PYBUILD_ROOT):
 #   busybox:latest        a rootfs of the host's static busybox (no network needed)
-#   debian:bookworm       debootstrap --variant=minbase (needs the Debian mirror)
+#   debian:bookworm       debootstrap --variant=minbase (needs a Debian mirror)
 # Usage: examples/make-bases.sh [busybox|debian|all]   (default: busybox)
+# Environment:
+#   PYBUILD          the pybuild command (default: pybuild)
+#   DEBIAN_MIRROR    the mirror debootstrap fetches from, e.g. http://ftp.de.debian.org/debian
+#                    or a local proxy (default: unset, debootstrap's own default mirror)
 set -eu
 PYBUILD=${PYBUILD:-pybuild}
 what=${1:-busybox}
@@ -23,6 +27,7 @@ if [ "$what" = busybox ] || [ "$what" = all ]; then
 fi
 
 if [ "$what" = debian ] || [ "$what" = all ]; then
-    debootstrap --variant=minbase bookworm "$work/debian" http://deb.debian.org/debian
+    # shellcheck disable=SC2086  # the mirror is one optional word
+    debootstrap --variant=minbase bookworm "$work/debian" ${DEBIAN_MIRROR:-}
     $PYBUILD import "$work/debian" debian:bookworm
 fi

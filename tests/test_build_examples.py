@@ -36,3 +36,24 @@ def test_args_cache_secret(pybuild, root, examples_busybox, tmp_path):
     pybuild("build", "--no-cache", *args[1:])
     counters = list((root / "cache" / "mounts").glob("*/builds"))
     assert [c.read_text() for c in counters] == ["2\n"]
+
+
+@pytest.mark.parametrize("mirror", [None, "http://127.0.0.1:9/debian"])
+def test_make_bases_uses_debootstraps_mirror_unless_given(tmp_path, mirror):
+    """No mirror is written into the script: debootstrap's default, or ``DEBIAN_MIRROR``.
+
+    debootstrap itself needs the network, so a stand-in on PATH records its arguments.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "argv"
+    (bin_dir / "debootstrap").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}\nmkdir -p "$3"\n')
+    (bin_dir / "debootstrap").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYBUILD": "true"}
+    env.pop("DEBIAN_MIRROR", None)
+    if mirror:
+        env["DEBIAN_MIRROR"] = mirror
+    subprocess.run(["sh", str(REPO / "examples" / "make-bases.sh"), "debian"], check=True, env=env)
+    argv = record.read_text().splitlines()
+    assert argv[:2] == ["--variant=minbase", "bookworm"]
+    assert argv[3:] == ([mirror] if mirror else [])
