@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -139,7 +140,9 @@ def _compile(pattern: str) -> tuple[str, re.Pattern | None]:
     regex = None
     if kind == "regexp":
         try:
-            regex = re.compile("".join(out), re.S)
+            with warnings.catch_warnings():  # "possible nested set" for '[[': literal today, as in Go
+                warnings.simplefilter("ignore", FutureWarning)
+                regex = re.compile("".join(out), re.S)
         except re.error:
             raise DockerIgnoreError(f"syntax error in .dockerignore pattern {pattern!r}") from None
     return kind, regex

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
+
+from .errors import PybuildError
 
 # OCI media types
 OCI_LAYOUT_VERSION = "1.0.0"
@@ -63,6 +66,26 @@ def layer_compression(media_type: str) -> str:
     return "none"
 
 
+# the OCI digest grammar: no '/' or '..', since a digest becomes a blob's file name
+_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+
+
+class InvalidManifest(PybuildError):
+    """A manifest, index or descriptor that does not follow the image spec (hostile or broken)."""
+
+
+def _field(doc: Any, key: str, kind: type, default: Any = None) -> Any:
+    """``doc[key]`` checked to be a ``kind`` (absent or null: ``default``, if one is given)."""
+    if not isinstance(doc, dict):
+        raise InvalidManifest(f"a manifest, index or descriptor is not a JSON object (got {type(doc).__name__})")
+    value = doc.get(key)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise InvalidManifest(f"{key!r} in a manifest, index or descriptor is not a JSON {kind.__name__}: {value!r:.80}")
+    return value
+
+
 class Descriptor:
     """A typed pointer to content: media type, digest and size (plus optional extras).
 
@@ -110,14 +133,21 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> "Descriptor":
-        """Read a descriptor from manifest or index JSON."""
+        """Read a descriptor from manifest or index JSON; :class:`InvalidManifest` if it is not one."""
+        digest, size = _field(obj, "digest", str), _field(obj, "size", int)
+        if not _DIGEST.fullmatch(digest) or size < 0:
+            raise InvalidManifest(f"invalid descriptor: digest {digest!r:.80}, size {size}")
+        annotations = _field(obj, "annotations", dict, {})
+        urls = _field(obj, "urls", list, [])
+        if not all(isinstance(v, str) for v in [*annotations.values(), *urls]):
+            raise InvalidManifest(f"descriptor {digest}: annotations and urls must be strings")
         return cls(
-            media_type=obj.get("mediaType", ""),
-            digest=obj["digest"],
-            size=int(obj["size"]),
-            annotations=dict(obj.get("annotations") or {}),
-            platform=obj.get("platform"),
-            urls=tuple(obj.get("urls") or ()),
+            media_type=_field(obj, "mediaType", str, ""),
+            digest=digest,
+            size=size,
+            annotations=annotations,
+            platform=_field(obj, "platform", dict, {}) or None,
+            urls=tuple(urls),
         )
 
 
@@ -136,12 +166,20 @@ def make_manifest(config: Descriptor, layers: list[Descriptor], annotations: dic
 
 def manifest_layers(manifest: dict[str, Any]) -> list[Descriptor]:
     """The layer descriptors of an image manifest."""
-    return [Descriptor.from_json(d) for d in manifest.get("layers", [])]
+    return [Descriptor.from_json(d) for d in _field(manifest, "layers", list, [])]
 
 
 def manifest_config(manifest: dict[str, Any]) -> Descriptor:
     """The config descriptor of an image manifest."""
-    return Descriptor.from_json(manifest["config"])
+    return Descriptor.from_json(_field(manifest, "config", dict))
+
+
+def index_manifests(index: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of an image index (JSON objects with a platform object or none)."""
+    entries = _field(index, "manifests", list, [])
+    for entry in entries:
+        _field(entry, "platform", dict, {})
+    return entries
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:

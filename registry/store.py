@@ -535,14 +535,14 @@ class Store:
 def select_platform(index: dict[str, Any], platform: str | None = None) -> oci.Descriptor:
     """Pick the manifest for ``platform`` (``os/arch[/variant]``, default the host's) from an index."""
     wanted_os, wanted_arch, wanted_variant = _platform_parts(platform or host_platform())
-    for entry in index.get("manifests", []):
+    for entry in oci.index_manifests(index):
         plat = entry.get("platform") or {}
         if plat.get("os") == wanted_os and plat.get("architecture") == wanted_arch and (
                 wanted_variant is None or plat.get("variant") == wanted_variant):
             return oci.Descriptor.from_json(entry)
     available = ", ".join(
         "/".join(filter(None, [(e.get("platform") or {}).get(k) for k in ("os", "architecture", "variant")]))
-        for e in index.get("manifests", [])) or "none"
+        for e in oci.index_manifests(index)) or "none"
     raise ImageNotFound(f"no manifest for platform {platform or host_platform()} (available: {available})")
 
 

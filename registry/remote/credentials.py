@@ -60,6 +60,10 @@ def _load_config(path: Path) -> dict[str, Any]:
         raise CredentialsError(f"cannot read {path}: {err.__class__.__name__}; fix or remove the file") from None
     if not isinstance(data, dict):
         raise CredentialsError(f"{path} is not a JSON object; fix or remove the file")
+    for key, kind in (("auths", dict), ("credHelpers", dict), ("credsStore", str)):
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise CredentialsError(f"{key!r} in {path} is not a JSON {'object' if kind is dict else 'string'}; "
+                                   "fix or remove the file")
     return data
 
 
@@ -113,11 +117,15 @@ def load(registry: str) -> Credentials | None:
 
 
 def _from_auth_entry(entry: dict[str, Any], registry: str) -> Credentials | None:
+    fields = ("auth", "username", "password", "identitytoken")
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(k) or "", str) for k in fields):
+        raise CredentialsError(f"the auth entry for {registry} in {config_path()} is not an object of strings; "
+                               "fix or remove it")
     username, password = entry.get("username", ""), entry.get("password", "")
     if entry.get("auth"):
         try:
             username, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, or non-ASCII text
             raise CredentialsError(f"the auth entry for {registry} in {config_path()} is not valid base64") from None
     token = entry.get("identitytoken", "")
     if not (username or password or token):
