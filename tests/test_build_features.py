@@ -192,8 +192,9 @@ def test_build_push_to_registry(pybuild, busybox_image, plain_registry, tmp_path
 
 
 def test_independent_stages_run_concurrently(pybuild, root, busybox_image, tmp_path):
-    """Each stage waits (up to 20 s) for the other to have started: only concurrency passes."""
-    wait = ("touch /sync/{me} && i=0; while [ ! -e /sync/{other} ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; "
+    """Each stage waits (up to 120 s, a bound for a loaded machine, not a timing window) for the
+    other to have started: only concurrency passes."""
+    wait = ("touch /sync/{me} && i=0; while [ ! -e /sync/{other} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; "
             "[ -e /sync/{other} ] && echo together > /{me}-result")
     stage = "FROM busybox AS {me}\nRUN --mount=type=cache,target=/sync,id=sync " + wait + "\n"
     dockerfile = (stage.format(me="a", other="b") + stage.format(me="b", other="a")
