@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -28,7 +29,7 @@ def test_producer_error_stops_the_pipeline(tmp_path):
     before = threading.active_count()
 
     def produce(out):
-        out.write(os.urandom(5 << 20))
+        out.write(random.Random(0).randbytes(5 << 20))
         raise RuntimeError("source went away")
 
     with pytest.raises(RuntimeError, match="source went away"):
@@ -47,7 +48,7 @@ def test_disk_full_stops_the_producer(tmp_path):
         tree = tmp_path / "tree"
         tree.mkdir()
         for i in range(6):
-            (tree / f"f{i}").write_bytes(os.urandom(4 << 20))
+            (tree / f"f{i}").write_bytes(random.Random(i).randbytes(4 << 20))
         before = threading.active_count()
         with pytest.raises(OSError) as err:
             write_layer(store, tree)
