@@ -10,7 +10,6 @@ helper, or into ``auths`` with file mode 0600.  Secrets never reach ``repr()``.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 import shutil
@@ -125,7 +124,7 @@ def _from_auth_entry(entry: dict[str, Any], registry: str) -> Credentials | None
     if entry.get("auth"):
         try:
             username, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-        except ValueError:  # binascii.Error, UnicodeDecodeError, or non-ASCII text
+        except ValueError:  # bad base64 (binascii.Error), UnicodeDecodeError, or non-ASCII text
             raise CredentialsError(f"the auth entry for {registry} in {config_path()} is not valid base64") from None
     token = entry.get("identitytoken", "")
     if not (username or password or token):
