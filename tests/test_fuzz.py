@@ -23,7 +23,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from builder.dockerfile import DockerfileError, ExpansionError, expand_word, expand_words, parse, plan
+from builder.build.metadata import apply_changes
+from builder.dockerfile import (DockerfileError, ExpansionError, StageScope, expand_word, expand_words, parse,
+                                plan)
 from builder.dockerignore import DockerIgnore
 from registry import oci
 from registry.errors import PybuildError
@@ -58,11 +60,25 @@ DOCKERFILE_TOKENS = (
 
 @FUZZ
 @given(_pieces(*DOCKERFILE_TOKENS))
-def test_dockerfile_parse_and_plan(text):
+def test_dockerfile_parse_plan_and_expand(text):
+    """Scan, plan, and expand each instruction in its stage's scope, as the executor does."""
     try:
-        doc = parse(text)
-        plan(doc, {"A": "1", "B": None})
+        p = plan(parse(text), {"A": "1", "B": None})
+        for index in p.needed:
+            scope = StageScope(p.build_args, ["PATH=/bin"])
+            for inst in p.stages[index].instructions:
+                scope.apply(inst)
     except DockerfileError:
+        pass
+
+
+@FUZZ
+@given(st.lists(_pieces(*DOCKERFILE_TOKENS), max_size=3))
+def test_import_change_instructions(changes):
+    """``pybuild import --change``: instructions applied to a config."""
+    try:
+        apply_changes({"config": {"Env": ["A=1"]}}, changes)
+    except PybuildError:
         pass
 
 
