@@ -6,10 +6,15 @@ Rules match a method and a path pattern and apply a fault a number of times:
 - ``drop``: forward, but cut the connection after ``at`` bytes of the response body;
 - ``truncate``: forward, but announce and send only ``at`` bytes of the body (a clean short response);
 - ``corrupt``: forward, flipping the byte at offset ``at`` of the body;
-- ``drop_request``: read ``at`` bytes of the request body, then cut the connection.
+- ``drop_request``: read ``at`` bytes of the request body, then cut the connection;
+- ``redirect``: answer ``307`` with a ``Location`` to the same path and query on ``to`` (``host:port``).
 
-With ``relative_locations`` every ``Location`` header is made relative (path and query).
-Every request is logged with its method, path, ``Range`` header and the fault applied.
+With ``relative_locations`` every ``Location`` header is made relative (path and query);
+with ``location_host`` its host is replaced by that one (an upload sent to another server).
+``upstream_headers`` are added to every forwarded request (a server that authenticates on
+the client's behalf, as storage behind a signed URL does).
+Every request is logged with its method, path, ``Range`` header, the headers as the client
+sent them, and the fault applied.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class Rule:
     at: int = 0
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
+    to: str = ""
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and method == self.method and re.search(self.pattern, path) is not None
@@ -45,6 +51,11 @@ class Logged:
     path: str
     range: str | None
     fault: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        """A request header as the client sent it (case-insensitive name)."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
 
 
 class FaultProxy:
@@ -55,6 +66,8 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.log: list[Logged] = []
         self.relative_locations = False
+        self.location_host: str | None = None
+        self.upstream_headers: dict[str, str] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -79,14 +92,15 @@ class FaultProxy:
     def faults(self) -> list[Logged]:
         return [entry for entry in self.log if entry.fault]
 
-    def _take(self, method: str, path: str, range_: str | None) -> Rule | None:
+    def _take(self, method: str, path: str, headers: dict[str, str]) -> Rule | None:
+        range_ = next((v for k, v in headers.items() if k.lower() == "range"), None)
         with self._lock:
             for rule in self.rules:
                 if rule.matches(method, path):
                     rule.times -= 1
-                    self.log.append(Logged(method, path, range_, rule.action))
+                    self.log.append(Logged(method, path, range_, rule.action, headers))
                     return rule
-            self.log.append(Logged(method, path, range_, None))
+            self.log.append(Logged(method, path, range_, None, headers))
             return None
 
     def _handler(self):
@@ -119,13 +133,16 @@ class FaultProxy:
                     yield piece
 
             def _forward(self) -> None:
-                rule = proxy._take(self.command, self.path, self.headers.get("Range"))
-                if rule is not None and rule.action == "status":
+                rule = proxy._take(self.command, self.path, dict(self.headers.items()))
+                if rule is not None and rule.action in ("status", "redirect"):
                     for _ in self._request_body(None):
                         pass
                     body = b'{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}'
-                    self.send_response(rule.status)
-                    for key, value in rule.headers.items():
+                    extra = dict(rule.headers)
+                    if rule.action == "redirect":
+                        body, extra["Location"] = b"", f"http://{rule.to}{self.path}"
+                    self.send_response(307 if rule.action == "redirect" else rule.status)
+                    for key, value in extra.items():
                         self.send_header(key, value)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
@@ -133,6 +150,7 @@ class FaultProxy:
                     self.wfile.write(body)
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                headers.update(proxy.upstream_headers)
                 upstream = http.client.HTTPConnection(proxy.upstream, timeout=120)
                 try:
                     length = self.headers.get("Content-Length")
@@ -157,6 +175,8 @@ class FaultProxy:
                 for key, value in response.getheaders():
                     if key.lower() == "location" and proxy.relative_locations:
                         value = re.sub(r"^https?://[^/]+", "", value)
+                    if key.lower() == "location" and proxy.location_host:
+                        value = re.sub(r"^(https?://)[^/]+", rf"\g<1>{proxy.location_host}", value)
                     if key.lower() not in _HOP and key.lower() != "content-length":
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(announced))

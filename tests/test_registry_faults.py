@@ -16,6 +16,7 @@ import pytest
 
 from conftest import CLI
 from faultproxy import FaultProxy
+from registry_fixtures import PASSWORD, USER
 
 pytestmark = pytest.mark.registry
 LAYER_BYTES = 6 << 20
@@ -174,3 +175,79 @@ def test_relative_upload_locations_are_followed(cli, proxy, big_image, tmp_path)
     other = fresh(cli, tmp_path)
     other("pull", f"{proxy.host}/relative-location-chunked:1")
     assert_clean(other)
+
+
+# ---- credentials stay with the registry that asked for them (issue 8, item 9) ----------
+
+@pytest.fixture(scope="module")
+def basic_registry(registry_factory):
+    """A plain-HTTP docker-registry with htpasswd basic auth, so a proxy can stand in front of it."""
+    return registry_factory("basic")
+
+
+@pytest.fixture
+def front_and_elsewhere(basic_registry):
+    """``front``: the proxy pybuild talks to; ``elsewhere``: a second server on another port that
+    records the headers it receives and forwards to the registry with its own credentials (as
+    storage behind a signed URL does), so transfers sent there still succeed."""
+    front, elsewhere = FaultProxy(basic_registry.host), FaultProxy(basic_registry.host)
+    elsewhere.upstream_headers = {"Authorization": basic_header()}
+    yield front, elsewhere
+    front.close()
+    elsewhere.close()
+
+
+def basic_header() -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+def logged_in(cli: CLI, host: str) -> CLI:
+    out = cli("login", host, "-u", USER, "--password-stdin", input=PASSWORD.encode())
+    assert b"Login Succeeded" in out.stdout
+    return cli
+
+
+def authorized(entries) -> list:
+    return [e for e in entries if e.header("Authorization")]
+
+
+def test_upload_location_on_another_host_gets_no_credentials(cli, front_and_elsewhere, busybox_image):
+    front, elsewhere = front_and_elsewhere
+    front.location_host = elsewhere.host
+    logged_in(cli, front.host)
+    cli("push", busybox_image, f"{front.host}/foreign-upload/busybox:1")
+    shutil.rmtree(cli.root / "distribution")  # upload again, chunked, rather than mount
+    cli("push", "--chunk-size", "256k", busybox_image, f"{front.host}/foreign-upload-chunked/busybox:1")
+    uploads = [e for e in elsewhere.log if e.method in ("PUT", "PATCH") and UPLOAD in e.path]
+    assert {e.method for e in uploads} == {"PUT", "PATCH"}, [(e.method, e.path) for e in elsewhere.log]
+    assert authorized(elsewhere.log) == []
+    assert authorized(e for e in front.log if e.method == "POST")  # the registry itself did get them
+
+
+def test_a_challenge_from_another_host_is_not_answered(cli, front_and_elsewhere, busybox_image):
+    front, elsewhere = front_and_elsewhere
+    elsewhere.upstream_headers = {}  # the registry now asks the client, through the other host, for credentials
+    front.location_host = elsewhere.host
+    logged_in(cli, front.host)
+    out = cli("push", busybox_image, f"{front.host}/foreign-challenge/busybox:1", check=False)
+    message = out.stderr.decode().strip()
+    assert out.returncode == 1 and message.count("\n") == 0, message
+    assert elsewhere.host in message and "401" in message and PASSWORD not in message, message
+    assert [e.method for e in elsewhere.log] and authorized(elsewhere.log) == []
+
+
+def test_redirected_manifest_and_blob_gets_carry_no_credentials(cli, front_and_elsewhere, busybox_image, tmp_path):
+    front, elsewhere = front_and_elsewhere
+    logged_in(cli, front.host)
+    ref = pushed(cli, front, busybox_image, "redirected/busybox")
+    front.add("GET", r"/manifests/", "redirect", times=100, to=elsewhere.host)
+    front.add("GET", BLOB, "redirect", times=100, to=elsewhere.host)
+    other = logged_in(fresh(cli, tmp_path), front.host)
+    other("pull", ref)
+    assert_clean(other)
+    redirected = [e.path for e in front.log if e.fault == "redirect"]
+    assert any("/manifests/" in p for p in redirected) and any(BLOB in p for p in redirected)
+    assert sorted(e.path for e in elsewhere.log) == sorted(redirected)
+    assert authorized(elsewhere.log) == [] and len(authorized(front.faults())) == len(redirected)

@@ -67,7 +67,7 @@ class RegistryClient:
         """Fetch a manifest or index by tag or digest, verifying a digest reference."""
         what = f"reading manifest {self.name}{_sep(ref)}{ref}"
         response = self._request("GET", f"/v2/{self.repository}/manifests/{ref}",
-                                 headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+                                 headers={"Accept": MANIFEST_ACCEPT}, stream=True, follow_redirects=True)
         try:
             if response.status_code != 200:
                 raise self.session.fail(response, what)
@@ -85,7 +85,8 @@ class RegistryClient:
 
     def head_manifest(self, ref: str) -> oci.Descriptor | None:
         """The descriptor of a tag or digest, or ``None`` when the registry does not have it."""
-        response = self._request("HEAD", f"/v2/{self.repository}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT})
+        response = self._request("HEAD", f"/v2/{self.repository}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT},
+                                 follow_redirects=True)
         if response.status_code == 404:
             return None
         if response.status_code != 200:

@@ -195,10 +195,11 @@ class Transport:
         self.client.close()
 
     def send(self, method: str, url: str, *, headers: dict[str, str] | None = None, content: Any = None,
-             stream: bool = False, retry: bool = True, follow_redirects: bool = False) -> httpx.Response:
+             stream: bool = False, retry: bool = True) -> httpx.Response:
         """Send one request; replayable ones are retried on connection errors and 408/429/5xx.
 
-        With ``stream`` the body is left unread (the caller closes the response).
+        With ``stream`` the body is left unread (the caller closes the response).  Redirects are
+        not followed here: :class:`~.session.Session` follows them, deciding per hop who gets credentials.
         """
         url = self.url(url)
         attempts = self.retry.attempts if retry else 1
@@ -206,7 +207,7 @@ class Transport:
         for attempt in range(attempts):
             request = self.client.build_request(method, url, headers=headers, content=content)
             try:
-                response = self.client.send(request, stream=stream, follow_redirects=follow_redirects)
+                response = self.client.send(request, stream=stream)
             except httpx.TransportError as exc:
                 failure = tls_failure(exc)
                 if failure is not None:
@@ -217,18 +218,18 @@ class Transport:
                     raise TransferError(f"cannot resolve registry host {self.host!r}: {describe(exc)}; "
                                         "check the image name's registry part and your network/DNS") from None
                 if attempt + 1 >= attempts:
-                    raise TransferError(f"{method} {_show(url)} failed: {describe(exc)}"
+                    raise TransferError(f"{method} {show_url(url)} failed: {describe(exc)}"
                                         f"{f' (after {attempts} attempts)' if attempts > 1 else ''}") from None
                 delay = self.retry.delay(attempt)
-                debug(f"{method} {_show(url)}: {type(exc).__name__}; retrying in {delay:.2f}s")
+                debug(f"{method} {show_url(url)}: {type(exc).__name__}; retrying in {delay:.2f}s")
             else:
-                debug(f"{method} {_show(url)} -> {response.status_code}")
+                debug(f"{method} {show_url(url)} -> {response.status_code}")
                 if response.status_code not in RETRY_STATUSES or attempt + 1 >= attempts:
                     return response
                 delay = self.retry.delay(attempt, response)
                 response.close()
             if waited + delay > self.retry.budget:
-                raise TransferError(f"{method} {_show(url)} kept failing; gave up after {waited:.0f}s of retries")
+                raise TransferError(f"{method} {show_url(url)} kept failing; gave up after {waited:.0f}s of retries")
             time.sleep(delay)
             waited += delay
         raise AssertionError("unreachable")
@@ -246,6 +247,6 @@ def _unknown_host(exc: BaseException) -> bool:
     return False
 
 
-def _show(url: str) -> str:
+def show_url(url: str) -> str:
     """A URL for messages: without its query (upload state and the like)."""
     return url.split("?", 1)[0]
