@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLI
-from faultproxy import FaultProxy
+from faultproxy import DripServer, FaultProxy, SilentServer, unaccepting_port
 from registry_fixtures import PASSWORD, USER
 
 pytestmark = pytest.mark.registry
@@ -251,3 +251,73 @@ def test_redirected_manifest_and_blob_gets_carry_no_credentials(cli, front_and_e
     assert any("/manifests/" in p for p in redirected) and any(BLOB in p for p in redirected)
     assert sorted(e.path for e in elsewhere.log) == sorted(redirected)
     assert authorized(elsewhere.log) == [] and len(authorized(front.faults())) == len(redirected)
+
+
+# ---- deadlines on registry I/O (issue 8, item 2) -----------------------------------------
+# Small limits through the environment keep these quick; the assertions are on the outcome
+# and the message only.  `timeout=120` on the command turns the old endless wait into a failure.
+
+DEADLINES = {"PYBUILD_REGISTRY_CONNECT_TIMEOUT": "0.5", "PYBUILD_REGISTRY_STALL_TIMEOUT": "0.5",
+             "PYBUILD_REGISTRY_MIN_SPEED": "1000", "PYBUILD_REGISTRY_SPEED_WINDOW": "0.5",
+             "PYBUILD_REGISTRY_RETRIES": "2"}
+
+
+def failed_quickly(cli: CLI, *args: str) -> str:
+    out = cli(*args, check=False, timeout=120, env=DEADLINES)
+    stderr = out.stderr.decode()
+    message = stderr.strip().splitlines()[-1]  # after any progress lines
+    assert out.returncode == 1 and message.startswith("pybuild: error:") and "Traceback" not in stderr, stderr
+    return message
+
+
+def test_a_silent_registry_fails_the_pull_with_a_stall_timeout(cli):
+    server = SilentServer()
+    try:
+        message = failed_quickly(cli, "pull", f"{server.host}/app:1")
+    finally:
+        server.close()
+    assert server.host in message and "sent nothing for 0.5 s" in message and "stall timeout" in message, message
+    assert "PYBUILD_REGISTRY_STALL_TIMEOUT" in message
+
+
+def test_a_slow_loris_registry_fails_the_pull_below_the_minimum_speed(cli):
+    server = DripServer(interval=0.02)  # about 50 bytes/s, far below the 1000 asked for
+    try:
+        message = failed_quickly(cli, "pull", f"{server.host}/app:1",)
+    finally:
+        server.close()
+    assert server.host in message and "below the minimum speed of 1000 bytes/s" in message, message
+
+
+def test_a_connect_that_hangs_fails_with_a_connect_timeout(cli):
+    listener, queued = unaccepting_port()
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        message = failed_quickly(cli, "pull", f"{host}/app:1")
+    finally:
+        for sock in (listener, *queued):
+            sock.close()
+    assert host in message and "connect timeout" in message, message
+
+
+@pytest.mark.parametrize("action", ["stall", "drip"])
+def test_a_blob_that_stalls_or_drips_fails_the_pull_and_stores_nothing(cli, proxy, big_image, tmp_path, action):
+    ref = pushed(cli, proxy, big_image, f"slow-{action}")
+    digest = layer_digest(cli, big_image)
+    proxy.add("GET", BLOB + digest[7:], action, times=100, at=LAYER_BYTES // 2, interval=0.02)
+    other = fresh(cli, tmp_path)
+    message = failed_quickly(other, "pull", ref)
+    assert digest in message and proxy.host in message, message
+    assert ("sent nothing for 0.5 s" if action == "stall" else "below the minimum speed") in message, message
+    gets = [e for e in proxy.log if e.method == "GET" and digest[7:] in e.path]
+    assert len(gets) == 2 and int(gets[1].range[6:-1]) >= LAYER_BYTES // 2  # resumed once, then gave up
+    assert not (other.root / "store" / "blobs" / "sha256" / digest[7:]).exists()
+    assert_clean(other)
+
+
+def test_a_registry_that_stops_reading_an_upload_fails_the_push(cli, proxy, big_image):
+    proxy.add("PUT", UPLOAD, "stall_request", times=100)
+    message = failed_quickly(cli, "push", big_image, f"{proxy.host}/slow-upload:1")
+    assert proxy.host in message and "for 0.5 s (stall timeout" in message, message
+    digests = [e.path.split("digest=")[-1] for e in proxy.log if e.method == "PUT" and UPLOAD in e.path]
+    assert digests and len(digests) == len(set(digests))  # a timed-out upload is not started over

@@ -20,8 +20,8 @@ import httpx
 from . import credentials as creds_mod
 from .auth import Authenticator
 from .credentials import Credentials
-from .errors import AuthError, RegistryError, RemoteNotFound, TLSFailure, TransferError
-from .transport import Transport, show_url
+from .errors import AuthError, RegistryError, RegistryTimeout, RemoteNotFound, TLSFailure, TransferError
+from .transport import Transport, debug, show_url
 
 _USE_STORED = object()
 _sessions: dict[tuple[str, bool], "Session"] = {}
@@ -73,7 +73,8 @@ class Session:
             return response
 
     def _ping_scheme(self) -> httpx.Response:
-        """Try each allowed scheme; the last one with retries.  A TLS registry answers 400 to plain HTTP."""
+        """Try each allowed scheme; the last one with retries.  A TLS registry answers 400 to plain HTTP;
+        a host that times out is unresponsive whatever the scheme, so that ends the ping."""
         transport = self.transport
         failures: list[RegistryError] = []
         schemes = transport.schemes
@@ -81,7 +82,10 @@ class Session:
             transport.scheme = scheme
             try:
                 response = transport.send("GET", "/v2/", retry=n + 1 == len(schemes))
+            except RegistryTimeout:
+                raise
             except TransferError as err:
+                debug(f"GET /v2/ over {scheme}: {err}")
                 failures.append(err)
                 continue
             if response.status_code in (200, 401):

@@ -11,8 +11,9 @@ marks insecure (``--insecure`` or ``PYBUILD_INSECURE_REGISTRIES=host:port,...``)
 an insecure host also skips certificate verification, as docker does.
 
 Requests that can be replayed are retried with exponential backoff on connection
-errors, 408/429/5xx answers (``Retry-After`` honoured), within a bound on
-attempts and on total waiting time.
+errors, timeouts and 408/429/5xx answers (``Retry-After`` honoured), within a bound
+on attempts and on the time since the first attempt.  Every connection enforces the
+connect, stall and minimum-speed limits of :mod:`.deadlines`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from typing import Any, Callable
 
 import httpx
 
-from .errors import TLSFailure, TransferError
+from .deadlines import Deadlines, metered_transport
+from .errors import RegistryTimeout, TLSFailure, TransferError
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
@@ -39,7 +41,8 @@ DEFAULT_CERTS_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long to retry: ``attempts`` in all, ``budget`` seconds of waiting at most."""
+    """How often and how long to retry: ``attempts`` in all, none once ``budget`` seconds have passed
+    since the first attempt (so timeouts that each take a while do not add up without bound)."""
 
     attempts: int = 5
     backoff: float = 0.25
@@ -165,14 +168,15 @@ class Transport:
         self.insecure = insecure or host in insecure_registries()
         self.allow_http = self.insecure or is_local(host)
         self.retry = retry or RetryPolicy.from_env()
+        self.deadlines = Deadlines.from_env()
         self.scheme = "https"
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
-        tls = _LazyTransport(lambda: httpx.HTTPTransport(verify=ssl_context(host, verify=not self.insecure),
-                                                         limits=limits))
+        tls = _LazyTransport(lambda: metered_transport(ssl_context(host, verify=not self.insecure), limits,
+                                                       self.deadlines))
         self.client = httpx.Client(
-            transport=httpx.HTTPTransport(verify=False, limits=limits),  # plain HTTP; no TLS context built
+            transport=metered_transport(None, limits, self.deadlines),  # plain HTTP; no TLS context built
             mounts={"https://": tls},
-            timeout=httpx.Timeout(120.0, connect=15.0),
+            timeout=self.deadlines.httpx_timeout(),
             headers={"User-Agent": "pybuild/0.1"},
             trust_env=False,
         )
@@ -203,7 +207,7 @@ class Transport:
         """
         url = self.url(url)
         attempts = self.retry.attempts if retry else 1
-        waited = 0.0
+        started = time.monotonic()
         for attempt in range(attempts):
             request = self.client.build_request(method, url, headers=headers, content=content)
             try:
@@ -217,21 +221,25 @@ class Transport:
                 if _unknown_host(exc):
                     raise TransferError(f"cannot resolve registry host {self.host!r}: {describe(exc)}; "
                                         "check the image name's registry part and your network/DNS") from None
+                error = RegistryTimeout if isinstance(exc, httpx.TimeoutException) else TransferError
                 if attempt + 1 >= attempts:
-                    raise TransferError(f"{method} {show_url(url)} failed: {describe(exc)}"
-                                        f"{f' (after {attempts} attempts)' if attempts > 1 else ''}") from None
+                    raise error(f"{method} {show_url(url)} failed: {describe(exc)}"
+                                f"{f' (after {attempts} attempts)' if attempts > 1 else ''}") from None
                 delay = self.retry.delay(attempt)
+                if time.monotonic() - started + delay > self.retry.budget:
+                    raise error(f"{method} {show_url(url)} failed: {describe(exc)} (gave up after "
+                                f"{attempt + 1} attempts in {time.monotonic() - started:.0f} s)") from None
                 debug(f"{method} {show_url(url)}: {type(exc).__name__}; retrying in {delay:.2f}s")
             else:
                 debug(f"{method} {show_url(url)} -> {response.status_code}")
                 if response.status_code not in RETRY_STATUSES or attempt + 1 >= attempts:
                     return response
                 delay = self.retry.delay(attempt, response)
+                if time.monotonic() - started + delay > self.retry.budget:
+                    return response
+                debug(f"{method} {show_url(url)}: {response.status_code}; retrying in {delay:.2f}s")
                 response.close()
-            if waited + delay > self.retry.budget:
-                raise TransferError(f"{method} {show_url(url)} kept failing; gave up after {waited:.0f}s of retries")
             time.sleep(delay)
-            waited += delay
         raise AssertionError("unreachable")
 
 
