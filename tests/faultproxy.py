@@ -279,8 +279,9 @@ class _Misbehaving:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Stop listening and end every connection (the accept thread is woken, not left holding
-        the listening socket), so nothing of this server outlives the test."""
+        """Stop listening and end every connection.  The accept thread is woken by ``shutdown`` and
+        joined before the socket is closed: closing under a thread about to call ``accept`` lets
+        that call land on whatever socket reuses the descriptor (another test's proxy)."""
         self._closed.set()
         try:
             self._listener.shutdown(socket.SHUT_RDWR)
@@ -310,8 +311,10 @@ class DripServer(_Misbehaving):
         super().__init__()
 
     def serve(self, conn: socket.socket) -> None:
-        ready, _, _ = select.select([conn], [], [], 10)
-        if not ready or not conn.recv(65536):
+        while not select.select([conn], [], [], 0.2)[0]:
+            if self._closed.is_set():
+                return
+        if not conn.recv(65536):
             return
         conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
         while not self._closed.wait(self.interval):
