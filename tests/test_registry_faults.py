@@ -225,9 +225,14 @@ def test_upload_location_on_another_host_gets_no_credentials(cli, front_and_else
     assert authorized(e for e in front.log if e.method == "POST")  # the registry itself did get them
 
 
-def test_a_challenge_from_another_host_is_not_answered(cli, front_and_elsewhere, busybox_image):
-    front, elsewhere = front_and_elsewhere
-    elsewhere.upstream_headers = {}  # the registry now asks the client, through the other host, for credentials
+@pytest.mark.parametrize("kind", ["basic", "token"])
+def test_a_challenge_from_another_host_is_not_answered(cli, busybox_image, request, kind):
+    """The registry (htpasswd, or bearer tokens) asks the client for credentials through the other
+    host: neither the password nor a token goes there."""
+    reg = request.getfixturevalue("basic_registry") if kind == "basic" else request.getfixturevalue("token_registry")
+    front, elsewhere = FaultProxy(reg.host), FaultProxy(reg.host)
+    request.addfinalizer(front.close)
+    request.addfinalizer(elsewhere.close)
     front.location_host = elsewhere.host
     logged_in(cli, front.host)
     out = cli("push", busybox_image, f"{front.host}/foreign-challenge/busybox:1", check=False)
