@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
-import time
 
 import pytest
 
@@ -30,8 +29,9 @@ def test_challenges_with_quoted_commas_and_escapes():
 def test_retry_after_seconds_and_dates():
     assert retry_after("3") == 3.0
     assert retry_after(None) is None and retry_after("soon") is None
-    later = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 25 <= retry_after(later) <= 31
+    now = 1_800_000_000.0
+    assert retry_after(email.utils.formatdate(now + 30, usegmt=True), now=now) == 30.0
+    assert retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0  # a date past: no wait
 
 
 @pytest.mark.parametrize("text, host", [

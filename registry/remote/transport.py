@@ -65,8 +65,9 @@ class RetryPolicy:
         return base * (0.75 + random.random() / 2)
 
 
-def retry_after(value: str | None) -> float | None:
-    """Parse a ``Retry-After`` header: delay seconds or an HTTP date."""
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Parse a ``Retry-After`` header: delay seconds or an HTTP date (seconds from ``now``, the
+    epoch time, by default the clock's)."""
     if not value:
         return None
     value = value.strip()
@@ -76,7 +77,7 @@ def retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def is_local(host: str) -> bool:
