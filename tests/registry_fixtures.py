@@ -1,7 +1,8 @@
 """Real registries for the registry-client tests.
 
 ``docker-registry`` (CNCF distribution) processes on 127.0.0.1 with free ports in
-three set-ups: plain HTTP; TLS (a CA and server certificate made here with
+four set-ups: plain HTTP; plain HTTP with htpasswd basic auth (``basic``, for tests
+that put a proxy in front); TLS (a CA and server certificate made here with
 ``cryptography``, trusted through a certs.d-style dir named by ``PYBUILD_CERTS_D``)
 with htpasswd basic auth; and bearer-token auth with :class:`TokenServer`, a small
 token server signing JWTs with a key whose certificate the registry trusts.
@@ -103,7 +104,9 @@ class TokenServer:
 
     Authenticated users get every action they ask for; anonymous callers get
     ``pull`` on repositories under ``public/``.  Tokens are RS256 JWTs with the
-    signing certificate in ``x5c``.
+    signing certificate in ``x5c``, valid for ``lifetime`` seconds (the ``expires_in``
+    a test controls); the next ``bad_tokens`` tokens issued are garbage the registry
+    rejects.  ``requests`` records every token request.
     """
 
     def __init__(self, issuer: str = "pybuild-test-issuer", service: str = "pybuild-test-registry",
@@ -114,6 +117,7 @@ class TokenServer:
         self.users = {USER: PASSWORD}
         self.refresh_tokens: dict[str, str] = {}
         self.requests: list[dict] = []
+        self.bad_tokens = 0
         self.port = free_port()
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -168,7 +172,11 @@ class TokenServer:
 
             def _issue(self, user: str | None, scopes: list[str], offline: bool) -> None:
                 server.requests.append({"user": user, "scopes": scopes, "method": self.command})
-                body = {"token": server.sign(user or "", server.grant(user, scopes)), "expires_in": server.lifetime,
+                token = server.sign(user or "", server.grant(user, scopes))
+                if server.bad_tokens > 0:
+                    server.bad_tokens -= 1
+                    token = "not-a-valid-token"
+                body = {"token": token, "expires_in": server.lifetime,
                         "issued_at": dt.datetime.now(dt.timezone.utc).isoformat()}
                 body["access_token"] = body["token"]
                 if offline and user:
@@ -248,7 +256,7 @@ class Registry:
 
 
 def start_registry(workdir: Path, kind: str = "plain") -> Registry:
-    """Start ``docker-registry`` in ``workdir``: ``plain``, ``tls`` (+ htpasswd) or ``token``."""
+    """Start ``docker-registry`` in ``workdir``: ``plain``, ``basic`` (htpasswd), ``tls`` (+ htpasswd) or ``token``."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     host = f"127.0.0.1:{port}"
@@ -262,6 +270,11 @@ def start_registry(workdir: Path, kind: str = "plain") -> Registry:
     env: dict[str, str] = {}
     credentials = None
     token_server = None
+    if kind in ("tls", "basic"):
+        htpasswd = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], capture_output=True, check=True, text=True)
+        (workdir / "htpasswd").write_text(htpasswd.stdout.strip() + "\n")
+        config["auth"] = {"htpasswd": {"realm": "pybuild-test", "path": str(workdir / "htpasswd")}}
+        credentials = (USER, PASSWORD)
     if kind == "tls":
         ca = make_ca()
         server_cert, server_key = make_server_cert(ca).write(workdir, "server")
@@ -270,11 +283,7 @@ def start_registry(workdir: Path, kind: str = "plain") -> Registry:
         ca.write(certs_d / host, "ca")
         (certs_d / host / "ca.key").unlink()
         config["http"]["tls"] = {"certificate": str(server_cert), "key": str(server_key)}
-        htpasswd = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], capture_output=True, check=True, text=True)
-        (workdir / "htpasswd").write_text(htpasswd.stdout.strip() + "\n")
-        config["auth"] = {"htpasswd": {"realm": "pybuild-test", "path": str(workdir / "htpasswd")}}
         env["PYBUILD_CERTS_D"] = str(certs_d)
-        credentials = (USER, PASSWORD)
     elif kind == "token":
         token_server = TokenServer().start()
         bundle = workdir / "token-signer.crt"
@@ -282,7 +291,7 @@ def start_registry(workdir: Path, kind: str = "plain") -> Registry:
         config["auth"] = {"token": {"realm": token_server.realm, "service": token_server.service,
                                     "issuer": token_server.issuer, "rootcertbundle": str(bundle)}}
         credentials = (USER, PASSWORD)
-    elif kind != "plain":
+    elif kind not in ("plain", "basic"):
         raise ValueError(kind)
     (workdir / "config.yml").write_text(json.dumps(config))  # JSON is YAML
     log_path = workdir / "registry.log"

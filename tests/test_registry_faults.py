@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import CLI
-from faultproxy import FaultProxy
+from faultproxy import DripServer, FaultProxy, SilentServer, unaccepting_port
+from registry_fixtures import PASSWORD, USER
 
 pytestmark = pytest.mark.registry
 LAYER_BYTES = 6 << 20
@@ -127,9 +127,9 @@ def test_persistent_server_error_is_a_clear_failure(cli, proxy, big_image, tmp_p
 def test_429_honours_retry_after(cli, proxy, big_image, tmp_path):
     ref = pushed(cli, proxy, big_image, "too-many")
     proxy.add("GET", r"/manifests/", "status", times=1, status=429, headers={"Retry-After": "1"})
-    started = time.monotonic()
-    fresh(cli, tmp_path)("pull", ref)
-    assert time.monotonic() - started >= 1.0
+    out = fresh(cli, tmp_path)("--debug", "pull", ref)
+    # The wait chosen is Retry-After's 1 s, not the 0.05 s backoff this fixture sets.
+    assert b"/manifests/1 -> 429\n" in out.stderr and b"/manifests/1: 429; retrying in 1.00s\n" in out.stderr
     assert [e.fault for e in proxy.faults()] == ["status"]
 
 
@@ -174,3 +174,154 @@ def test_relative_upload_locations_are_followed(cli, proxy, big_image, tmp_path)
     other = fresh(cli, tmp_path)
     other("pull", f"{proxy.host}/relative-location-chunked:1")
     assert_clean(other)
+
+
+# ---- credentials stay with the registry that asked for them (issue 8, item 9) ----------
+
+@pytest.fixture(scope="module")
+def basic_registry(registry_factory):
+    """A plain-HTTP docker-registry with htpasswd basic auth, so a proxy can stand in front of it."""
+    return registry_factory("basic")
+
+
+@pytest.fixture
+def front_and_elsewhere(basic_registry):
+    """``front``: the proxy pybuild talks to; ``elsewhere``: a second server on another port that
+    records the headers it receives and forwards to the registry with its own credentials (as
+    storage behind a signed URL does), so transfers sent there still succeed."""
+    front, elsewhere = FaultProxy(basic_registry.host), FaultProxy(basic_registry.host)
+    elsewhere.upstream_headers = {"Authorization": basic_header()}
+    yield front, elsewhere
+    front.close()
+    elsewhere.close()
+
+
+def basic_header() -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+def logged_in(cli: CLI, host: str) -> CLI:
+    out = cli("login", host, "-u", USER, "--password-stdin", input=PASSWORD.encode())
+    assert b"Login Succeeded" in out.stdout
+    return cli
+
+
+def authorized(entries) -> list:
+    return [e for e in entries if e.header("Authorization")]
+
+
+def test_upload_location_on_another_host_gets_no_credentials(cli, front_and_elsewhere, busybox_image):
+    front, elsewhere = front_and_elsewhere
+    front.location_host = elsewhere.host
+    logged_in(cli, front.host)
+    cli("push", busybox_image, f"{front.host}/foreign-upload/busybox:1")
+    shutil.rmtree(cli.root / "distribution")  # upload again, chunked, rather than mount
+    cli("push", "--chunk-size", "256k", busybox_image, f"{front.host}/foreign-upload-chunked/busybox:1")
+    uploads = [e for e in elsewhere.log if e.method in ("PUT", "PATCH") and UPLOAD in e.path]
+    assert {e.method for e in uploads} == {"PUT", "PATCH"}, [(e.method, e.path) for e in elsewhere.log]
+    assert authorized(elsewhere.log) == []
+    assert authorized(e for e in front.log if e.method == "POST")  # the registry itself did get them
+
+
+@pytest.mark.parametrize("kind", ["basic", "token"])
+def test_a_challenge_from_another_host_is_not_answered(cli, busybox_image, request, kind):
+    """The registry (htpasswd, or bearer tokens) asks the client for credentials through the other
+    host: neither the password nor a token goes there."""
+    reg = request.getfixturevalue("basic_registry") if kind == "basic" else request.getfixturevalue("token_registry")
+    front, elsewhere = FaultProxy(reg.host), FaultProxy(reg.host)
+    request.addfinalizer(front.close)
+    request.addfinalizer(elsewhere.close)
+    front.location_host = elsewhere.host
+    logged_in(cli, front.host)
+    out = cli("push", busybox_image, f"{front.host}/foreign-challenge/busybox:1", check=False)
+    message = out.stderr.decode().strip()
+    assert out.returncode == 1 and message.count("\n") == 0, message
+    assert elsewhere.host in message and "401" in message and PASSWORD not in message, message
+    assert [e.method for e in elsewhere.log] and authorized(elsewhere.log) == []
+
+
+def test_redirected_manifest_and_blob_gets_carry_no_credentials(cli, front_and_elsewhere, busybox_image, tmp_path):
+    front, elsewhere = front_and_elsewhere
+    logged_in(cli, front.host)
+    ref = pushed(cli, front, busybox_image, "redirected/busybox")
+    front.add("GET", r"/manifests/", "redirect", times=100, to=elsewhere.host)
+    front.add("GET", BLOB, "redirect", times=100, to=elsewhere.host)
+    other = logged_in(fresh(cli, tmp_path), front.host)
+    other("pull", ref)
+    assert_clean(other)
+    redirected = [e.path for e in front.log if e.fault == "redirect"]
+    assert any("/manifests/" in p for p in redirected) and any(BLOB in p for p in redirected)
+    assert sorted(e.path for e in elsewhere.log) == sorted(redirected)
+    assert authorized(elsewhere.log) == [] and len(authorized(front.faults())) == len(redirected)
+
+
+# ---- deadlines on registry I/O (issue 8, item 2) -----------------------------------------
+# Small limits through the environment keep these quick; the assertions are on the outcome
+# and the message only.  `timeout=120` on the command turns the old endless wait into a failure.
+
+DEADLINES = {"PYBUILD_REGISTRY_CONNECT_TIMEOUT": "0.5", "PYBUILD_REGISTRY_STALL_TIMEOUT": "0.5",
+             "PYBUILD_REGISTRY_MIN_SPEED": "1000", "PYBUILD_REGISTRY_SPEED_WINDOW": "0.5",
+             "PYBUILD_REGISTRY_RETRIES": "2"}
+
+
+def failed_quickly(cli: CLI, *args: str) -> str:
+    out = cli(*args, check=False, timeout=120, env=DEADLINES)
+    stderr = out.stderr.decode()
+    message = stderr.strip().splitlines()[-1]  # after any progress lines
+    assert out.returncode == 1 and message.startswith("pybuild: error:") and "Traceback" not in stderr, stderr
+    return message
+
+
+def test_a_silent_registry_fails_the_pull_with_a_stall_timeout(cli):
+    server = SilentServer()
+    try:
+        message = failed_quickly(cli, "pull", f"{server.host}/app:1")
+    finally:
+        server.close()
+    assert server.host in message and "sent nothing for 0.5 s" in message and "stall timeout" in message, message
+    assert "PYBUILD_REGISTRY_STALL_TIMEOUT" in message
+
+
+def test_a_slow_loris_registry_fails_the_pull_below_the_minimum_speed(cli):
+    server = DripServer(interval=0.02)  # about 50 bytes/s, far below the 1000 asked for
+    try:
+        message = failed_quickly(cli, "pull", f"{server.host}/app:1",)
+    finally:
+        server.close()
+    assert server.host in message and "below the minimum speed of 1000 bytes/s" in message, message
+
+
+def test_a_connect_that_hangs_fails_with_a_connect_timeout(cli):
+    listener, queued = unaccepting_port()
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        message = failed_quickly(cli, "pull", f"{host}/app:1")
+    finally:
+        for sock in (listener, *queued):
+            sock.close()
+    assert host in message and "connect timeout" in message, message
+
+
+@pytest.mark.parametrize("action", ["stall", "drip"])
+def test_a_blob_that_stalls_or_drips_fails_the_pull_and_stores_nothing(cli, proxy, big_image, tmp_path, action):
+    ref = pushed(cli, proxy, big_image, f"slow-{action}")
+    digest = layer_digest(cli, big_image)
+    proxy.add("GET", BLOB + digest[7:], action, times=100, at=LAYER_BYTES // 2, interval=0.02)
+    other = fresh(cli, tmp_path)
+    message = failed_quickly(other, "pull", ref)
+    assert digest in message and proxy.host in message, message
+    assert ("sent nothing for 0.5 s" if action == "stall" else "below the minimum speed") in message, message
+    gets = [e for e in proxy.log if e.method == "GET" and digest[7:] in e.path]
+    assert len(gets) == 2 and int(gets[1].range[6:-1]) >= LAYER_BYTES // 2  # resumed once, then gave up
+    assert not (other.root / "store" / "blobs" / "sha256" / digest[7:]).exists()
+    assert_clean(other)
+
+
+def test_a_registry_that_stops_reading_an_upload_fails_the_push(cli, proxy, big_image):
+    proxy.add("PUT", UPLOAD, "stall_request", times=100)
+    message = failed_quickly(cli, "push", big_image, f"{proxy.host}/slow-upload:1")
+    assert proxy.host in message and "for 0.5 s (stall timeout" in message, message
+    digests = [e.path.split("digest=")[-1] for e in proxy.log if e.method == "PUT" and UPLOAD in e.path]
+    assert digests and len(digests) == len(set(digests))  # a timed-out upload is not started over

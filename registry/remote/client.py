@@ -18,14 +18,13 @@ import httpx
 
 from .. import oci
 from ..errors import DigestMismatch
-from .errors import RegistryError, TransferError
+from .errors import RegistryError, RegistryTimeout, TransferError
 from .session import Session
 from .transport import RETRY_STATUSES, debug, describe
 
 MANIFEST_ACCEPT = ", ".join(oci.MANIFEST_TYPES + oci.INDEX_TYPES)
 MAX_MANIFEST_BYTES = 4 << 20
 _RAW_READ = 1 << 20
-_RAW_TIMEOUT = 120.0
 _SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
             "application/vnd.docker.distribution.manifest.v1+prettyjws")
 
@@ -67,7 +66,7 @@ class RegistryClient:
         """Fetch a manifest or index by tag or digest, verifying a digest reference."""
         what = f"reading manifest {self.name}{_sep(ref)}{ref}"
         response = self._request("GET", f"/v2/{self.repository}/manifests/{ref}",
-                                 headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+                                 headers={"Accept": MANIFEST_ACCEPT}, stream=True, follow_redirects=True)
         try:
             if response.status_code != 200:
                 raise self.session.fail(response, what)
@@ -85,7 +84,8 @@ class RegistryClient:
 
     def head_manifest(self, ref: str) -> oci.Descriptor | None:
         """The descriptor of a tag or digest, or ``None`` when the registry does not have it."""
-        response = self._request("HEAD", f"/v2/{self.repository}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT})
+        response = self._request("HEAD", f"/v2/{self.repository}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT},
+                                 follow_redirects=True)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -177,7 +177,7 @@ class RegistryClient:
         try:
             response = self._request(method, url, content=body, headers=headers, retry=False)
         except TransferError as err:
-            raise TransferError(f"{what}: {err}") from None
+            raise type(err)(f"{what}: {err}") from None
         if response.status_code in RETRY_STATUSES:
             raise TransferError(f"{what}: {self.registry} answered {response.status_code}")
         return response
@@ -200,6 +200,7 @@ class BlobReader:
         self._chunks: Iterator[bytes] = iter(())
         self._pending = memoryview(b"")
         self._resumes = 0
+        self._first_failure: float | None = None
         self._open()
 
     def _open(self) -> None:
@@ -257,11 +258,18 @@ class BlobReader:
         return out
 
     def _resume(self, cause: BaseException) -> None:
+        """Start again at :attr:`offset`, within the retry policy's attempts and its time budget
+        (counted from the first failure: a registry that keeps timing out is not waited on for ever)."""
         self.close()
         policy = self.client.session.transport.retry
-        if self._resumes + 1 >= policy.attempts:
-            raise TransferError(f"downloading blob {self.desc.digest} from {self.client.name} failed at byte "
-                                f"{self.offset} of {self.desc.size}: {describe(cause)}") from None
+        now = time.monotonic()
+        if self._first_failure is None:
+            self._first_failure = now
+        if self._resumes + 1 >= policy.attempts or now - self._first_failure >= policy.budget:
+            timeout = isinstance(cause, (httpx.TimeoutException, httpcore.TimeoutException, RegistryTimeout))
+            raise (RegistryTimeout if timeout else TransferError)(
+                f"downloading blob {self.desc.digest} from {self.client.name} failed at byte {self.offset} of "
+                f"{self.desc.size}: {describe(cause)}") from None
         delay = policy.delay(self._resumes)
         self._resumes += 1
         debug(f"blob {self.desc.digest[:19]} interrupted at {self.offset}: {describe(cause)}; resuming in {delay:.2f}s")
@@ -296,7 +304,7 @@ def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
     if first:
         yield first
     while got < length_:
-        data = stream.read(min(_RAW_READ, length_ - got), timeout=_RAW_TIMEOUT)
+        data = stream.read(min(_RAW_READ, length_ - got))  # the stream enforces the deadlines
         if not data:
             raise TransferError("the connection closed before the end of the body")
         got += len(data)

@@ -23,3 +23,8 @@ class RemoteNotFound(RegistryError):
 
 class TLSFailure(TransferError):
     """The TLS handshake failed (untrusted certificate, or the peer does not speak TLS)."""
+
+
+class RegistryTimeout(TransferError):
+    """A connect, stall or minimum-speed limit was breached: the registry is unresponsive or too slow,
+    so the operation is not started over (each attempt would take as long again)."""

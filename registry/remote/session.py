@@ -2,6 +2,12 @@
 
 Sessions are shared per (host, insecure) within a process, so the repositories
 of one registry share connections and tokens.
+
+Credentials go only to the registry's own origin (scheme, host and port: the one
+that issued the challenge), as docker does: an upload ``Location`` or a redirect to
+another host (blob storage, a CDN) is sent without ``Authorization``, and a 401
+from such a host is never answered with credentials.  The token realm gets them
+in :mod:`.auth`, as docker's token protocol requires.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ import httpx
 from . import credentials as creds_mod
 from .auth import Authenticator
 from .credentials import Credentials
-from .errors import AuthError, RegistryError, RemoteNotFound, TLSFailure, TransferError
-from .transport import Transport
+from .errors import AuthError, RegistryError, RegistryTimeout, RemoteNotFound, TLSFailure, TransferError
+from .transport import Transport, debug, show_url
 
 _USE_STORED = object()
 _sessions: dict[tuple[str, bool], "Session"] = {}
 _sessions_lock = threading.Lock()
 DOCKER_HUB_API = "registry-1.docker.io"
+MAX_REDIRECTS = 10
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def api_host(registry: str) -> str:
@@ -65,7 +73,8 @@ class Session:
             return response
 
     def _ping_scheme(self) -> httpx.Response:
-        """Try each allowed scheme; the last one with retries.  A TLS registry answers 400 to plain HTTP."""
+        """Try each allowed scheme; the last one with retries.  A TLS registry answers 400 to plain HTTP;
+        a host that times out is unresponsive whatever the scheme, so that ends the ping."""
         transport = self.transport
         failures: list[RegistryError] = []
         schemes = transport.schemes
@@ -73,7 +82,10 @@ class Session:
             transport.scheme = scheme
             try:
                 response = transport.send("GET", "/v2/", retry=n + 1 == len(schemes))
+            except RegistryTimeout:
+                raise
             except TransferError as err:
+                debug(f"GET /v2/ over {scheme}: {err}")
                 failures.append(err)
                 continue
             if response.status_code in (200, 401):
@@ -83,20 +95,39 @@ class Session:
         tls = [f for f in failures if isinstance(f, TLSFailure)]
         raise (tls or failures)[-1]
 
+    def owns(self, url: httpx.URL) -> bool:
+        """True when ``url`` is on the registry's own origin (the only one that gets credentials)."""
+        return _origin(url) == _origin(httpx.URL(self.transport.url("/v2/")))
+
     def request(self, method: str, path: str, scopes: frozenset[str], *, headers: dict[str, str] | None = None,
                 content: Any = None, stream: bool = False, retry: bool = True,
                 follow_redirects: bool = False) -> httpx.Response:
-        """Send an authenticated request; on 401 refresh credentials and retry once (if replayable)."""
+        """Send a request, authenticated if it goes to the registry itself; on 401 from the registry
+        refresh credentials and retry once (if replayable).  ``follow_redirects`` follows redirects
+        of GET and HEAD, each hop authenticated by the same rule."""
         self.ping()
+        url = httpx.URL(self.transport.url(path))
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._send(method, url, scopes, headers, content, stream, retry)
+            if not (follow_redirects and method in ("GET", "HEAD") and response.has_redirect_location):
+                return response
+            response.close()
+            url = url.join(response.headers["location"])
+        raise RegistryError(f"{method} {show_url(str(url))}: more than {MAX_REDIRECTS} redirects; giving up")
+
+    def _send(self, method: str, url: httpx.URL, scopes: frozenset[str], headers: dict[str, str] | None,
+              content: Any, stream: bool, retry: bool) -> httpx.Response:
         replayable = content is None or isinstance(content, bytes)
+        own = self.owns(url)
         for attempt in range(2):
-            sent = dict(headers or {})
-            authorization = self.auth.header(scopes)
+            sent = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+            authorization = self.auth.header(scopes) if own else None
             if authorization:
                 sent["Authorization"] = authorization
-            response = self.transport.send(method, path, headers=sent, content=content, stream=stream,
-                                           retry=retry and replayable, follow_redirects=follow_redirects)
-            if response.status_code == 401 and attempt == 0 and replayable and self.auth.rejected(response, scopes):
+            response = self.transport.send(method, str(url), headers=sent, content=content, stream=stream,
+                                           retry=retry and replayable)
+            if (response.status_code == 401 and own and attempt == 0 and replayable
+                    and self.auth.rejected(response, scopes)):
                 response.close()
                 continue
             return response
@@ -107,6 +138,11 @@ class Session:
         status = response.status_code
         code, message = _error_detail(response)
         detail = f" ({code}: {message})" if code else ""
+        url = response.request.url
+        if status in (401, 403) and not self.owns(url):
+            return AuthError(f"{what}: {url.netloc.decode()}, where {self.registry} sent the request, refused it "
+                             f"({status}){detail}; pybuild sends {self.registry}'s credentials only to "
+                             f"{self.registry} itself")
         if status == 401:
             if self.has_credentials:
                 return AuthError(f"{what}: {self.registry} rejected the stored credentials (401){detail}; "
@@ -119,6 +155,11 @@ class Session:
         if status == 404:
             return RemoteNotFound(f"{what}: not found at {self.registry} (404){detail}; check the name and tag")
         return RegistryError(f"{what}: {self.registry} answered {status}{detail}")
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port made explicit."""
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
 
 
 def _error_detail(response: httpx.Response) -> tuple[str, str]:

@@ -3,7 +3,9 @@
 :func:`transfer` wraps :func:`registry.image.copy_image`: the source's streams
 are counted for the progress reporter, and a blob whose copy fails in transit
 (connection lost for good, or content that does not match its digest) is copied
-again from a freshly opened source stream, a bounded number of times.
+again from a freshly opened source stream, a bounded number of times; one that
+timed out is not (the registry is unresponsive or too slow, and the request
+already had its retries).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from .. import oci
 from ..errors import DigestMismatch
 from ..image import ImageManifest, ImageSink, ImageSource, copy_image
 from ..reference import Reference
-from .errors import TransferError
+from .errors import RegistryTimeout, TransferError
 from .transport import debug
 
 DEFAULT_JOBS = 4
@@ -85,7 +87,7 @@ class _RetryingSink:
                 self.sink.write_blob(desc, reopened or stream)
                 return
             except (DigestMismatch, TransferError) as err:
-                if attempt + 1 >= self.attempts:
+                if attempt + 1 >= self.attempts or isinstance(err, RegistryTimeout):
                     raise
                 debug(f"blob {desc.digest[:19]} failed ({err}); copying it again")
             finally:

@@ -11,8 +11,9 @@ marks insecure (``--insecure`` or ``PYBUILD_INSECURE_REGISTRIES=host:port,...``)
 an insecure host also skips certificate verification, as docker does.
 
 Requests that can be replayed are retried with exponential backoff on connection
-errors, 408/429/5xx answers (``Retry-After`` honoured), within a bound on
-attempts and on total waiting time.
+errors, timeouts and 408/429/5xx answers (``Retry-After`` honoured), within a bound
+on attempts and on the time since the first attempt.  Every connection enforces the
+connect, stall and minimum-speed limits of :mod:`.deadlines`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from typing import Any, Callable
 
 import httpx
 
-from .errors import TLSFailure, TransferError
+from .deadlines import Deadlines, metered_transport
+from .errors import RegistryTimeout, TLSFailure, TransferError
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
@@ -39,7 +41,8 @@ DEFAULT_CERTS_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long to retry: ``attempts`` in all, ``budget`` seconds of waiting at most."""
+    """How often and how long to retry: ``attempts`` in all, none once ``budget`` seconds have passed
+    since the first attempt (so timeouts that each take a while do not add up without bound)."""
 
     attempts: int = 5
     backoff: float = 0.25
@@ -62,8 +65,9 @@ class RetryPolicy:
         return base * (0.75 + random.random() / 2)
 
 
-def retry_after(value: str | None) -> float | None:
-    """Parse a ``Retry-After`` header: delay seconds or an HTTP date."""
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Parse a ``Retry-After`` header: delay seconds or an HTTP date (seconds from ``now``, the
+    epoch time, by default the clock's)."""
     if not value:
         return None
     value = value.strip()
@@ -73,7 +77,7 @@ def retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def is_local(host: str) -> bool:
@@ -165,14 +169,15 @@ class Transport:
         self.insecure = insecure or host in insecure_registries()
         self.allow_http = self.insecure or is_local(host)
         self.retry = retry or RetryPolicy.from_env()
+        self.deadlines = Deadlines.from_env()
         self.scheme = "https"
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
-        tls = _LazyTransport(lambda: httpx.HTTPTransport(verify=ssl_context(host, verify=not self.insecure),
-                                                         limits=limits))
+        tls = _LazyTransport(lambda: metered_transport(ssl_context(host, verify=not self.insecure), limits,
+                                                       self.deadlines))
         self.client = httpx.Client(
-            transport=httpx.HTTPTransport(verify=False, limits=limits),  # plain HTTP; no TLS context built
+            transport=metered_transport(None, limits, self.deadlines),  # plain HTTP; no TLS context built
             mounts={"https://": tls},
-            timeout=httpx.Timeout(120.0, connect=15.0),
+            timeout=self.deadlines.httpx_timeout(),
             headers={"User-Agent": "pybuild/0.1"},
             trust_env=False,
         )
@@ -195,18 +200,19 @@ class Transport:
         self.client.close()
 
     def send(self, method: str, url: str, *, headers: dict[str, str] | None = None, content: Any = None,
-             stream: bool = False, retry: bool = True, follow_redirects: bool = False) -> httpx.Response:
+             stream: bool = False, retry: bool = True) -> httpx.Response:
         """Send one request; replayable ones are retried on connection errors and 408/429/5xx.
 
-        With ``stream`` the body is left unread (the caller closes the response).
+        With ``stream`` the body is left unread (the caller closes the response).  Redirects are
+        not followed here: :class:`~.session.Session` follows them, deciding per hop who gets credentials.
         """
         url = self.url(url)
         attempts = self.retry.attempts if retry else 1
-        waited = 0.0
+        started = time.monotonic()
         for attempt in range(attempts):
             request = self.client.build_request(method, url, headers=headers, content=content)
             try:
-                response = self.client.send(request, stream=stream, follow_redirects=follow_redirects)
+                response = self.client.send(request, stream=stream)
             except httpx.TransportError as exc:
                 failure = tls_failure(exc)
                 if failure is not None:
@@ -216,21 +222,25 @@ class Transport:
                 if _unknown_host(exc):
                     raise TransferError(f"cannot resolve registry host {self.host!r}: {describe(exc)}; "
                                         "check the image name's registry part and your network/DNS") from None
+                error = RegistryTimeout if isinstance(exc, httpx.TimeoutException) else TransferError
                 if attempt + 1 >= attempts:
-                    raise TransferError(f"{method} {_show(url)} failed: {describe(exc)}"
-                                        f"{f' (after {attempts} attempts)' if attempts > 1 else ''}") from None
+                    raise error(f"{method} {show_url(url)} failed: {describe(exc)}"
+                                f"{f' (after {attempts} attempts)' if attempts > 1 else ''}") from None
                 delay = self.retry.delay(attempt)
-                debug(f"{method} {_show(url)}: {type(exc).__name__}; retrying in {delay:.2f}s")
+                if time.monotonic() - started + delay > self.retry.budget:
+                    raise error(f"{method} {show_url(url)} failed: {describe(exc)} (gave up after "
+                                f"{attempt + 1} attempts in {time.monotonic() - started:.0f} s)") from None
+                debug(f"{method} {show_url(url)}: {type(exc).__name__}; retrying in {delay:.2f}s")
             else:
-                debug(f"{method} {_show(url)} -> {response.status_code}")
+                debug(f"{method} {show_url(url)} -> {response.status_code}")
                 if response.status_code not in RETRY_STATUSES or attempt + 1 >= attempts:
                     return response
                 delay = self.retry.delay(attempt, response)
+                if time.monotonic() - started + delay > self.retry.budget:
+                    return response
+                debug(f"{method} {show_url(url)}: {response.status_code}; retrying in {delay:.2f}s")
                 response.close()
-            if waited + delay > self.retry.budget:
-                raise TransferError(f"{method} {_show(url)} kept failing; gave up after {waited:.0f}s of retries")
             time.sleep(delay)
-            waited += delay
         raise AssertionError("unreachable")
 
 
@@ -246,6 +256,6 @@ def _unknown_host(exc: BaseException) -> bool:
     return False
 
 
-def _show(url: str) -> str:
+def show_url(url: str) -> str:
     """A URL for messages: without its query (upload state and the like)."""
     return url.split("?", 1)[0]
