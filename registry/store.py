@@ -17,6 +17,7 @@ the image's familiar name (``busybox:latest``, ``localhost:5000/app:1``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -32,6 +33,26 @@ from .reference import Reference, is_digest, parse
 
 _CHUNK = 1 << 20
 _STALE_TEMP_SECONDS = 3600
+
+
+class StoreWriteFailed(PybuildError):
+    """The disk under the store refused a write (full, over quota, or failing)."""
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def disk_errors(what: str, root: Path) -> Iterator[None]:
+    """Turn a full or failing disk under ``root`` into one line that says what to do."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in _FULL:
+            raise StoreWriteFailed(f"no space left on device writing {what}; free space under {root}") from None
+        if err.errno == errno.EIO:
+            raise StoreWriteFailed(f"I/O error writing {what} under {root}; check the disk (dmesg)") from None
+        raise
 
 
 class StoredImage:
@@ -119,8 +140,10 @@ class BlobWriter:
     _THREADED_CHUNK = 256 << 10
     _WRITEBACK_EVERY = 32 << 20
 
-    def __init__(self, store: "Store", expected_digest: str | None, expected_size: int | None):
+    def __init__(self, store: "Store", expected_digest: str | None, expected_size: int | None,
+                 what: str | None = None):
         self._store = store
+        self._what = what or (f"blob {expected_digest}" if expected_digest else "a blob")
         self._expected_digest = expected_digest
         self._expected_size = expected_size
         self._hash = hashlib.sha256()
@@ -128,12 +151,22 @@ class BlobWriter:
         self.size = 0
         self._synced_to = 0
         self.path = store.tmp / f"blob-{os.getpid()}-{os.urandom(6).hex()}"
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self._fd: int | None = None
         self.digest: str | None = None
+        with self._disk():
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+
+    def _disk(self) -> contextlib.AbstractContextManager[None]:
+        return disk_errors(self._what, self._store.root)
 
     def write(self, data: bytes | memoryview) -> None:
         """Append bytes to the blob."""
         assert self._fd is not None, "blob writer already closed"
+        with self._disk():
+            self._write(data)
+
+    def _write(self, data: bytes | memoryview) -> None:
+        assert self._fd is not None
         if len(data) >= self._THREADED_CHUNK:
             if self._hasher is None:
                 self._hasher = _Hasher(self._hash)
@@ -158,7 +191,8 @@ class BlobWriter:
     def commit(self) -> tuple[str, int]:
         """Verify against the expected digest and size, then move into place."""
         assert self._fd is not None, "blob writer already closed"
-        os.fsync(self._fd)
+        with self._disk():
+            os.fsync(self._fd)
         self._close()
         digest = "sha256:" + self._hash.hexdigest()
         if self._expected_size is not None and self.size != self._expected_size:
@@ -247,9 +281,13 @@ class Store:
         except json.JSONDecodeError as err:
             raise StoreCorrupt(f"blob {digest} is not valid JSON: {err}") from None
 
-    def blob_writer(self, expected_digest: str | None = None, expected_size: int | None = None) -> BlobWriter:
-        """A :class:`BlobWriter`; use as a context manager and call ``commit()``."""
-        return BlobWriter(self, expected_digest, expected_size)
+    def blob_writer(self, expected_digest: str | None = None, expected_size: int | None = None, *,
+                    what: str | None = None) -> BlobWriter:
+        """A :class:`BlobWriter`; use as a context manager and call ``commit()``.
+
+        ``what`` names the blob in errors ("layer"); the default is its digest.
+        """
+        return BlobWriter(self, expected_digest, expected_size, what)
 
     def put_bytes(self, data: bytes, media_type: str) -> oci.Descriptor:
         """Store a small blob and return its descriptor."""

@@ -47,7 +47,15 @@ class _Cancelled(Exception):
 
 
 class _Stages:
-    """Threads joined by bounded queues; an error anywhere stops them all and is re-raised."""
+    """Threads joined by bounded queues; an error anywhere stops them all and is re-raised.
+
+    Every wait on a queue (put or get) gives up once the pipeline is stopped, so no
+    stage can be left waiting for an item or an end marker that will never come.
+    The producer (the stage that reads the source) is not joined on stop: it may be
+    blocked reading a socket or a FIFO, and it ends at its next write into the pipeline.
+    """
+
+    _POLL = 0.1  # seconds between looks at the stop flag while a queue is full or empty
 
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -59,11 +67,21 @@ class _Stages:
             if self._stop.is_set():
                 raise _Cancelled()
             try:
-                return q.put(item, timeout=0.1)
+                return q.put(item, timeout=self._POLL)
             except queue.Full:
                 continue
 
-    def start(self, name: str, body: Callable[[], None], out: queue.Queue[Any]) -> None:
+    def get(self, q: queue.Queue[Any]) -> Any:
+        """Block until there is an item, unless the pipeline was stopped."""
+        while True:
+            if self._stop.is_set():
+                raise _Cancelled()
+            try:
+                return q.get(timeout=self._POLL)
+            except queue.Empty:
+                continue
+
+    def start(self, name: str, body: Callable[[], None], out: queue.Queue[Any], *, producer: bool = False) -> None:
         """Run ``body`` in a thread; on return send the end marker, on error the error."""
         def run() -> None:
             try:
@@ -79,18 +97,18 @@ class _Stages:
 
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
-        self._threads.append(thread)
+        if not producer:
+            self._threads.append(thread)
 
-    @staticmethod
-    def items(q: queue.Queue[Any]):
+    def items(self, q: queue.Queue[Any]):
         """The items of ``q`` up to the end marker; an error item is raised."""
-        while (item := q.get()) is not _END:
+        while (item := self.get(q)) is not _END:
             if isinstance(item, BaseException):
                 raise item
             yield item
 
     def stop(self) -> None:
-        """Cancel every stage and wait for the threads."""
+        """Cancel every stage and wait for the threads that only wait on queues."""
         self._stop.set()
         for thread in self._threads:
             thread.join()
@@ -120,10 +138,10 @@ def stream_to_blob(store: "Store", produce: Produce, compression: str = "gzip", 
             stages.put(compressed, pool.submit(codec.segment, segment))
 
     with ThreadPoolExecutor(WORKERS if codec.parallel else 1, thread_name_prefix="layer-compress") as pool:
-        stages.start("layer-tar", tar, segments)
+        stages.start("layer-tar", tar, segments, producer=True)
         stages.start("layer-diff-id", digest_and_compress, compressed)
         try:
-            with store.blob_writer() as writer:
+            with store.blob_writer(what="layer") as writer:
                 writer.write(codec.begin())
                 for future in stages.items(compressed):
                     writer.write(future.result())

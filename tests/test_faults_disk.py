@@ -1,0 +1,125 @@
+"""A full or failing disk under the store (issue 8, item 1).
+
+Every writer error in the layer pipeline or the blob writer ends the command at once
+with one line that says what to do, leaves nothing in ``$ROOT/tmp`` and a clean
+``fsck``.  The disk is a small tmpfs mounted for the test; the timeouts are guards
+against the old hang, never the assertion.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import CLI
+from registry_fixtures import Registry
+
+from registry.layer.pipeline import stream_to_blob
+from registry.store import Store, StoreWriteFailed
+
+GUARD = 120  # seconds: only to turn a hang into a failure
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """Mount a tmpfs of the asked size under the test's dir; unmounted afterwards."""
+    mounts: list[Path] = []
+
+    def mount(size: str) -> Path:
+        path = tmp_path / f"disk{len(mounts)}"
+        path.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+        mounts.append(path)
+        return path
+
+    yield mount
+    for path in mounts:
+        if subprocess.run(["umount", str(path)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def random_tree(path: Path, size: int) -> Path:
+    path.mkdir(parents=True)
+    (path / "big").write_bytes(os.urandom(size))
+    return path
+
+
+def assert_clean(cli: CLI) -> None:
+    assert list((cli.root / "tmp").iterdir()) == []
+    assert b"store clean" in cli("fsck").stdout
+
+
+def one_line(proc: subprocess.CompletedProcess) -> str:
+    lines = proc.stderr.decode().strip().splitlines()
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr.decode()
+    return lines[-1]
+
+
+@pytest.mark.timeout(GUARD)
+def test_writer_error_ends_the_pipeline_while_the_source_blocks(small_disk):
+    """The disk fills while the producer is blocked reading its source (a pipe the test holds open).
+
+    Before the fix the pipeline joined the blocked producer (and the diff-id stage waited
+    in ``q.get()`` for an end marker never sent): the call never returned.
+    """
+    store = Store(small_disk("8m") / "root")
+    read_end, write_end = os.pipe()
+    chunk = os.urandom(1 << 20)
+
+    def produce(out) -> None:
+        for _ in range(16):  # twice what the disk holds
+            out.write(chunk)
+        os.read(read_end, 1)  # blocks: the test never writes
+
+    try:
+        with pytest.raises(StoreWriteFailed, match="no space left on device writing layer; free space under"):
+            stream_to_blob(store, produce, "none")
+        assert list(store.tmp.iterdir()) == []
+    finally:
+        os.close(write_end)  # lets the producer thread finish
+        os.close(read_end)
+
+
+@pytest.mark.timeout(GUARD)
+def test_build_with_a_full_disk_fails_with_one_line(small_disk, busybox_rootfs, tmp_path):
+    """The RUN step's 30 MB fit on the 50 MB disk; its layer blob does not."""
+    cli = CLI(small_disk("50m") / "root")
+    cli("import", str(busybox_rootfs), "busybox:latest")
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nRUN head -c 30000000 /dev/urandom > /big\n")
+    proc = cli("build", "-t", "big", str(context), check=False, timeout=GUARD)
+    assert one_line(proc) == (f"pybuild: error: Dockerfile:2: no space left on device writing layer; "
+                              f"free space under {cli.root}")
+    assert_clean(cli)
+
+
+@pytest.mark.timeout(GUARD)
+def test_import_with_a_full_disk_fails_with_one_line(small_disk, tmp_path):
+    """The tarball's 30 MB unpack on the 50 MB disk; the layer blob does not fit beside them."""
+    tarball = tmp_path / "rootfs.tar"
+    with tarfile.open(tarball, "w") as tar:
+        tar.add(random_tree(tmp_path / "tree", 30_000_000), arcname=".")
+    cli = CLI(small_disk("50m") / "root")
+    proc = cli("import", str(tarball), "big:1", check=False, timeout=GUARD)
+    assert one_line(proc) == f"pybuild: error: no space left on device writing layer; free space under {cli.root}"
+    assert_clean(cli)
+
+
+@pytest.mark.registry
+@pytest.mark.timeout(GUARD)
+def test_pull_with_a_full_disk_fails_with_one_line(small_disk, plain_registry: Registry, pybuild: CLI, tmp_path):
+    target = f"{plain_registry.host}/faults-disk/big:1"
+    pybuild("import", str(random_tree(tmp_path / "tree", 30_000_000)), target)
+    pybuild("push", target)
+    cli = CLI(small_disk("20m") / "root")
+    proc = cli("pull", target, check=False, timeout=GUARD)
+    line = one_line(proc)
+    assert line.startswith("pybuild: error: no space left on device writing blob sha256:")
+    assert line.endswith(f"; free space under {cli.root}")
+    assert_clean(cli)
