@@ -22,12 +22,10 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
-import time
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from . import oci
+from . import oci, tempfiles
 from .errors import DigestMismatch, ImageNotFound, PybuildError, StoreCorrupt
 from .reference import Reference, is_digest, parse
 
@@ -150,7 +148,7 @@ class BlobWriter:
         self._hasher: _Hasher | None = None
         self.size = 0
         self._synced_to = 0
-        self.path = store.tmp / f"blob-{os.getpid()}-{os.urandom(6).hex()}"
+        self.path = store.tmp / tempfiles.temp_name("blob")
         self._fd: int | None = None
         self.digest: str | None = None
         with self._disk():
@@ -236,6 +234,7 @@ class Store:
         self.blobs = self.layout / "blobs" / "sha256"
         self.tmp = self.root / "tmp"
         self._locks = self.root / "locks"
+        self._swept = False
         for directory in (self.blobs, self.tmp, self._locks):
             directory.mkdir(parents=True, exist_ok=True)
         layout_file = self.layout / "oci-layout"
@@ -312,30 +311,19 @@ class Store:
 
     def temp_dir(self, prefix: str) -> Path:
         """A new private directory under ``$ROOT/tmp`` (the caller removes it)."""
-        path = self.tmp / f"{prefix}-{os.getpid()}-{os.urandom(6).hex()}"
+        path = self.tmp / tempfiles.temp_name(prefix)
         path.mkdir(mode=0o700)
         return path
 
     def sweep_temp(self) -> list[Path]:
         """Remove temp files and dirs left by dead processes; return what was removed."""
-        removed = []
-        now = time.time()
-        for entry in self.tmp.iterdir():
-            pid = _pid_of_temp(entry.name)
-            alive = pid is not None and _pid_alive(pid)
-            try:
-                old = now - entry.lstat().st_mtime > _STALE_TEMP_SECONDS
-            except FileNotFoundError:
-                continue
-            if alive or (pid is None and not old):
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    entry.unlink()
-            removed.append(entry)
-        return removed
+        self._swept = True
+        return tempfiles.sweep(self.tmp, unnamed_after=_STALE_TEMP_SECONDS)
+
+    def _sweep_once(self) -> None:
+        """Sweep ``$ROOT/tmp`` the first time this process takes a store lock to write."""
+        if not self._swept:
+            self.sweep_temp()
 
     # ---- locks -------------------------------------------------------------------
 
@@ -348,12 +336,22 @@ class Store:
         finally:
             os.close(fd)
 
-    def _index_lock(self) -> contextlib.AbstractContextManager[None]:
-        return self._lock("index.lock", fcntl.LOCK_EX)
+    @contextlib.contextmanager
+    def _index_lock(self) -> Iterator[None]:
+        with self._lock("index.lock", fcntl.LOCK_EX):
+            self._sweep_once()
+            yield
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
-        """Hold while writing blobs that no tag reaches yet, so prune leaves them alone."""
-        return self._lock("gc.lock", fcntl.LOCK_SH)
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold while writing blobs that no tag reaches yet, so prune leaves them alone.
+
+        Every command that writes to the store takes this lock or the index lock; the
+        first time, it sweeps what dead processes left in ``$ROOT/tmp``.
+        """
+        with self._lock("gc.lock", fcntl.LOCK_SH):
+            self._sweep_once()
+            yield
 
     # ---- index and tags ----------------------------------------------------------
 
@@ -636,7 +634,7 @@ def _hash_file(path: Path) -> str:
 
 
 def _atomic_write(path: Path, data: bytes, tmp_dir: Path) -> None:
-    temp = tmp_dir / f"{path.name}-{os.getpid()}-{os.urandom(6).hex()}"
+    temp = tmp_dir / tempfiles.temp_name(path.name)
     with open(temp, "wb") as f:
         f.write(data)
         f.flush()
@@ -651,18 +649,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _pid_of_temp(name: str) -> int | None:
-    parts = name.split("-")
-    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

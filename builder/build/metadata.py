@@ -61,9 +61,7 @@ class ConfigEditor:
                 _set_env(env, key, value)
             return "ENV " + " ".join(f"{k}={v}" for k, v in inst.pairs)
         if isinstance(inst, ins.Label):
-            labels = dict(rc.get("Labels") or {})
-            labels.update(dict(inst.pairs))
-            rc["Labels"] = labels
+            _owned(rc, "Labels", dict).update(inst.pairs)
             return "LABEL " + " ".join(f"{k}={v}" for k, v in inst.pairs)
         if isinstance(inst, ins.Cmd):
             rc["Cmd"] = inst.argv(self.shell)
@@ -76,12 +74,10 @@ class ConfigEditor:
                 rc["Cmd"] = None
             return f"ENTRYPOINT {go_strings(argv)}"
         if isinstance(inst, ins.Expose):
-            rc["ExposedPorts"] = {**(rc.get("ExposedPorts") or {}), **dict.fromkeys(inst.exposed_ports(), {})}
+            _owned(rc, "ExposedPorts", dict).update(dict.fromkeys(inst.exposed_ports(), {}))
             return "EXPOSE " + " ".join(inst.ports)  # sorted as written, before expansion
         if isinstance(inst, ins.Volume):
-            vols = dict(rc.get("Volumes") or {})
-            vols.update(dict.fromkeys(inst.paths, {}))
-            rc["Volumes"] = vols
+            _owned(rc, "Volumes", dict).update(dict.fromkeys(inst.paths, {}))
             return f"VOLUME [{' '.join(inst.paths)}]"
         if isinstance(inst, ins.User):
             rc["User"] = inst.value
@@ -96,7 +92,7 @@ class ConfigEditor:
             rc["Shell"] = list(inst.shell)
             return f"SHELL [{' '.join(inst.shell)}]"
         if isinstance(inst, ins.Onbuild):
-            rc["OnBuild"] = list(rc.get("OnBuild") or []) + [inst.expression]
+            _owned(rc, "OnBuild", list).append(inst.expression)
             return f"ONBUILD {inst.expression}"
         if isinstance(inst, ins.Maintainer):
             self.image_config["author"] = inst.author
@@ -104,6 +100,19 @@ class ConfigEditor:
         if isinstance(inst, ins.Workdir):
             return f"WORKDIR {self.set_workdir(inst.value)}"
         raise inst.error(f"{inst.name} does not change the image config")
+
+
+def _owned(rc: dict[str, Any], key: str, kind: type) -> Any:
+    """``rc[key]``, made an empty ``kind`` when unset or null, to be updated in place.
+
+    In place, not copied and replaced: a copy per instruction made N LABEL (or EXPOSE,
+    VOLUME, ONBUILD) lines cost O(N^2).  The run config belongs to its editor (the
+    executor deep-copies a base image's config into each stage).
+    """
+    value = rc.get(key)
+    if value is None:
+        value = rc[key] = kind()
+    return value
 
 
 def nop_created_by(shell: list[str], text: str, metadata: bool = True) -> str:
