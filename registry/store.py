@@ -20,10 +20,11 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from . import oci, tempfiles
 from .errors import DigestMismatch, ImageNotFound, PybuildError, StoreCorrupt
@@ -51,6 +52,61 @@ def disk_errors(what: str, root: Path) -> Iterator[None]:
         if err.errno == errno.EIO:
             raise StoreWriteFailed(f"I/O error writing {what} under {root}; check the disk (dmesg)") from None
         raise
+
+
+class BlobCorrupt(StoreCorrupt):
+    """A stored blob's bytes do not hash to its name."""
+
+    def __init__(self, digest: str):
+        super().__init__(f"blob {digest} is corrupt; run pybuild fsck")
+        self.digest = digest
+
+
+class VerifiedBlob(io.RawIOBase):
+    """A stored blob, read once, hashed as it streams.
+
+    The read that reaches the blob's end checks the digest first and raises
+    :class:`BlobCorrupt` instead of returning the last bytes, so no consumer (an
+    archive, an upload, an unpack) ever gets all of a corrupt blob.
+    """
+
+    def __init__(self, path: Path, digest: str):
+        super().__init__()
+        self._file = open(path, "rb", buffering=0)
+        self._digest = digest
+        self._left = os.fstat(self._file.fileno()).st_size
+        self._hash = hashlib.sha256()
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        n = self._file.readinto(buf) or 0
+        if n:
+            self._hash.update(memoryview(buf)[:n])
+            self._left -= n
+        if self._left <= 0 or not n:
+            self._check()
+        return n
+
+    def _check(self) -> None:
+        if self._checked:
+            return
+        self._checked = True
+        if self._left != 0 or "sha256:" + self._hash.hexdigest() != self._digest:
+            raise BlobCorrupt(self._digest)
+
+    def finish(self) -> None:
+        """Hash what the reader left unread (the same single pass) and check the digest."""
+        buf = bytearray(_CHUNK)
+        while not self._checked and self.readinto(buf):
+            pass
+        self._check()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 class StoredImage:
@@ -89,6 +145,7 @@ class FsckReport:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.damaged: dict[str, str] = {}  # digest -> "corrupt" (bytes do not match the name) or "missing"
         self.blobs_checked = 0
         self.images_checked = 0
 
@@ -258,20 +315,41 @@ class Store:
         """True when the blob is present."""
         return self.blob_path(digest).exists()
 
-    def open_blob(self, digest: str) -> BinaryIO:
-        """Open a blob for reading (not re-verified; :meth:`fsck` does that)."""
+    def open_blob(self, digest: str) -> VerifiedBlob:
+        """Open a blob for reading; it is verified as it streams (see :class:`VerifiedBlob`)."""
         try:
-            return open(self.blob_path(digest), "rb")
+            return VerifiedBlob(self.blob_path(digest), digest)
         except FileNotFoundError:
-            raise StoreCorrupt(f"blob {digest} is missing from the store; run 'pybuild fsck'") from None
+            raise StoreCorrupt(f"blob {digest} is missing from the store; run pybuild fsck") from None
+
+    @contextlib.contextmanager
+    def reading_blob(self, digest: str) -> Iterator[VerifiedBlob]:
+        """A blob for a decoder (gunzip, untar) that may stop early or fail on bad bytes.
+
+        On leaving, what the decoder left unread is hashed too.  When the decoder failed,
+        the blob is checked before the error is passed on: a corrupt blob is reported as
+        :class:`BlobCorrupt` (with the decoder's error as its cause), not as a bad archive.
+        """
+        blob = self.open_blob(digest)
+        try:
+            try:
+                yield blob
+            except BlobCorrupt:
+                raise
+            except (PybuildError, EOFError, ValueError) as err:
+                try:
+                    blob.finish()
+                except BlobCorrupt as corrupt:
+                    raise corrupt from err
+                raise
+            blob.finish()
+        finally:
+            blob.close()
 
     def read_blob(self, digest: str) -> bytes:
         """Read a small blob whole (manifests, configs), verifying its digest."""
         with self.open_blob(digest) as f:
-            data = f.read()
-        if oci.sha256_digest(data) != digest:
-            raise StoreCorrupt(f"blob {digest} is corrupt (content does not match its name); run 'pybuild fsck'")
-        return data
+            return f.read()
 
     def read_json(self, digest: str) -> dict[str, Any]:
         """Read and parse a JSON blob."""
@@ -534,6 +612,7 @@ class Store:
         for path in sorted(self.blobs.iterdir()):
             report.blobs_checked += 1
             if path.name != _hash_file(path):
+                report.damaged["sha256:" + path.name] = "corrupt"
                 report.problems.append(f"blob sha256:{path.name} is corrupt: its content does not match its digest")
         try:
             index = self.read_index()
@@ -555,6 +634,7 @@ class Store:
     def _check_tree(self, desc: oci.Descriptor, label: str, report: FsckReport) -> None:
         path = self.blob_path(desc.digest)
         if not path.exists():
+            report.damaged.setdefault(desc.digest, "missing")
             report.problems.append(f"{label}: blob {desc.digest} ({desc.media_type}) is missing")
             return
         if path.stat().st_size != desc.size:
@@ -566,6 +646,64 @@ class Store:
                 return
             for child in doc.get("manifests", []) + doc.get("layers", []) + ([doc["config"]] if "config" in doc else []):
                 self._check_tree(oci.Descriptor.from_json(child), label, report)
+
+
+    def repair(self, damaged: dict[str, str], refetch: Refetch) -> list[str]:
+        """Drop damaged blobs, fetch them again where ``refetch`` can, drop images left incomplete.
+
+        ``damaged``: digest -> what is wrong ("corrupt", "missing"), as :meth:`fsck`
+        reports.  ``refetch(desc)`` stores the blob again (verified) and returns where it
+        came from, or None.  Holds the GC lock exclusively, as prune does.  Returns one
+        line per blob fetched again, per image removed and per unused blob dropped.
+        """
+        lines: list[str] = []
+        with self._lock("gc.lock", fcntl.LOCK_EX):
+            entries = self.read_index().get("manifests", [])
+            trees = [list(self._tree(oci.Descriptor.from_json(e), "manifest", damaged)) for e in entries]
+            described = {d.digest: d for tree in trees for d, _ in tree if d.digest in damaged}
+            for digest in damaged:
+                with contextlib.suppress(FileNotFoundError):
+                    self.blob_path(digest).unlink()
+            fetched = {digest: origin for digest, desc in sorted(described.items())
+                       if (origin := refetch(desc)) is not None}
+            lines += [f"dropped blob {digest}: corrupt, and no image uses it"
+                      for digest in sorted(set(damaged) - set(described))]
+            doomed: list[dict[str, Any]] = []
+            for entry, tree in zip(entries, trees):
+                label = _ref_name(entry) or entry.get("digest", "?")
+                hit = [(d, kind) for d, kind in tree if d.digest in damaged]
+                lines += [f"{label}: {kind} {d.digest} was {damaged[d.digest]}; fetched it again from "
+                          f"{fetched[d.digest]}" for d, kind in hit if d.digest in fetched]
+                lost = [f"{kind} {d.digest} ({damaged[d.digest]})" for d, kind in hit if d.digest not in fetched]
+                if lost:
+                    doomed.append(entry)
+                    lines.append(f"{label}: removed: it lost its {', '.join(lost)}, and no registry is known to "
+                                 f"hold it; pull, load or build the image again")
+            if doomed:
+                with self._index_lock():
+                    index = self.read_index()
+                    index["manifests"] = [m for m in index.get("manifests", []) if m not in doomed]
+                    self._write_index(index)
+        return lines
+
+    def _tree(self, desc: oci.Descriptor, kind: str, damaged: dict[str, str]) -> Iterator[tuple[oci.Descriptor, str]]:
+        """``desc`` and every blob below it, with its kind; nothing below a corrupt or missing blob."""
+        yield desc, "index" if desc.media_type in oci.INDEX_TYPES else kind
+        if desc.digest in damaged or desc.media_type not in oci.MANIFEST_TYPES + oci.INDEX_TYPES \
+                or not self.has_blob(desc.digest):
+            return
+        doc = _try_json(self.blob_path(desc.digest))
+        if not isinstance(doc, dict):
+            return
+        for child in doc.get("manifests", []):
+            yield from self._tree(oci.Descriptor.from_json(child), "manifest", damaged)
+        if isinstance(doc.get("config"), dict):
+            yield oci.Descriptor.from_json(doc["config"]), "config"
+        for layer in doc.get("layers", []):
+            yield oci.Descriptor.from_json(layer), "layer"
+
+
+Refetch = Callable[[oci.Descriptor], "str | None"]
 
 
 def select_platform(index: dict[str, Any], platform: str | None = None) -> oci.Descriptor:

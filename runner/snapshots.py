@@ -77,7 +77,7 @@ class Snapshots:
 
         temp = self._temp()
         try:
-            with store.open_blob(layer.digest) as blob, open_layer(blob, layer.media_type) as stream:
+            with store.reading_blob(layer.digest) as blob, open_layer(blob, layer.media_type) as stream:
                 extract_layer(stream, temp / "fs", whiteouts="overlay")
             self._install(temp, chain_id)
         finally:
