@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from . import oci, tempfiles
-from .errors import DigestMismatch, ImageNotFound, PybuildError, StoreCorrupt
+from .errors import BadArchive, DigestMismatch, ImageNotFound, PybuildError, StoreCorrupt
 from .reference import Reference, is_digest, parse
 
 _CHUNK = 1 << 20
@@ -336,7 +336,7 @@ class Store:
                 yield blob
             except BlobCorrupt:
                 raise
-            except (PybuildError, EOFError, ValueError) as err:
+            except (BadArchive, EOFError) as err:
                 try:
                     blob.finish()
                 except BlobCorrupt as corrupt:

@@ -74,10 +74,12 @@ class Snapshots:
 
     def _unpack(self, store: "Store", layer, chain_id: str) -> None:
         from registry.layer import extract_layer, open_layer
+        from registry.store import disk_errors
 
         temp = self._temp()
         try:
-            with store.reading_blob(layer.digest) as blob, open_layer(blob, layer.media_type) as stream:
+            with store.reading_blob(layer.digest) as blob, open_layer(blob, layer.media_type) as stream, \
+                    disk_errors(f"layer {layer.digest} into a snapshot", self.dir.parent):
                 extract_layer(stream, temp / "fs", whiteouts="overlay")
             self._install(temp, chain_id)
         finally:

@@ -100,14 +100,17 @@ def test_build_with_a_full_disk_fails_with_one_line(small_disk, busybox_rootfs, 
 
 
 @pytest.mark.timeout(GUARD)
-def test_import_with_a_full_disk_fails_with_one_line(small_disk, tmp_path):
-    """The tarball's 30 MB unpack on the 50 MB disk; the layer blob does not fit beside them."""
+@pytest.mark.parametrize("disk, what", [("50m", "layer"), ("20m", "the rootfs of {tarball}")])
+def test_import_with_a_full_disk_fails_with_one_line(small_disk, tmp_path, disk: str, what: str):
+    """The tarball's 30 MB unpack on a 50 MB disk, where the layer blob does not fit beside them,
+    and on a 20 MB disk, where the unpack itself does not fit."""
     tarball = tmp_path / "rootfs.tar"
     with tarfile.open(tarball, "w") as tar:
         tar.add(random_tree(tmp_path / "tree", 30_000_000), arcname=".")
-    cli = CLI(small_disk("50m") / "root")
+    cli = CLI(small_disk(disk) / "root")
     proc = cli("import", str(tarball), "big:1", check=False, timeout=GUARD)
-    assert one_line(proc) == f"pybuild: error: no space left on device writing layer; free space under {cli.root}"
+    assert one_line(proc) == (f"pybuild: error: no space left on device writing {what.format(tarball=tarball)}; "
+                              f"free space under {cli.root}")
     assert_clean(cli)
 
 
@@ -123,3 +126,38 @@ def test_pull_with_a_full_disk_fails_with_one_line(small_disk, plain_registry: R
     assert line.startswith("pybuild: error: no space left on device writing blob sha256:")
     assert line.endswith(f"; free space under {cli.root}")
     assert_clean(cli)
+
+
+@pytest.mark.timeout(GUARD)
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_load_with_a_full_disk_fails_with_one_line(small_disk, pybuild: CLI, tmp_path: Path, source: str):
+    pybuild("import", str(random_tree(tmp_path / "tree", 30_000_000)), "big:1")
+    archive = tmp_path / "big.tar"
+    pybuild("save", "-o", str(archive), "big:1")
+    cli = CLI(small_disk("20m") / "root")
+    if source == "file":
+        proc = cli("load", "-i", str(archive), check=False, timeout=GUARD)
+        what = "blob sha256:"
+    else:
+        proc = cli("load", check=False, timeout=GUARD, input=archive.read_bytes())
+        what = "the archive from standard input"
+    line = one_line(proc)
+    assert line.startswith(f"pybuild: error: no space left on device writing {what}"), line
+    assert line.endswith(f"; free space under {cli.root}")
+    assert_clean(cli)
+
+
+@pytest.mark.timeout(GUARD)
+def test_unpack_with_a_full_disk_fails_with_one_line(small_disk, pybuild: CLI, tmp_path: Path):
+    """``run`` unpacks a 30 MB layer into a snapshot on a disk with room for the blob only."""
+    pybuild("import", str(random_tree(tmp_path / "tree", 30_000_000)), "big:1")
+    archive = tmp_path / "big.tar"
+    pybuild("save", "-o", str(archive), "big:1")
+    cli = CLI(small_disk("45m") / "root")
+    cli("load", "-i", str(archive))
+    proc = cli("run", "--rm", "big:1", "true", check=False, timeout=GUARD)
+    line = one_line(proc)
+    assert line.startswith("pybuild: error: no space left on device writing layer sha256:"), line
+    assert line.endswith(f" into a snapshot; free space under {cli.root}")
+    assert_clean(cli)
+    assert [p.name for p in (cli.root / "snapshots").iterdir() if p.name.startswith(".tmp")] == []
