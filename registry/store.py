@@ -658,6 +658,7 @@ class Store:
         """
         lines: list[str] = []
         with self._lock("gc.lock", fcntl.LOCK_EX):
+            self._sweep_once()
             entries = self.read_index().get("manifests", [])
             trees = [list(self._tree(oci.Descriptor.from_json(e), "manifest", damaged)) for e in entries]
             described = {d.digest: d for tree in trees for d, _ in tree if d.digest in damaged}

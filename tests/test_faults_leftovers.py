@@ -152,10 +152,22 @@ def test_a_reused_pid_does_not_keep_a_leftover(tmp_path: Path):
         mine.write_bytes(b"x")
         os.utime(mine, (0, 0))  # an extractor may set an old mtime; the ctime (now) is what counts
         assert tempfiles.sweep(tmp_path) == []
-        processes = tempfiles._Processes()
-        assert processes.started_after(young.pid, 0.0)  # a leftover from 1970 is not this process's
-        assert not processes.started_after(young.pid, mine.stat().st_ctime)
+        assert tempfiles._left_by_dead_process(young.pid, 0.0)  # a leftover from 1970 is not this process's
+        assert not tempfiles._left_by_dead_process(young.pid, mine.stat().st_ctime)
     finally:
         young.kill()
         young.wait()
     assert tempfiles.sweep(tmp_path) == [mine]
+
+
+def test_a_zombie_does_not_keep_a_leftover(tmp_path: Path):
+    """A pybuild killed with -9 that its parent has not reaped yet still has its pid: it is dead all the same."""
+    child = subprocess.Popen(["sleep", "600"])
+    leftover = tmp_path / f"upper-{child.pid}-0123456789ab"
+    leftover.mkdir()
+    child.send_signal(signal.SIGKILL)
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # dead, but not reaped: a zombie
+        assert tempfiles.sweep(tmp_path) == [leftover]
+    finally:
+        child.wait()
