@@ -125,6 +125,8 @@ def test_fsck_repair_removes_what_cannot_be_fetched(pybuild: CLI, busybox_image:
 
     checked = pybuild("fsck", check=False)
     assert checked.returncode == 1 and f"blob {digest} is corrupt".encode() in checked.stdout
+    assert b"run 'pybuild fsck --repair'" in checked.stdout
+    assert Store(pybuild.root).has_blob(digest)  # plain fsck changes nothing
     repaired = pybuild("fsck", "--repair").stdout.decode().splitlines()
     for name in ("busybox:latest", "twin:1"):
         assert (f"repaired: {name}: removed: it lost its layer {digest} (corrupt), and no registry is known to "
@@ -135,6 +137,15 @@ def test_fsck_repair_removes_what_cannot_be_fetched(pybuild: CLI, busybox_image:
     assert "intact" in listed and "busybox" not in listed and "twin" not in listed
     assert b"store clean" in pybuild("fsck").stdout
     assert json.loads(pybuild("inspect", "intact:1").stdout)[0]["RepoTags"] == ["intact:1"]
+
+
+def test_fsck_repair_removes_an_image_whose_blob_is_missing(pybuild: CLI, busybox_image: str):
+    digest = layer_digest(pybuild, busybox_image)
+    Store(pybuild.root).blob_path(digest).unlink()
+    repaired = pybuild("fsck", "--repair").stdout.decode().splitlines()
+    assert (f"repaired: busybox:latest: removed: it lost its layer {digest} (missing), and no registry is known "
+            f"to hold it; pull, load or build the image again") in repaired
+    assert repaired[-1].startswith("store clean:")
 
 
 @pytest.mark.registry

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest

@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
         report = store.fsck()
         for problem in report.problems:
             print(f"still damaged: {problem}")
+    if report.damaged and not args.repair:
+        print("run 'pybuild fsck --repair' to drop damaged blobs and fetch them again where a pull got them")
     if not args.quiet or report.problems:
         state = "clean" if report.clean else f"{len(report.problems)} problem(s) found"
         print(f"store {state}: {report.blobs_checked} blobs and {report.images_checked} index entries checked")
