@@ -1,7 +1,8 @@
 """Temp space left by ``kill -9`` is swept by the next command that writes (issue 8, item 4).
 
 The kill lands where the test decides: an import reading a FIFO the test holds open,
-a pull whose blob download the test's proxy holds half-way.  Then another command
+a RUN step waiting on a FIFO of its context, a pull whose blob download the test's
+proxy holds half-way.  Then another command
 (``tag``, ``build``) must leave ``$ROOT/tmp`` empty.
 """
 
@@ -59,6 +60,30 @@ def test_import_killed_mid_write_is_swept_by_tag(pybuild: CLI, busybox_image: st
     left = leftovers(pybuild.root)
     assert [name for name in left if name.startswith(f"import-{proc.pid}-")], left
     assert sum(f.stat().st_size for f in (pybuild.root / "tmp").rglob("big")) > 16 * MiB
+
+    pybuild("tag", busybox_image, "again:1")
+    assert leftovers(pybuild.root) == []
+
+
+@pytest.mark.timeout(GUARD)
+def test_build_killed_in_a_run_step_is_swept_by_tag(pybuild: CLI, busybox_image: str, tmp_path: Path):
+    """The RUN step writes 8 MiB into its upper dir, then opens a FIFO of the context: when the
+    test's open of the FIFO returns, the step is exactly there, and the test kills pybuild."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    os.mkfifo(context / "gate")
+    (context / "Dockerfile").write_text(
+        "FROM busybox\nRUN --mount=type=bind,target=/ctx head -c 8388608 /dev/zero > /f && cat /ctx/gate\n")
+    proc = subprocess.Popen([PYBUILD, "build", str(context)], env=pybuild.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gate = os.open(context / "gate", os.O_WRONLY)  # returns once the RUN step's cat opened it
+    try:
+        kill_9(proc)
+    finally:
+        os.close(gate)  # whatever of the step still runs reads EOF and ends
+    left = leftovers(pybuild.root)
+    assert [name for name in left if name.startswith(f"build-{proc.pid}-")], left
+    assert [f.stat().st_size for f in (pybuild.root / "tmp").rglob("upper/f")] == [8 * MiB]
 
     pybuild("tag", busybox_image, "again:1")
     assert leftovers(pybuild.root) == []
