@@ -8,16 +8,19 @@ against the old hang, never the assertion.
 
 from __future__ import annotations
 
-import os
+import queue
+import random
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
 from conftest import CLI
 from registry_fixtures import Registry
 
-from registry.layer.pipeline import stream_to_blob
+from registry.layer import write_layer
+from registry.layer.pipeline import _Stages
 from registry.store import Store, StoreWriteFailed
 
 GUARD = 120  # seconds: only to turn a hang into a failure
@@ -43,7 +46,7 @@ def small_disk(tmp_path: Path):
 
 def random_tree(path: Path, size: int) -> Path:
     path.mkdir(parents=True)
-    (path / "big").write_bytes(os.urandom(size))
+    (path / "big").write_bytes(random.Random(size).randbytes(size))
     return path
 
 
@@ -60,28 +63,32 @@ def one_line(proc: subprocess.CompletedProcess) -> str:
 
 
 @pytest.mark.timeout(GUARD)
-def test_writer_error_ends_the_pipeline_while_the_source_blocks(small_disk):
-    """The disk fills while the producer is blocked reading its source (a pipe the test holds open).
+def test_a_stage_waiting_for_items_ends_when_the_pipeline_stops():
+    """The diff-id stage waits for segments; the tar stage was cancelled and will send nothing,
+    not even its end marker.  Before the fix that wait was a plain ``q.get()``: stop() never returned."""
+    before = threading.active_count()
+    stages = _Stages()
+    segments: queue.Queue = queue.Queue(4)
 
-    Before the fix the pipeline joined the blocked producer (and the diff-id stage waited
-    in ``q.get()`` for an end marker never sent): the call never returned.
-    """
+    def digest() -> None:
+        for _ in stages.items(segments):
+            pass
+
+    stages.start("layer-diff-id", digest, queue.Queue(4))
+    stages.stop()
+    assert threading.active_count() == before
+
+
+@pytest.mark.timeout(GUARD)
+def test_a_full_disk_stops_every_stage(small_disk, tmp_path):
+    """A real ENOSPC in the blob writer, from a layer twice the disk: one line, every thread joined."""
     store = Store(small_disk("8m") / "root")
-    read_end, write_end = os.pipe()
-    chunk = os.urandom(1 << 20)
-
-    def produce(out) -> None:
-        for _ in range(16):  # twice what the disk holds
-            out.write(chunk)
-        os.read(read_end, 1)  # blocks: the test never writes
-
-    try:
-        with pytest.raises(StoreWriteFailed, match="no space left on device writing layer; free space under"):
-            stream_to_blob(store, produce, "none")
-        assert list(store.tmp.iterdir()) == []
-    finally:
-        os.close(write_end)  # lets the producer thread finish
-        os.close(read_end)
+    tree = random_tree(tmp_path / "tree", 16 << 20)
+    before = threading.active_count()
+    with pytest.raises(StoreWriteFailed, match=f"^no space left on device writing layer; free space under {store.root}$"):
+        write_layer(store, tree, compression="none")
+    assert threading.active_count() == before
+    assert list(store.tmp.iterdir()) == []
 
 
 @pytest.mark.timeout(GUARD)

@@ -9,6 +9,7 @@ proxy holds half-way.  Then another command
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import tarfile
@@ -138,7 +139,7 @@ def test_pull_killed_mid_blob_is_swept_by_build(plain_registry: Registry, pybuil
                                                  tmp_path: Path):
     tree = tmp_path / "tree"
     tree.mkdir()
-    (tree / "big").write_bytes(os.urandom(8 * MiB))
+    (tree / "big").write_bytes(random.Random(8).randbytes(8 * MiB))
     name = f"{plain_registry.host}/faults-leftovers/big:1"
     pybuild("import", str(tree), name)
     pybuild("push", name)

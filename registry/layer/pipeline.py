@@ -50,9 +50,9 @@ class _Stages:
     """Threads joined by bounded queues; an error anywhere stops them all and is re-raised.
 
     Every wait on a queue (put or get) gives up once the pipeline is stopped, so no
-    stage can be left waiting for an item or an end marker that will never come.
-    The producer (the stage that reads the source) is not joined on stop: it may be
-    blocked reading a socket or a FIFO, and it ends at its next write into the pipeline.
+    stage can be left waiting for an item or an end marker that will never come, and
+    :meth:`stop` joins every thread.  (A producer must not block for ever on its source:
+    today it walks a directory.)
     """
 
     _POLL = 0.1  # seconds between looks at the stop flag while a queue is full or empty
@@ -81,7 +81,7 @@ class _Stages:
             except queue.Empty:
                 continue
 
-    def start(self, name: str, body: Callable[[], None], out: queue.Queue[Any], *, producer: bool = False) -> None:
+    def start(self, name: str, body: Callable[[], None], out: queue.Queue[Any]) -> None:
         """Run ``body`` in a thread; on return send the end marker, on error the error."""
         def run() -> None:
             try:
@@ -97,8 +97,7 @@ class _Stages:
 
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
-        if not producer:
-            self._threads.append(thread)
+        self._threads.append(thread)
 
     def items(self, q: queue.Queue[Any]):
         """The items of ``q`` up to the end marker; an error item is raised."""
@@ -108,7 +107,7 @@ class _Stages:
             yield item
 
     def stop(self) -> None:
-        """Cancel every stage and wait for the threads that only wait on queues."""
+        """Cancel every stage and wait for the threads."""
         self._stop.set()
         for thread in self._threads:
             thread.join()
@@ -138,7 +137,7 @@ def stream_to_blob(store: "Store", produce: Produce, compression: str = "gzip", 
             stages.put(compressed, pool.submit(codec.segment, segment))
 
     with ThreadPoolExecutor(WORKERS if codec.parallel else 1, thread_name_prefix="layer-compress") as pool:
-        stages.start("layer-tar", tar, segments, producer=True)
+        stages.start("layer-tar", tar, segments)
         stages.start("layer-diff-id", digest_and_compress, compressed)
         try:
             with store.blob_writer(what="layer") as writer:
