@@ -197,6 +197,19 @@ def _clean(name: str) -> str:
     return str(PurePosixPath("/" + name).relative_to("/")) if name not in ("", ".") else "."
 
 
+class _Output:
+    """The archive's file.  Once abandoned, late writes (the tar stream's finaliser) go nowhere."""
+
+    def __init__(self, out: IO[bytes]):
+        self._out: IO[bytes] | None = out
+
+    def write(self, data: bytes) -> int:
+        return self._out.write(data) if self._out is not None else len(data)
+
+    def abandon(self) -> None:
+        self._out = None
+
+
 class ArchiveWriter:
     """Writes images from the store into one docker-archive + OCI layout tar."""
 
@@ -205,7 +218,8 @@ class ArchiveWriter:
             raise BadArchive(f"unknown archive format {fmt!r}; use one of {', '.join(FORMATS)}")
         self.store = store
         self.format = fmt
-        self._tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+        self._out = _Output(out)
+        self._tar = tarfile.open(fileobj=self._out, mode="w|", format=tarfile.PAX_FORMAT)
         self._written: set[str] = set()
         self._docker_manifest: list[dict[str, Any]] = []
         self._index: list[dict[str, Any]] = []
@@ -213,7 +227,17 @@ class ArchiveWriter:
         self._add_bytes("oci-layout", json.dumps({"imageLayoutVersion": oci.OCI_LAYOUT_VERSION}).encode())
 
     def add(self, image: StoredImage, refs: Sequence[Reference]) -> None:
-        """Add one image (its blobs once, however many images share them) under ``refs``."""
+        """Add one image (its blobs once, however many images share them) under ``refs``.
+
+        A failure (a corrupt blob) leaves the archive unfinished: the caller removes it.
+        """
+        try:
+            self._add(image, refs)
+        except BaseException:
+            self._out.abandon()
+            raise
+
+    def _add(self, image: StoredImage, refs: Sequence[Reference]) -> None:
         blobs = [oci.manifest_config(image.manifest)] + image.layers + [image.descriptor]
         for desc in blobs:
             self._add_blob(desc)
@@ -262,7 +286,8 @@ class ArchiveWriter:
         spool = self.store.temp_dir("save")
         try:
             plain = spool / "layer.tar"
-            with self.store.open_blob(layer.digest) as blob, open_layer(blob) as tar_stream, open(plain, "wb") as out:
+            with self.store.reading_blob(layer.digest) as blob, open_layer(blob) as tar_stream, \
+                    open(plain, "wb") as out:
                 shutil.copyfileobj(tar_stream, out, _CHUNK)
             info = tarfile.TarInfo(_blob_path(diff_id))
             info.size = plain.stat().st_size

@@ -17,21 +17,96 @@ the image's familiar name (``busybox:latest``, ``localhost:5000/app:1``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
-import shutil
-import time
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
-from . import oci
-from .errors import DigestMismatch, ImageNotFound, PybuildError, StoreCorrupt
+from . import oci, tempfiles
+from .errors import BadArchive, DigestMismatch, ImageNotFound, PybuildError, StoreCorrupt
 from .reference import Reference, is_digest, parse
 
 _CHUNK = 1 << 20
 _STALE_TEMP_SECONDS = 3600
+
+
+class StoreWriteFailed(PybuildError):
+    """The disk under the store refused a write (full, over quota, or failing)."""
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def disk_errors(what: str, root: Path) -> Iterator[None]:
+    """Turn a full or failing disk under ``root`` into one line that says what to do."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in _FULL:
+            raise StoreWriteFailed(f"no space left on device writing {what}; free space under {root}") from None
+        if err.errno == errno.EIO:
+            raise StoreWriteFailed(f"I/O error writing {what} under {root}; check the disk (dmesg)") from None
+        raise
+
+
+class BlobCorrupt(StoreCorrupt):
+    """A stored blob's bytes do not hash to its name."""
+
+    def __init__(self, digest: str):
+        super().__init__(f"blob {digest} is corrupt; run pybuild fsck")
+        self.digest = digest
+
+
+class VerifiedBlob(io.RawIOBase):
+    """A stored blob, read once, hashed as it streams.
+
+    The read that reaches the blob's end checks the digest first and raises
+    :class:`BlobCorrupt` instead of returning the last bytes, so no consumer (an
+    archive, an upload, an unpack) ever gets all of a corrupt blob.
+    """
+
+    def __init__(self, path: Path, digest: str):
+        super().__init__()
+        self._file = open(path, "rb", buffering=0)
+        self._digest = digest
+        self._left = os.fstat(self._file.fileno()).st_size
+        self._hash = hashlib.sha256()
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        n = self._file.readinto(buf) or 0
+        if n:
+            self._hash.update(memoryview(buf)[:n])
+            self._left -= n
+        if self._left <= 0 or not n:
+            self._check()
+        return n
+
+    def _check(self) -> None:
+        if self._checked:
+            return
+        self._checked = True
+        if self._left != 0 or "sha256:" + self._hash.hexdigest() != self._digest:
+            raise BlobCorrupt(self._digest)
+
+    def finish(self) -> None:
+        """Hash what the reader left unread (the same single pass) and check the digest."""
+        buf = bytearray(_CHUNK)
+        while not self._checked and self.readinto(buf):
+            pass
+        self._check()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 class StoredImage:
@@ -70,6 +145,7 @@ class FsckReport:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.damaged: dict[str, str] = {}  # digest -> "corrupt" (bytes do not match the name) or "missing"
         self.blobs_checked = 0
         self.images_checked = 0
 
@@ -119,21 +195,33 @@ class BlobWriter:
     _THREADED_CHUNK = 256 << 10
     _WRITEBACK_EVERY = 32 << 20
 
-    def __init__(self, store: "Store", expected_digest: str | None, expected_size: int | None):
+    def __init__(self, store: "Store", expected_digest: str | None, expected_size: int | None,
+                 what: str | None = None):
         self._store = store
+        self._what = what or (f"blob {expected_digest}" if expected_digest else "a blob")
         self._expected_digest = expected_digest
         self._expected_size = expected_size
         self._hash = hashlib.sha256()
         self._hasher: _Hasher | None = None
         self.size = 0
         self._synced_to = 0
-        self.path = store.tmp / f"blob-{os.getpid()}-{os.urandom(6).hex()}"
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self.path = store.tmp / tempfiles.temp_name("blob")
+        self._fd: int | None = None
         self.digest: str | None = None
+        with self._disk():
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+
+    def _disk(self) -> contextlib.AbstractContextManager[None]:
+        return disk_errors(self._what, self._store.root)
 
     def write(self, data: bytes | memoryview) -> None:
         """Append bytes to the blob."""
         assert self._fd is not None, "blob writer already closed"
+        with self._disk():
+            self._write(data)
+
+    def _write(self, data: bytes | memoryview) -> None:
+        assert self._fd is not None
         if len(data) >= self._THREADED_CHUNK:
             if self._hasher is None:
                 self._hasher = _Hasher(self._hash)
@@ -158,7 +246,8 @@ class BlobWriter:
     def commit(self) -> tuple[str, int]:
         """Verify against the expected digest and size, then move into place."""
         assert self._fd is not None, "blob writer already closed"
-        os.fsync(self._fd)
+        with self._disk():
+            os.fsync(self._fd)
         self._close()
         digest = "sha256:" + self._hash.hexdigest()
         if self._expected_size is not None and self.size != self._expected_size:
@@ -202,6 +291,7 @@ class Store:
         self.blobs = self.layout / "blobs" / "sha256"
         self.tmp = self.root / "tmp"
         self._locks = self.root / "locks"
+        self._swept = False
         for directory in (self.blobs, self.tmp, self._locks):
             directory.mkdir(parents=True, exist_ok=True)
         layout_file = self.layout / "oci-layout"
@@ -225,20 +315,41 @@ class Store:
         """True when the blob is present."""
         return self.blob_path(digest).exists()
 
-    def open_blob(self, digest: str) -> BinaryIO:
-        """Open a blob for reading (not re-verified; :meth:`fsck` does that)."""
+    def open_blob(self, digest: str) -> VerifiedBlob:
+        """Open a blob for reading; it is verified as it streams (see :class:`VerifiedBlob`)."""
         try:
-            return open(self.blob_path(digest), "rb")
+            return VerifiedBlob(self.blob_path(digest), digest)
         except FileNotFoundError:
-            raise StoreCorrupt(f"blob {digest} is missing from the store; run 'pybuild fsck'") from None
+            raise StoreCorrupt(f"blob {digest} is missing from the store; run pybuild fsck") from None
+
+    @contextlib.contextmanager
+    def reading_blob(self, digest: str) -> Iterator[VerifiedBlob]:
+        """A blob for a decoder (gunzip, untar) that may stop early or fail on bad bytes.
+
+        On leaving, what the decoder left unread is hashed too.  When the decoder failed,
+        the blob is checked before the error is passed on: a corrupt blob is reported as
+        :class:`BlobCorrupt` (with the decoder's error as its cause), not as a bad archive.
+        """
+        blob = self.open_blob(digest)
+        try:
+            try:
+                yield blob
+            except BlobCorrupt:
+                raise
+            except (BadArchive, EOFError) as err:
+                try:
+                    blob.finish()
+                except BlobCorrupt as corrupt:
+                    raise corrupt from err
+                raise
+            blob.finish()
+        finally:
+            blob.close()
 
     def read_blob(self, digest: str) -> bytes:
         """Read a small blob whole (manifests, configs), verifying its digest."""
         with self.open_blob(digest) as f:
-            data = f.read()
-        if oci.sha256_digest(data) != digest:
-            raise StoreCorrupt(f"blob {digest} is corrupt (content does not match its name); run 'pybuild fsck'")
-        return data
+            return f.read()
 
     def read_json(self, digest: str) -> dict[str, Any]:
         """Read and parse a JSON blob."""
@@ -247,9 +358,13 @@ class Store:
         except json.JSONDecodeError as err:
             raise StoreCorrupt(f"blob {digest} is not valid JSON: {err}") from None
 
-    def blob_writer(self, expected_digest: str | None = None, expected_size: int | None = None) -> BlobWriter:
-        """A :class:`BlobWriter`; use as a context manager and call ``commit()``."""
-        return BlobWriter(self, expected_digest, expected_size)
+    def blob_writer(self, expected_digest: str | None = None, expected_size: int | None = None, *,
+                    what: str | None = None) -> BlobWriter:
+        """A :class:`BlobWriter`; use as a context manager and call ``commit()``.
+
+        ``what`` names the blob in errors ("layer"); the default is its digest.
+        """
+        return BlobWriter(self, expected_digest, expected_size, what)
 
     def put_bytes(self, data: bytes, media_type: str) -> oci.Descriptor:
         """Store a small blob and return its descriptor."""
@@ -274,30 +389,19 @@ class Store:
 
     def temp_dir(self, prefix: str) -> Path:
         """A new private directory under ``$ROOT/tmp`` (the caller removes it)."""
-        path = self.tmp / f"{prefix}-{os.getpid()}-{os.urandom(6).hex()}"
+        path = self.tmp / tempfiles.temp_name(prefix)
         path.mkdir(mode=0o700)
         return path
 
     def sweep_temp(self) -> list[Path]:
         """Remove temp files and dirs left by dead processes; return what was removed."""
-        removed = []
-        now = time.time()
-        for entry in self.tmp.iterdir():
-            pid = _pid_of_temp(entry.name)
-            alive = pid is not None and _pid_alive(pid)
-            try:
-                old = now - entry.lstat().st_mtime > _STALE_TEMP_SECONDS
-            except FileNotFoundError:
-                continue
-            if alive or (pid is None and not old):
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    entry.unlink()
-            removed.append(entry)
-        return removed
+        self._swept = True
+        return tempfiles.sweep(self.tmp, unnamed_after=_STALE_TEMP_SECONDS)
+
+    def _sweep_once(self) -> None:
+        """Sweep ``$ROOT/tmp`` the first time this process takes a store lock to write."""
+        if not self._swept:
+            self.sweep_temp()
 
     # ---- locks -------------------------------------------------------------------
 
@@ -310,12 +414,22 @@ class Store:
         finally:
             os.close(fd)
 
-    def _index_lock(self) -> contextlib.AbstractContextManager[None]:
-        return self._lock("index.lock", fcntl.LOCK_EX)
+    @contextlib.contextmanager
+    def _index_lock(self) -> Iterator[None]:
+        with self._lock("index.lock", fcntl.LOCK_EX):
+            self._sweep_once()
+            yield
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
-        """Hold while writing blobs that no tag reaches yet, so prune leaves them alone."""
-        return self._lock("gc.lock", fcntl.LOCK_SH)
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold while writing blobs that no tag reaches yet, so prune leaves them alone.
+
+        Every command that writes to the store takes this lock or the index lock; the
+        first time, it sweeps what dead processes left in ``$ROOT/tmp``.
+        """
+        with self._lock("gc.lock", fcntl.LOCK_SH):
+            self._sweep_once()
+            yield
 
     # ---- index and tags ----------------------------------------------------------
 
@@ -498,6 +612,7 @@ class Store:
         for path in sorted(self.blobs.iterdir()):
             report.blobs_checked += 1
             if path.name != _hash_file(path):
+                report.damaged["sha256:" + path.name] = "corrupt"
                 report.problems.append(f"blob sha256:{path.name} is corrupt: its content does not match its digest")
         try:
             index = self.read_index()
@@ -519,6 +634,7 @@ class Store:
     def _check_tree(self, desc: oci.Descriptor, label: str, report: FsckReport) -> None:
         path = self.blob_path(desc.digest)
         if not path.exists():
+            report.damaged.setdefault(desc.digest, "missing")
             report.problems.append(f"{label}: blob {desc.digest} ({desc.media_type}) is missing")
             return
         if path.stat().st_size != desc.size:
@@ -530,6 +646,65 @@ class Store:
                 return
             for child in doc.get("manifests", []) + doc.get("layers", []) + ([doc["config"]] if "config" in doc else []):
                 self._check_tree(oci.Descriptor.from_json(child), label, report)
+
+
+    def repair(self, damaged: dict[str, str], refetch: Refetch) -> list[str]:
+        """Drop damaged blobs, fetch them again where ``refetch`` can, drop images left incomplete.
+
+        ``damaged``: digest -> what is wrong ("corrupt", "missing"), as :meth:`fsck`
+        reports.  ``refetch(desc)`` stores the blob again (verified) and returns where it
+        came from, or None.  Holds the GC lock exclusively, as prune does.  Returns one
+        line per blob fetched again, per image removed and per unused blob dropped.
+        """
+        lines: list[str] = []
+        with self._lock("gc.lock", fcntl.LOCK_EX):
+            self._sweep_once()
+            entries = self.read_index().get("manifests", [])
+            trees = [list(self._tree(oci.Descriptor.from_json(e), "manifest", damaged)) for e in entries]
+            described = {d.digest: d for tree in trees for d, _ in tree if d.digest in damaged}
+            for digest in damaged:
+                with contextlib.suppress(FileNotFoundError):
+                    self.blob_path(digest).unlink()
+            fetched = {digest: origin for digest, desc in sorted(described.items())
+                       if (origin := refetch(desc)) is not None}
+            lines += [f"dropped blob {digest}: corrupt, and no image uses it"
+                      for digest in sorted(set(damaged) - set(described))]
+            doomed: list[dict[str, Any]] = []
+            for entry, tree in zip(entries, trees):
+                label = _ref_name(entry) or entry.get("digest", "?")
+                hit = [(d, kind) for d, kind in tree if d.digest in damaged]
+                lines += [f"{label}: {kind} {d.digest} was {damaged[d.digest]}; fetched it again from "
+                          f"{fetched[d.digest]}" for d, kind in hit if d.digest in fetched]
+                lost = [f"{kind} {d.digest} ({damaged[d.digest]})" for d, kind in hit if d.digest not in fetched]
+                if lost:
+                    doomed.append(entry)
+                    lines.append(f"{label}: removed: it lost its {', '.join(lost)}, and no registry is known to "
+                                 f"hold it; pull, load or build the image again")
+            if doomed:
+                with self._index_lock():
+                    index = self.read_index()
+                    index["manifests"] = [m for m in index.get("manifests", []) if m not in doomed]
+                    self._write_index(index)
+        return lines
+
+    def _tree(self, desc: oci.Descriptor, kind: str, damaged: dict[str, str]) -> Iterator[tuple[oci.Descriptor, str]]:
+        """``desc`` and every blob below it, with its kind; nothing below a corrupt or missing blob."""
+        yield desc, "index" if desc.media_type in oci.INDEX_TYPES else kind
+        if desc.digest in damaged or desc.media_type not in oci.MANIFEST_TYPES + oci.INDEX_TYPES \
+                or not self.has_blob(desc.digest):
+            return
+        doc = _try_json(self.blob_path(desc.digest))
+        if not isinstance(doc, dict):
+            return
+        for child in doc.get("manifests", []):
+            yield from self._tree(oci.Descriptor.from_json(child), "manifest", damaged)
+        if isinstance(doc.get("config"), dict):
+            yield oci.Descriptor.from_json(doc["config"]), "config"
+        for layer in doc.get("layers", []):
+            yield oci.Descriptor.from_json(layer), "layer"
+
+
+Refetch = Callable[[oci.Descriptor], "str | None"]
 
 
 def select_platform(index: dict[str, Any], platform: str | None = None) -> oci.Descriptor:
@@ -598,7 +773,7 @@ def _hash_file(path: Path) -> str:
 
 
 def _atomic_write(path: Path, data: bytes, tmp_dir: Path) -> None:
-    temp = tmp_dir / f"{path.name}-{os.getpid()}-{os.urandom(6).hex()}"
+    temp = tmp_dir / tempfiles.temp_name(path.name)
     with open(temp, "wb") as f:
         f.write(data)
         f.flush()
@@ -613,18 +788,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _pid_of_temp(name: str) -> int | None:
-    parts = name.split("-")
-    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -1,25 +1,5 @@
-"""What /proc says about a process: its start time (to tell it from a reused pid) and liveness."""
+"""What /proc says about a process: see :mod:`registry.procinfo` (the store's temp sweep uses it too)."""
 
-from __future__ import annotations
+from registry.procinfo import alive, proc_start_time
 
-
-def _stat_fields(pid: int) -> list[bytes] | None:
-    """Fields of /proc/PID/stat after the command name (field 3 onwards), or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    return data.rsplit(b")", 1)[1].split()
-
-
-def proc_start_time(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot), to tell it from a reused pid."""
-    fields = _stat_fields(pid)
-    return None if fields is None else fields[19].decode()
-
-
-def alive(pid: int | None, start: str | None) -> bool:
-    """Whether ``pid`` still runs (not a zombie) and is the process that started at ``start``."""
-    fields = _stat_fields(pid) if pid else None
-    return fields is not None and fields[19].decode() == start and fields[0] != b"Z"
+__all__ = ["alive", "proc_start_time"]

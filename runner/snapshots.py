@@ -17,11 +17,11 @@ never see half an unpack, and two processes unpacking the same layer both succee
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from registry import tempfiles
 from registry.errors import StoreCorrupt
 from registry.oci import chain_ids
 
@@ -45,6 +45,7 @@ class Snapshots:
 
     def __init__(self, root: str | os.PathLike[str]):
         self.dir = Path(root) / "snapshots"
+        self._swept = False
 
     def path(self, chain_id: str) -> Path:
         """The ``fs`` directory of a chain ID's snapshot (it may not exist)."""
@@ -73,10 +74,12 @@ class Snapshots:
 
     def _unpack(self, store: "Store", layer, chain_id: str) -> None:
         from registry.layer import extract_layer, open_layer
+        from registry.store import disk_errors
 
         temp = self._temp()
         try:
-            with store.open_blob(layer.digest) as blob, open_layer(blob, layer.media_type) as stream:
+            with store.reading_blob(layer.digest) as blob, open_layer(blob, layer.media_type) as stream, \
+                    disk_errors(f"layer {layer.digest} into a snapshot", self.dir.parent):
                 extract_layer(stream, temp / "fs", whiteouts="overlay")
             self._install(temp, chain_id)
         finally:
@@ -98,7 +101,10 @@ class Snapshots:
 
     def _temp(self) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
-        temp = self.dir / f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        if not self._swept:  # the first write of this process clears what dead ones left
+            self._swept = True
+            tempfiles.sweep(self.dir, prefix=".tmp-")
+        temp = self.dir / tempfiles.temp_name(".tmp")
         temp.mkdir(mode=0o700)
         return temp
 
@@ -124,11 +130,9 @@ class Snapshots:
         removed = []
         if not self.dir.is_dir():
             return removed
+        tempfiles.sweep(self.dir, prefix=".tmp-")
         for entry in self.dir.iterdir():
             if entry.name.startswith(".tmp-"):
-                pid = entry.name.split("-")[1]
-                if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-                    shutil.rmtree(entry, ignore_errors=True)
                 continue
             if entry.name in keep or not _is_short_id(entry.name):
                 continue  # kept, or not a snapshot (e.g. the run path's cache file)

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from registry.errors import PybuildError
     from registry.layer import extract_layer, open_layer, write_layer
     from registry.reference import parse
-    from registry.store import host_platform
+    from registry.store import disk_errors, host_platform
 
     from ._common import open_store
 
@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             rootfs = store.temp_dir("import")
             try:
-                with _open_source(args.source) as raw, open_layer(raw) as tar_stream:
+                with _open_source(args.source) as raw, open_layer(raw) as tar_stream, \
+                        disk_errors(f"the rootfs of {args.source}", store.root):
                     extract_layer(tar_stream, rootfs, whiteouts="apply", allow_devices=True, name=args.source)
                 layer = write_layer(store, rootfs, compression=args.compression, level=args.compression_level,
                                     source_date_epoch=epoch)

@@ -17,6 +17,8 @@ def run(args: argparse.Namespace) -> int:
     from registry.errors import PybuildError
     from registry.image import StoreSink, copy_image
 
+    from registry.store import disk_errors
+
     from ._common import open_store
 
     store = open_store(args)
@@ -28,9 +30,10 @@ def run(args: argparse.Namespace) -> int:
                 raise PybuildError("no archive given: use -i FILE or pipe one on standard input")
             spool = store.temp_dir("load")
             path = str(spool / "archive.tar")
-            with open(path, "wb") as out:
-                shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
         try:
+            if spool is not None:
+                with disk_errors("the archive from standard input", store.root), open(path, "wb") as out:
+                    shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
             with ArchiveReader(path) as reader:
                 for image in reader.images(store):
                     sink = StoreSink(store)

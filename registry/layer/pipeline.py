@@ -47,7 +47,15 @@ class _Cancelled(Exception):
 
 
 class _Stages:
-    """Threads joined by bounded queues; an error anywhere stops them all and is re-raised."""
+    """Threads joined by bounded queues; an error anywhere stops them all and is re-raised.
+
+    Every wait on a queue (put or get) gives up once the pipeline is stopped, so no
+    stage can be left waiting for an item or an end marker that will never come, and
+    :meth:`stop` joins every thread.  (A producer must not block for ever on its source:
+    today it walks a directory.)
+    """
+
+    _POLL = 0.1  # seconds between looks at the stop flag while a queue is full or empty
 
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -59,8 +67,18 @@ class _Stages:
             if self._stop.is_set():
                 raise _Cancelled()
             try:
-                return q.put(item, timeout=0.1)
+                return q.put(item, timeout=self._POLL)
             except queue.Full:
+                continue
+
+    def get(self, q: queue.Queue[Any]) -> Any:
+        """Block until there is an item, unless the pipeline was stopped."""
+        while True:
+            if self._stop.is_set():
+                raise _Cancelled()
+            try:
+                return q.get(timeout=self._POLL)
+            except queue.Empty:
                 continue
 
     def start(self, name: str, body: Callable[[], None], out: queue.Queue[Any]) -> None:
@@ -81,10 +99,9 @@ class _Stages:
         thread.start()
         self._threads.append(thread)
 
-    @staticmethod
-    def items(q: queue.Queue[Any]):
+    def items(self, q: queue.Queue[Any]):
         """The items of ``q`` up to the end marker; an error item is raised."""
-        while (item := q.get()) is not _END:
+        while (item := self.get(q)) is not _END:
             if isinstance(item, BaseException):
                 raise item
             yield item
@@ -123,7 +140,7 @@ def stream_to_blob(store: "Store", produce: Produce, compression: str = "gzip", 
         stages.start("layer-tar", tar, segments)
         stages.start("layer-diff-id", digest_and_compress, compressed)
         try:
-            with store.blob_writer() as writer:
+            with store.blob_writer(what="layer") as writer:
                 writer.write(codec.begin())
                 for future in stages.items(compressed):
                     writer.write(future.result())

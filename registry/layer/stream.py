@@ -14,7 +14,7 @@ import io
 from typing import IO
 
 import zstandard
-from isal import igzip
+from isal import igzip, isal_zlib
 
 from ..errors import BadArchive
 
@@ -59,7 +59,7 @@ class _Decompressed(io.RawIOBase):
     def readinto(self, buf) -> int:
         try:
             return self._inner.readinto(buf) or 0
-        except (EOFError, OSError, zstandard.ZstdError) as err:
+        except (EOFError, OSError, zstandard.ZstdError, isal_zlib.error) as err:
             raise BadArchive(f"corrupt or truncated {self._kind} layer data: {err}") from None
 
     def close(self) -> None:

@@ -51,6 +51,11 @@ class BlobOrigins:
         prefix = registry + "/"
         return [line[len(prefix):] for line in reversed(self._lines(self._path(digest))) if line.startswith(prefix)]
 
+    def locations(self, digest: str) -> list[tuple[str, str]]:
+        """Every ``(registry, repository)`` known to hold ``digest``, most recent first."""
+        return [tuple(line.split("/", 1)) for line in reversed(self._lines(self._path(digest)))  # type: ignore[misc]
+                if "/" in line]
+
     @staticmethod
     def _lines(path: Path) -> list[str]:
         try:
