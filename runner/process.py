@@ -43,8 +43,8 @@ def exec_command(spec: SandboxSpec) -> None:
     security.drop_bounding(caps)
     if spec.no_new_privs:
         security.set_no_new_privs()
-    if spec.seccomp:
-        security.apply_seccomp(caps, spec.no_new_privs)
+    if spec.seccomp and not security.apply_seccomp(caps, spec.no_new_privs):
+        raise SetupError(security.SECCOMP_MISSING, 125)  # never run unfiltered unless asked to
     security.switch_user(ident.uid, ident.gid, ident.groups, caps)
     try:
         os.chdir(spec.cwd)

@@ -346,6 +346,8 @@ def _read_reports(spec: SandboxSpec, target: tuple[int, str | None] | None):
 
 
 def _start(spec: SandboxSpec, target: tuple[int, str | None] | None) -> Process:
+    if spec.seccomp and security.load_seccomp_module() is None:  # (loaded once, inherited by the shim)
+        raise SandboxError(security.SECCOMP_MISSING)
     shim_pid, helper, reports, console = _read_reports(spec, target)
     pid = 0
     error = None
