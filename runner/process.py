@@ -7,7 +7,7 @@ Shared by a new container's first process and by ``pybuild exec``.  Failures are
 from __future__ import annotations
 
 import os
-import signal
+import _signal as signal  # the C module: `signal` would import enum (~3 ms per shim)
 
 from . import security, users
 from .spec import DEFAULT_PATH, SandboxSpec
