@@ -6,8 +6,8 @@ An image whose command is a script starting ``#!/proc/self/exe`` makes the kerne
 run that very binary inside the container, and the container can keep an
 ``O_PATH`` handle on it and write to it once nothing executes it any more.
 
-So the processes that enter a container run Python from :func:`sealed_interpreter`,
-as runc does for itself:
+So the processes that enter a container run Python from :func:`sealed` (and the
+``--init`` binary is exec'd the same way), as runc does for itself:
 
 - a clone of the interpreter's mount made with ``open_tree(OPEN_TREE_CLONE)`` and
   set read-only with ``mount_setattr`` (Linux 5.12+): no copy, and the mount is
@@ -84,9 +84,8 @@ def sealed_copy(path: str) -> int:
     return fd
 
 
-def sealed_interpreter() -> int:
-    """A close-on-exec descriptor to exec this interpreter from, never the host's file itself."""
-    path = interpreter()
+def sealed(path: str) -> int:
+    """A close-on-exec descriptor to exec ``path`` from, never the writable file itself."""
     try:
         return read_only_clone(path)
     except OSError:  # kernel before 5.12, or no CAP_SYS_ADMIN

@@ -29,8 +29,15 @@ def _env_dict(env: list[str]) -> dict[str, str]:
     return out
 
 
-def exec_command(spec: SandboxSpec) -> None:
-    """Resolve the user, cut privileges, chdir and exec ``spec.argv``; never returns."""
+INIT_NAME = "/sbin/docker-init"  # what pid 1 is called under --init, as docker calls its tini
+
+
+def exec_command(spec: SandboxSpec, init: int | None = None) -> None:
+    """Resolve the user, cut privileges, chdir and exec ``spec.argv``; never returns.
+
+    ``init``: a descriptor of tini (``--init``), exec'd instead with the same
+    privileges, seccomp filter and environment, to run ``spec.argv`` as its child.
+    """
     try:
         ident = users.resolve(spec.user)
         caps = security.capability_set(spec.cap_add, spec.cap_drop)
@@ -53,6 +60,11 @@ def exec_command(spec: SandboxSpec) -> None:
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; exec keeps ignores
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    if init is not None:
+        try:
+            os.execve(init, [INIT_NAME, "--", *spec.argv], env)
+        except OSError as err:
+            raise SetupError(f"exec: {INIT_NAME}: {err.strerror.lower()}", 126) from None
     execvpe(spec.argv, env)
 
 

@@ -24,7 +24,7 @@ import sys
 
 from registry.errors import PybuildError
 
-from . import rootfs, security
+from . import exeseal, rootfs, security
 from . import syscalls as sc
 from .procinfo import proc_start_time
 from .process import SetupError, exec_command
@@ -110,14 +110,13 @@ def _container_main(spec: SandboxSpec, report: int) -> None:
         _preload(spec)
         if spec.network == "none":
             _loopback_up()
+        init = exeseal.sealed(INIT_BINARY) if spec.init else None  # opened while the host is in sight
         rootfs.prepare(spec, os.path.join(spec.state_dir, "rootfs"))
         rootfs.harden_proc()
         sc.sethostname(spec.hostname)
         if spec.tty:
             _attach_console(report)
-        if spec.init:
-            _init(spec, report)
-        exec_command(spec)
+        exec_command(spec, init)
     except BaseException as err:  # noqa: BLE001 - everything becomes one report line
         _fail(report, err)
 
@@ -170,34 +169,6 @@ def _attach_console(report: int) -> None:
     os.close(master)
 
 
-def _init(spec: SandboxSpec, report: int) -> None:
-    """``--init``: run the command as a child, forward signals, reap zombies; exits."""
-    child = os.fork()
-    if child == 0:
-        try:
-            exec_command(spec)
-        except BaseException as err:  # noqa: BLE001
-            _fail(report, err)
-    os.close(report)
-
-    def forward(sig: int, _frame) -> None:
-        try:
-            os.kill(child, sig)
-        except ProcessLookupError:
-            pass
-
-    for sig in range(1, signal.NSIG):
-        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
-            try:
-                signal.signal(sig, forward)
-            except (OSError, ValueError):
-                pass
-    while True:
-        pid, status = os.wait()
-        if pid == child:
-            os._exit(exit_status(status))
-
-
 def namespace_flags(spec: SandboxSpec) -> int:
     """The namespaces a new container gets."""
     flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
@@ -207,6 +178,9 @@ def namespace_flags(spec: SandboxSpec) -> int:
 
 
 _PR_SET_DUMPABLE = 4
+# ``--init``: tini, statically linked (Debian's ``tini`` package), run as pid 1 from a
+# read-only clone of its mount and shown as docker shows its copy of tini.
+INIT_BINARY = "/usr/bin/tini-static"
 
 
 def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None = None) -> None:
@@ -280,8 +254,6 @@ def _spawn(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None
     import fcntl
     import marshal
 
-    from . import exeseal
-
     payload = marshal.dumps({"spec": spec.to_json(), "target": target})
     spec_r, spec_w = os.pipe()
     sources = [spec.stdin, spec.stdout, spec.stderr, spec_r, report]
@@ -289,7 +261,7 @@ def _spawn(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None
         sources[0] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     # every source first goes above the targets 0-4, so no dup2 clobbers another's source
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in sources]
-    exe = exeseal.sealed_interpreter()
+    exe = exeseal.sealed(exeseal.interpreter())
     try:
         exe_high = fcntl.fcntl(exe, fcntl.F_DUPFD_CLOEXEC, 10)
         # -S: the shim needs only the standard library and this tree, not site's start-up work
@@ -341,6 +313,8 @@ def _read_reports(spec: SandboxSpec, target: tuple[int, str | None] | None):
 def _start(spec: SandboxSpec, target: tuple[int, str | None] | None) -> Process:
     if spec.seccomp and security.load_seccomp_module() is None:  # (loaded once, inherited by the shim)
         raise SandboxError(security.SECCOMP_MISSING)
+    if spec.init and target is None and not os.path.exists(INIT_BINARY):
+        raise SandboxError(f"--init needs {INIT_BINARY}: install the Debian package tini")
     shim_pid, reports, console = _read_reports(spec, target)
     pid = 0
     error = None
