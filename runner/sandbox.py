@@ -311,7 +311,7 @@ def _read_reports(spec: SandboxSpec, target: tuple[int, str | None] | None):
 
 
 def _start(spec: SandboxSpec, target: tuple[int, str | None] | None) -> Process:
-    if spec.seccomp and security.load_seccomp_module() is None:  # (loaded once, inherited by the shim)
+    if spec.seccomp and security.seccomp_binding() is None:  # (the container's process checks again)
         raise SandboxError(security.SECCOMP_MISSING)
     if spec.init and target is None and not os.path.exists(INIT_BINARY):
         raise SandboxError(f"--init needs {INIT_BINARY}: install the Debian package tini")

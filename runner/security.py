@@ -90,8 +90,20 @@ def set_no_new_privs() -> None:
 _DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 
 
+def seccomp_binding() -> str | None:
+    """The path of libseccomp's Python binding for this interpreter (Debian ``python3-seccomp``), or None."""
+    import sys
+
+    tag = f"seccomp.cpython-{sys.version_info.major}{sys.version_info.minor}"
+    try:
+        name = next(n for n in os.listdir(_DIST_PACKAGES) if n.startswith(tag) and n.endswith(".so"))
+    except (OSError, StopIteration):
+        return None
+    return os.path.join(_DIST_PACKAGES, name)
+
+
 def load_seccomp_module():
-    """libseccomp's Python binding (Debian ``python3-seccomp``), or None when absent.
+    """libseccomp's Python binding, or None when absent.
 
     Loaded straight from Debian's dist-packages with an extension loader (our venv
     does not see that directory, and a search through ``sys.path`` and ``importlib.util``
@@ -104,12 +116,9 @@ def load_seccomp_module():
         return sys.modules["seccomp"]
     from importlib.machinery import ExtensionFileLoader, ModuleSpec
 
-    tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
-    try:
-        name = next(n for n in os.listdir(_DIST_PACKAGES) if n.startswith(f"seccomp.{tag}") and n.endswith(".so"))
-    except (OSError, StopIteration):
+    path = seccomp_binding()
+    if path is None:
         return None
-    path = os.path.join(_DIST_PACKAGES, name)
     loader = ExtensionFileLoader("seccomp", path)
     try:
         module = loader.create_module(ModuleSpec("seccomp", loader, origin=path))
