@@ -350,3 +350,22 @@ def test_host_interpreter_is_not_reachable_through_proc_self_exe(pybuild, root, 
     assert outcome == "open EROFS", lines
     assert _sha256(python) == before
     pybuild("rm", "-f", "cve")
+
+
+def test_init_binary_cannot_be_made_writable_even_with_sys_admin(pybuild, busybox_rootfs, tmp_path):
+    """tini (pid 1 under --init) runs from a detached read-only clone of its mount: with
+    CAP_SYS_ADMIN (and seccomp allowing mount), the container can neither remount it
+    nor clear its read-only flag, and opening /proc/1/exe for writing fails with EROFS."""
+    from runner.sandbox import INIT_BINARY
+
+    if not shutil.which("gcc"):
+        pytest.skip("gcc is needed to build the probe")
+    rootfs = tmp_path / "rootfs"
+    shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(rootfs / "bin" / "remount_exe"),
+                    str(Path(__file__).parent / "data" / "remount_exe.c")], check=True, capture_output=True)
+    pybuild("import", str(rootfs), "remount:1")
+    before = _sha256(INIT_BINARY)
+    out = run(pybuild, "--init", "--cap-add", "SYS_ADMIN", "remount:1", "/bin/remount_exe").stdout.decode()
+    assert out.splitlines() == ["remount EINVAL", "mount_setattr EINVAL", "open_write EROFS"]
+    assert _sha256(INIT_BINARY) == before
