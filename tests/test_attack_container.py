@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 from conftest import PYBUILD
-from runner_helpers import container_id, needs_root
+from runner_helpers import build_static, container_id, needs_root
 
 from registry.store import Store
 from runner.snapshots import Snapshots
 
 pytestmark = needs_root
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture
@@ -269,13 +270,10 @@ def exe_attack_image(pybuild, busybox_rootfs, tmp_path) -> str:
     """busybox + the attacker's static helper + what the host's interpreter needs to start
     inside the container (its shared libraries at their host paths, an ``encodings``
     package under PYTHONHOME=/py): an image made for this host, as a real attacker would."""
-    if not shutil.which("gcc"):
-        pytest.skip("gcc is needed to build the attacker's helper")
     python = _interpreter_of(PYBUILD)
     rootfs = tmp_path / "evil-rootfs"
     shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(rootfs / "bin" / "exe_attack"),
-                    str(Path(__file__).parent / "data" / "exe_attack.c")], check=True, capture_output=True)
+    build_static(DATA / "exe_attack.c", rootfs / "bin" / "exe_attack")
     for lib in _shared_libraries(python):
         dest = rootfs / lib.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -358,12 +356,9 @@ def test_init_binary_cannot_be_made_writable_even_with_sys_admin(pybuild, busybo
     nor clear its read-only flag, and opening /proc/1/exe for writing fails with EROFS."""
     from runner.sandbox import INIT_BINARY
 
-    if not shutil.which("gcc"):
-        pytest.skip("gcc is needed to build the probe")
     rootfs = tmp_path / "rootfs"
     shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(rootfs / "bin" / "remount_exe"),
-                    str(Path(__file__).parent / "data" / "remount_exe.c")], check=True, capture_output=True)
+    build_static(DATA / "remount_exe.c", rootfs / "bin" / "remount_exe")
     pybuild("import", str(rootfs), "remount:1")
     before = _sha256(INIT_BINARY)
     out = run(pybuild, "--init", "--cap-add", "SYS_ADMIN", "remount:1", "/bin/remount_exe").stdout.decode()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PYBUILD
-from runner_helpers import needs_root
+from runner_helpers import build_static, needs_root
 
 pytestmark = needs_root
 
@@ -28,12 +28,9 @@ NEWER_THAN_DOCKER_HERE = {"socket_vsock"}
 
 @pytest.fixture(scope="module")
 def probe_rootfs(busybox_rootfs, tmp_path_factory) -> Path:
-    if not shutil.which("gcc"):
-        pytest.skip("gcc is needed to build the syscall probe")
     rootfs = tmp_path_factory.mktemp("probe") / "rootfs"
     shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(rootfs / "bin" / "probe"), str(PROBE_SOURCE)],
-                   check=True, capture_output=True)
+    build_static(PROBE_SOURCE, rootfs / "bin" / "probe")
     return rootfs
 
 
