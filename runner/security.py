@@ -147,24 +147,61 @@ def _allowed_names(caps: int) -> list[str]:
     return list(names)
 
 
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_RET_ALLOW, _RET_ENOSYS = 0x7FFF0000, 0x00050000 | errno.ENOSYS
+_LD_W_ABS, _JEQ_K, _JGT_K, _RET_K = 0x20, 0x15, 0x25, 0x06
+
+
+def _enosys_above(limits: list[tuple[int, int]]) -> None:
+    """Load a second filter: ENOSYS for system call numbers above the profile's newest.
+
+    ``limits``: (AUDIT_ARCH value, highest number the profile names) per ABI.  As
+    runc does, so a libc that tries a system call newer than the profile (fchmodat2,
+    statmount, ...) sees "not implemented" and falls back, instead of EPERM.  For
+    two ERRNO verdicts the newest filter's errno wins; its ALLOW leaves the first
+    filter's verdict alone.
+    """
+    import ctypes
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+    code = [(_LD_W_ABS, 0, 0, 4)]  # seccomp_data.arch
+    for i, (arch, highest) in enumerate(limits):
+        left = 3 * (len(limits) - i - 1)  # instructions of the blocks after this one
+        code += [(_JEQ_K, 0, 2, arch), (_LD_W_ABS, 0, 0, 0), (_JGT_K, left + 1, left, highest)]
+    code += [(_RET_K, 0, 0, _RET_ALLOW), (_RET_K, 0, 0, _RET_ENOSYS)]
+    program = (SockFilter * len(code))(*code)
+    fprog = SockFprog(len(code), program)
+    syscalls.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+
+
 def apply_seccomp(caps: int, no_new_privs: bool = True) -> bool:
     """Load docker's default filter for ``caps`` into this process; False when no binding.
 
     Unlisted system calls fail with EPERM.  Without ``no_new_privs`` (docker build's
     RUN) the filter is loaded with the CAP_SYS_ADMIN the process still holds, so
-    libseccomp must not set it either.  Built afresh on every start (about 3 ms).
+    libseccomp must not set it either.  Built afresh on every start (about 5 ms in a
+    fresh process); a second, tiny filter answers ENOSYS above the profile's newest
+    system call.
     """
     seccomp = load_seccomp_module()
     if seccomp is None:
         return False
     flt = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
     machine = os.uname().machine
+    arches = [seccomp.Arch.NATIVE]
     if machine in _COMPAT_ARCHES:
-        flt.add_arch(getattr(seccomp.Arch, _COMPAT_ARCHES[machine]))
+        arches.append(getattr(seccomp.Arch, _COMPAT_ARCHES[machine]))
+        flt.add_arch(arches[-1])
     if not no_new_privs:
         flt.set_attr(seccomp.Attr.CTL_NNP, 0)
     allow = seccomp.ALLOW
-    for name in _allowed_names(caps):
+    names = _allowed_names(caps)
+    for name in names:
         try:
             flt.add_rule(allow, name)
         except (ValueError, RuntimeError, OSError):
@@ -177,4 +214,23 @@ def apply_seccomp(caps: int, no_new_privs: bool = True) -> bool:
         flt.add_rule(allow, "clone", seccomp.Arg(flags_arg, seccomp.MASKED_EQ, profile.CLONE_NAMESPACE_MASK, 0))
         flt.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")  # libc falls back to clone, whose flags are checked
     flt.load()
+    named = names + ["personality", "socket", "clone", "clone3"]
+    _enosys_above([(_audit_arch(seccomp, arch), _highest(seccomp, arch, named)) for arch in arches])
     return True
+
+
+def _audit_arch(seccomp, arch) -> int:
+    if arch == seccomp.Arch.NATIVE:
+        arch = seccomp.system_arch()
+    return int(arch) & 0xFFFFFFFF
+
+
+def _highest(seccomp, arch, names: list[str]) -> int:
+    """The highest system call number among ``names`` on ``arch`` (unknown names skipped)."""
+    highest = 0
+    for name in names:
+        try:
+            highest = max(highest, seccomp.resolve_syscall(arch, name))
+        except (ValueError, RuntimeError, OSError):
+            pass
+    return highest

@@ -89,6 +89,8 @@ int main(void) {
     show("pidfd_getfd", syscall(SYS_pidfd_getfd, -1, 0, 0));
     show("uselib", syscall(SYS_uselib, "/nonexistent"));
     show("tuxcall", syscall(SYS_tuxcall));
+    show("fchmodat2", syscall(452, AT_FDCWD, "/tmp", 01777, 0)); /* newer than the profile */
+    show("syscall_1000", syscall(1000));
     show("mknodat_fifo", syscall(SYS_mknodat, AT_FDCWD, "/tmp/probe-fifo", 0010600, 0));
     return 0;
 }
