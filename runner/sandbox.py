@@ -256,32 +256,36 @@ def _spawn(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None
 
     payload = marshal.dumps({"spec": spec.to_json(), "target": target})
     spec_r, spec_w = os.pipe()
-    sources = [spec.stdin, spec.stdout, spec.stderr, spec_r, report]
-    if spec.stdin is None:
-        sources[0] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    # every source first goes above the targets 0-4, so no dup2 clobbers another's source
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in sources]
-    exe = exeseal.sealed(exeseal.interpreter())
+    opened: list[int] = [spec_r]
     try:
+        sources = [spec.stdin, spec.stdout, spec.stderr, spec_r, report]
+        if spec.stdin is None:
+            sources[0] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            opened.append(sources[0])
+        # every source first goes above the targets 0-4, so no dup2 clobbers another's source
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in sources]
+        opened += high
+        exe = exeseal.sealed(exeseal.interpreter())
+        opened.append(exe)
         exe_high = fcntl.fcntl(exe, fcntl.F_DUPFD_CLOEXEC, 10)
+        opened.append(exe_high)
         # -S: the shim needs only the standard library and this tree, not site's start-up work
         tree = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         argv = [sys.executable, "-S", "-c", _LAUNCHER, tree]
-        actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(high)]
-        try:
-            pid = os.posix_spawn(f"/proc/self/fd/{exe_high}", argv, os.environ, file_actions=actions,
-                                 setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
-        finally:
-            os.close(exe_high)
+        actions = [(os.POSIX_SPAWN_DUP2, fd, slot) for slot, fd in enumerate(high)]
+        pid = os.posix_spawn(f"/proc/self/fd/{exe_high}", argv, os.environ, file_actions=actions,
+                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+    except OSError as err:
+        os.close(spec_w)
+        raise SandboxError(f"cannot start the sandbox's shim ({sys.executable}): {err.strerror or err}") from None
     finally:
-        os.close(exe)
-        for fd in high:
+        for fd in opened:
             os.close(fd)
-        if spec.stdin is None:
-            os.close(sources[0])
-        os.close(spec_r)
-    with os.fdopen(spec_w, "wb") as fh:
-        fh.write(payload)
+    try:
+        with os.fdopen(spec_w, "wb") as fh:
+            fh.write(payload)
+    except BrokenPipeError:
+        pass  # the shim died before reading: its exit status tells why
     return pid
 
 
@@ -289,8 +293,13 @@ def _read_reports(spec: SandboxSpec, target: tuple[int, str | None] | None):
     """Spawn the shim; return its pid, the report bytes and the console fd (if tty)."""
     if not spec.tty:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        shim_pid = _spawn(spec, write_end, target)
-        os.close(write_end)
+        try:
+            shim_pid = _spawn(spec, write_end, target)
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
         with os.fdopen(read_end, "rb") as fh:
             return shim_pid, fh.read(), None
     import socket
