@@ -7,6 +7,7 @@ exit-code cases run under both and must agree.
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 
 import pytest
@@ -69,8 +70,12 @@ def _run_signalled(argv: list[str], kill: list[str], ctl, env: dict[str, str]) -
     """Start ``argv`` in the foreground, wait until its trap is set (it writes the FIFO
     ``ctl/ready``), send the signal with ``kill``; (exit code, stdout)."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    with open(ctl / "ready") as fh:
-        assert fh.read() == "ready\n"
+    fd = os.open(ctl / "ready", os.O_RDONLY | os.O_NONBLOCK)  # select() waits for the writer's line
+    try:
+        ready, _, _ = select.select([fd], [], [], 60)  # a deadline for a broken start, not a synchronisation
+        assert ready and os.read(fd, 64) == b"ready\n", proc.stderr.read1() if proc.poll() is not None else b""
+    finally:
+        os.close(fd)
     subprocess.run(kill, check=True, capture_output=True, env=env)
     stdout, _ = proc.communicate(timeout=60)
     return proc.returncode, stdout
