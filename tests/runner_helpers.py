@@ -57,13 +57,3 @@ def container_id(root: Path, name: str) -> str:
 def container_state(root: Path, name: str) -> dict:
     """The ``state.json`` of the container called ``name``."""
     return json.loads((root / "containers" / container_id(root, name) / "state.json").read_text())
-
-
-def build_static(source: Path, dest: Path) -> None:
-    """Compile a C test program from ``tests/data`` with ``gcc -static`` (skip without gcc)."""
-    import shutil
-    import subprocess
-
-    if not shutil.which("gcc"):
-        pytest.skip("gcc is needed to build the static test program")
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(dest), str(source)], check=True, capture_output=True)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import PYBUILD
-from runner_helpers import build_static, needs_root
+from runner_helpers import needs_root
+from static_programs import build_static
 
 pytestmark = needs_root
 
