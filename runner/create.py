@@ -11,7 +11,7 @@ import os
 from .errors import RunError
 
 from . import cgroups, containers, imageconfig, images, security
-from .lifecycle import parse_tmpfs, parse_volume
+from .lifecycle import parse_security_opts, parse_tmpfs, parse_volume
 from .spec import REQUIRED, Record
 
 
@@ -22,7 +22,7 @@ class RunOptions(Record):
     ``env``, ``env_files``, ``volumes``, ``tmpfs``, ``workdir``, ``user``, ``entrypoint``,
     ``hostname``, ``network``, ``memory``, ``memory_swap`` (strings as typed),
     ``cpus``, ``pids_limit``, ``read_only``, ``cap_add``, ``cap_drop``, ``init``,
-    ``stop_signal``.
+    ``stop_signal``, ``security_opt``.
     """
 
     _FIELDS = {
@@ -30,7 +30,7 @@ class RunOptions(Record):
         "tty": False, "env": list, "env_files": list, "volumes": list, "tmpfs": list, "workdir": None,
         "user": None, "entrypoint": None, "hostname": None, "network": "host", "memory": None,
         "memory_swap": None, "cpus": None, "pids_limit": None, "read_only": False, "cap_add": list,
-        "cap_drop": list, "init": False, "stop_signal": None,
+        "cap_drop": list, "init": False, "stop_signal": None, "security_opt": list,
     }
 
 
@@ -61,6 +61,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
     except security.SecurityError as err:
         raise RunError(str(err)) from None
     limits = _limits(opts)
+    security_opts = parse_security_opts(opts.security_opt)
     image_id, cfg, lowerdirs = images.resolve(root, opts.image)
     argv = imageconfig.command_line(cfg, opts.args, opts.entrypoint)
     if not argv:
@@ -89,6 +90,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "cap_add": list(opts.cap_add),
         "cap_drop": list(opts.cap_drop),
         "init": opts.init,
+        **security_opts,
         "tty": opts.tty,
         "stop_signal": imageconfig.parse_signal(stop_signal),
         "limits": limits,

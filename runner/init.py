@@ -1,30 +1,28 @@
-"""The sandbox shim as a fresh process: ``main([SPEC_FD, REPORT_FD])``.
+"""The sandbox shim's entry point: ``main()`` in a fresh interpreter.
 
-Used when the caller has threads (fork would be unsafe there); started by
-:mod:`runner.sandbox` as ``python -S -c`` with this tree on ``sys.path`` (also works
-as ``python -m runner.init SPEC_FD REPORT_FD``).  Reads the spec (and, for exec,
-the target) as JSON from SPEC_FD, then does exactly what a forked shim does.
+Started by :mod:`runner.sandbox` as ``python -S -c`` (run from a sealed view of the
+interpreter, see :mod:`runner.exeseal`) with this tree on ``sys.path``.  The spec
+(and, for exec, the target) arrives marshalled on fd 3, the report pipe is fd 4,
+stdio is the container's; every other descriptor is closed before anything runs.
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
-import sys
 
+from . import syscalls as sc
 from .sandbox import shim
 from .spec import SandboxSpec
 
+SPEC_FD, REPORT_FD = 3, 4
 
-def main(argv: list[str]) -> None:
+
+def main() -> None:
     """Read the spec and become the shim; never returns."""
-    spec_fd, report = int(argv[0]), int(argv[1])
-    with os.fdopen(spec_fd, "rb") as fh:
-        payload = json.loads(fh.read())
-    os.set_inheritable(report, False)
+    with os.fdopen(SPEC_FD, "rb") as fh:
+        payload = marshal.loads(fh.read())
+    os.set_inheritable(REPORT_FD, False)
+    sc.close_range(REPORT_FD + 1)  # nothing else of the caller's reaches the container
     target = payload["target"]
-    shim(SandboxSpec.from_json(payload["spec"]), report, tuple(target) if target else None)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    shim(SandboxSpec.from_json(payload["spec"]), REPORT_FD, tuple(target) if target else None)

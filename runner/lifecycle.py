@@ -78,6 +78,29 @@ def parse_tmpfs(text: str) -> Mount:
     return Mount(target=target, type="tmpfs", options=options or "mode=1777")
 
 
+def parse_security_opts(options: list[str]) -> dict[str, bool]:
+    """docker's ``--security-opt``: ``seccomp=unconfined`` and ``no-new-privileges[=true|false]``.
+
+    Returns the container-config keys ``seccomp`` and ``no_new_privs``.  Custom seccomp
+    profiles, AppArmor and SELinux labels are refused rather than silently ignored.
+    """
+    out = {"seccomp": True, "no_new_privs": True}
+    for text in options:
+        key, sep, value = text.partition("=")
+        if not sep:
+            key, sep, value = text.partition(":")  # docker's older colon form
+        if key == "seccomp" and value == "unconfined":
+            out["seccomp"] = False
+        elif key == "no-new-privileges" and value in ("", "true", "false"):
+            out["no_new_privs"] = value != "false"
+        elif key == "seccomp":
+            raise RunError(f"invalid --security-opt {text!r}: custom seccomp profiles are not supported; "
+                           "use seccomp=unconfined or leave the default")
+        else:
+            raise RunError(f"invalid --security-opt {text!r}: use seccomp=unconfined or no-new-privileges[=true|false]")
+    return out
+
+
 def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int) -> SandboxSpec:
     """The sandbox spec of a container record."""
     cfg = container.config
@@ -88,6 +111,7 @@ def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int) 
         user=cfg["user"], hostname=cfg["hostname"], network=cfg["network"],
         mounts=[Mount(**m) for m in cfg["mounts"]], readonly_rootfs=cfg["readonly_rootfs"],
         cap_add=cfg["cap_add"], cap_drop=cfg["cap_drop"], init=cfg["init"],
+        seccomp=cfg.get("seccomp", True), no_new_privs=cfg.get("no_new_privs", True),
         cgroup_procs=cg.procs_files(), cgroup_dirs=cg.dirs(), stdin=stdin, stdout=stdout, stderr=stderr,
         tty=cfg["tty"],
     )
@@ -293,7 +317,8 @@ def exec_in(container: Container, argv: list[str], env: list[str], user: str | N
     spec = SandboxSpec(
         argv=argv, lowerdirs=[], upperdir="", workdir="", state_dir="", env=[f"{k}={v}" for k, v in merged.items()],
         cwd=cwd or cfg["cwd"], user=user if user is not None else cfg["user"], cap_add=cfg["cap_add"],
-        cap_drop=cfg["cap_drop"], cgroup_procs=container.cgroup().procs_files(),
+        cap_drop=cfg["cap_drop"], seccomp=cfg.get("seccomp", True), no_new_privs=cfg.get("no_new_privs", True),
+        cgroup_procs=container.cgroup().procs_files(),
         stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=tty,
     )
     forwarder = _Forwarder()

@@ -7,7 +7,7 @@ Shared by a new container's first process and by ``pybuild exec``.  Failures are
 from __future__ import annotations
 
 import os
-import signal
+import _signal as signal  # the C module: `signal` would import enum (~3 ms per shim)
 
 from . import security, users
 from .spec import DEFAULT_PATH, SandboxSpec
@@ -29,8 +29,15 @@ def _env_dict(env: list[str]) -> dict[str, str]:
     return out
 
 
-def exec_command(spec: SandboxSpec) -> None:
-    """Resolve the user, cut privileges, chdir and exec ``spec.argv``; never returns."""
+INIT_NAME = "/sbin/docker-init"  # what pid 1 is called under --init, as docker calls its tini
+
+
+def exec_command(spec: SandboxSpec, init: int | None = None) -> None:
+    """Resolve the user, cut privileges, chdir and exec ``spec.argv``; never returns.
+
+    ``init``: a descriptor of tini (``--init``), exec'd instead with the same
+    privileges, seccomp filter and environment, to run ``spec.argv`` as its child.
+    """
     try:
         ident = users.resolve(spec.user)
         caps = security.capability_set(spec.cap_add, spec.cap_drop)
@@ -43,8 +50,8 @@ def exec_command(spec: SandboxSpec) -> None:
     security.drop_bounding(caps)
     if spec.no_new_privs:
         security.set_no_new_privs()
-    if spec.seccomp:
-        security.apply_seccomp(caps, spec.no_new_privs)
+    if spec.seccomp and not security.apply_seccomp(caps, spec.no_new_privs):
+        raise SetupError(security.SECCOMP_MISSING, 125)  # never run unfiltered unless asked to
     security.switch_user(ident.uid, ident.gid, ident.groups, caps)
     try:
         os.chdir(spec.cwd)
@@ -53,6 +60,11 @@ def exec_command(spec: SandboxSpec) -> None:
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; exec keeps ignores
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    if init is not None:
+        try:
+            os.execve(init, [INIT_NAME, "--", *spec.argv], env)
+        except OSError as err:
+            raise SetupError(f"exec: {INIT_NAME}: {err.strerror.lower()}", 126) from None
     execvpe(spec.argv, env)
 
 

@@ -5,10 +5,10 @@ Process tree of a container::
     caller ── shim (new mount/uts/ipc/pid[/net] namespaces, waits, exits with the status)
                 └── pid 1 (mounts, pivot_root, privileges, exec of the command)
 
-The shim is a ``fork()`` of the caller when the caller has no threads (the fast
-path of ``pybuild run``), else a fresh interpreter running :mod:`runner.init` (the
-builder runs stages in threads, and fork after threads is unsafe).  Both run the
-same code.  The shim and pid 1 report on one pipe: ``P<pid>`` (pid 1's host pid)
+The shim is a fresh interpreter running :mod:`runner.init`, spawned from a sealed,
+read-only view of the interpreter's binary (:mod:`runner.exeseal`), never a fork of
+the caller: its child, pid 1, is the process that execs into the container, and the
+host's binary must not be reachable through its ``/proc/self/exe``.  The shim and pid 1 report on one pipe: ``P<pid>`` (pid 1's host pid)
 and, if setup fails, ``E<exit code> <message>``.  The pipe is close-on-exec, so EOF
 means the command was exec'd.  With a tty the pipe is a socket pair instead, and
 pid 1 also sends the master of the pty it made in the container's devpts.
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
+import _signal as signal  # the C module: `signal` would import enum (~3 ms per shim)
 import sys
 
 from registry.errors import PybuildError
 
-from . import rootfs, security
+from . import exeseal, rootfs, security
 from . import syscalls as sc
 from .procinfo import proc_start_time
 from .process import SetupError, exec_command
@@ -49,11 +49,10 @@ def exit_status(status: int) -> int:
 class Process:
     """A started sandbox: ``pid`` is the container's pid 1 as the host sees it."""
 
-    def __init__(self, shim_pid: int, pid: int, helper=None):
+    def __init__(self, shim_pid: int, pid: int):
         self.shim_pid = shim_pid
         self.pid = pid
         self.returncode: int | None = None
-        self._helper = helper  # the subprocess.Popen of a runner.init helper, if one
         self.console: int | None = None  # with tty: the pty master, owned by the caller
 
     def signal(self, sig: int) -> None:
@@ -67,12 +66,8 @@ class Process:
     def wait(self) -> int:
         """Wait for the container to exit; its exit code (128 + signal if killed)."""
         if self.returncode is None:
-            if self._helper is not None:
-                code = self._helper.wait()
-                self.returncode = 128 - code if code < 0 else code
-            else:
-                _, status = os.waitpid(self.shim_pid, 0)
-                self.returncode = exit_status(status)
+            _, status = os.waitpid(self.shim_pid, 0)
+            self.returncode = exit_status(status)
         return self.returncode
 
 
@@ -115,14 +110,13 @@ def _container_main(spec: SandboxSpec, report: int) -> None:
         _preload(spec)
         if spec.network == "none":
             _loopback_up()
+        init = exeseal.sealed(INIT_BINARY) if spec.init else None  # opened while the host is in sight
         rootfs.prepare(spec, os.path.join(spec.state_dir, "rootfs"))
         rootfs.harden_proc()
         sc.sethostname(spec.hostname)
         if spec.tty:
             _attach_console(report)
-        if spec.init:
-            _init(spec, report)
-        exec_command(spec)
+        exec_command(spec, init)
     except BaseException as err:  # noqa: BLE001 - everything becomes one report line
         _fail(report, err)
 
@@ -175,40 +169,18 @@ def _attach_console(report: int) -> None:
     os.close(master)
 
 
-def _init(spec: SandboxSpec, report: int) -> None:
-    """``--init``: run the command as a child, forward signals, reap zombies; exits."""
-    child = os.fork()
-    if child == 0:
-        try:
-            exec_command(spec)
-        except BaseException as err:  # noqa: BLE001
-            _fail(report, err)
-    os.close(report)
-
-    def forward(sig: int, _frame) -> None:
-        try:
-            os.kill(child, sig)
-        except ProcessLookupError:
-            pass
-
-    for sig in range(1, signal.NSIG):
-        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
-            try:
-                signal.signal(sig, forward)
-            except (OSError, ValueError):
-                pass
-    while True:
-        pid, status = os.wait()
-        if pid == child:
-            os._exit(exit_status(status))
-
-
 def namespace_flags(spec: SandboxSpec) -> int:
     """The namespaces a new container gets."""
     flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
     if spec.network == "none":
         flags |= sc.CLONE_NEWNET
     return flags
+
+
+_PR_SET_DUMPABLE = 4
+# ``--init``: tini, statically linked (Debian's ``tini`` package), run as pid 1 from a
+# read-only clone of its mount and shown as docker shows its copy of tini.
+INIT_BINARY = "/usr/bin/tini-static"
 
 
 def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None = None) -> None:
@@ -219,6 +191,9 @@ def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None =
     gc.disable()  # a collection would touch (and copy-on-write) every object inherited from the caller
     try:
         _die_with_parent()
+        # Until it execs, pid 1 (or exec's process) is ours: no container process may
+        # open its /proc entries (exe, map_files, mem); execve makes it dumpable again.
+        sc.prctl(_PR_SET_DUMPABLE, 0)
         os.setsid()  # out of the terminal's process group: signals come from the caller
         if target is None:
             sc.unshare(namespace_flags(spec))
@@ -264,74 +239,73 @@ def _enter_main(spec: SandboxSpec, report: int) -> None:
         _fail(report, err)
 
 
-def _dup_stdio(spec: SandboxSpec, report: int) -> int:
-    """Put the spec's fds on 0, 1, 2 and close every other fd but ``report`` (returned, moved to 3)."""
-    fds = [spec.stdin, spec.stdout, spec.stderr]
-    null = None
-    if spec.stdin is None:
-        null = os.open("/dev/null", os.O_RDONLY)
-        fds[0] = null
-    high = [os.dup(fd) for fd in fds]  # so dup2 order cannot clobber a source
-    for target, fd in enumerate(high):
-        os.dup2(fd, target, inheritable=True)
-        os.close(fd)
-    if null is not None:
-        os.close(null)
-    os.dup2(report, 3, inheritable=False)
-    sc.close_range(4)
-    return 3
+_LAUNCHER = "import sys; sys.path.insert(0, sys.argv.pop(1)); from runner.init import main; main()"
 
 
-def _needs_helper() -> bool:
-    threading = sys.modules.get("threading")
-    return threading is not None and threading.active_count() > 1
+def _spawn(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None) -> int:
+    """Start the shim as a fresh interpreter run from a sealed view of its binary; its pid.
 
+    Never a fork of the caller: the shim's child is the process that execs into the
+    container, and while it still runs Python, ``/proc/self/exe`` must not be the
+    host's interpreter (CVE-2019-5736, see :mod:`runner.exeseal`).  ``posix_spawn``
+    is safe in a threaded caller (concurrent build stages) and cheaper than
+    ``subprocess``; the shim gets the spec on fd 3 (marshal) and the report on fd 4.
+    """
+    import fcntl
+    import marshal
 
-def _spawn(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None):
-    """Start the shim: ``(pid, popen or None)``."""
-    if not _needs_helper():
-        pid = os.fork()
-        if pid == 0:
-            try:
-                report = _dup_stdio(spec, report)
-            except BaseException as err:  # noqa: BLE001
-                _fail(report, err)
-            shim(spec, report, target)
-        return pid, None
-    return _spawn_helper(spec, report, target)
-
-
-def _spawn_helper(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None):
-    import json
-    import subprocess
-
-    payload = json.dumps({"spec": spec.to_json(), "target": target}).encode()
+    payload = marshal.dumps({"spec": spec.to_json(), "target": target})
     spec_r, spec_w = os.pipe()
-    # -S: the helper needs only the standard library and this tree, not site's
-    # start-up work (an editable install's finder alone costs ~40 ms per RUN step)
-    tree = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    launcher = "import sys; sys.path.insert(0, sys.argv.pop(1)); from runner.init import main; main(sys.argv[1:])"
-    cmd = [sys.executable, "-S", "-c", launcher, tree, str(spec_r), str(report)]
-    stdin = spec.stdin if spec.stdin is not None else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, stdin=stdin, stdout=spec.stdout, stderr=spec.stderr, pass_fds=(spec_r, report))
-    os.close(spec_r)
-    with os.fdopen(spec_w, "wb") as fh:
-        fh.write(payload)
-    return proc.pid, proc
+    opened: list[int] = [spec_r]
+    try:
+        sources = [spec.stdin, spec.stdout, spec.stderr, spec_r, report]
+        if spec.stdin is None:
+            sources[0] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            opened.append(sources[0])
+        # every source first goes above the targets 0-4, so no dup2 clobbers another's source
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in sources]
+        opened += high
+        exe = exeseal.sealed(exeseal.interpreter())
+        opened.append(exe)
+        exe_high = fcntl.fcntl(exe, fcntl.F_DUPFD_CLOEXEC, 10)
+        opened.append(exe_high)
+        # -S: the shim needs only the standard library and this tree, not site's start-up work
+        tree = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        argv = [sys.executable, "-S", "-c", _LAUNCHER, tree]
+        actions = [(os.POSIX_SPAWN_DUP2, fd, slot) for slot, fd in enumerate(high)]
+        pid = os.posix_spawn(f"/proc/self/fd/{exe_high}", argv, os.environ, file_actions=actions,
+                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+    except OSError as err:
+        os.close(spec_w)
+        raise SandboxError(f"cannot start the sandbox's shim ({sys.executable}): {err.strerror or err}") from None
+    finally:
+        for fd in opened:
+            os.close(fd)
+    try:
+        with os.fdopen(spec_w, "wb") as fh:
+            fh.write(payload)
+    except BrokenPipeError:
+        pass  # the shim died before reading: its exit status tells why
+    return pid
 
 
 def _read_reports(spec: SandboxSpec, target: tuple[int, str | None] | None):
-    """Spawn the shim; return its pid, helper, the report bytes and the console fd (if tty)."""
+    """Spawn the shim; return its pid, the report bytes and the console fd (if tty)."""
     if not spec.tty:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        shim_pid, helper = _spawn(spec, write_end, target)
-        os.close(write_end)
+        try:
+            shim_pid = _spawn(spec, write_end, target)
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
         with os.fdopen(read_end, "rb") as fh:
-            return shim_pid, helper, fh.read(), None
+            return shim_pid, fh.read(), None
     import socket
 
     ours, theirs = socket.socketpair()
-    shim_pid, helper = _spawn(spec, theirs.fileno(), target)
+    shim_pid = _spawn(spec, theirs.fileno(), target)
     theirs.close()
     chunks, console = [], None
     with ours:
@@ -342,11 +316,15 @@ def _read_reports(spec: SandboxSpec, target: tuple[int, str | None] | None):
             if not data:
                 break
             chunks.append(data)
-    return shim_pid, helper, b"".join(chunks), console
+    return shim_pid, b"".join(chunks), console
 
 
 def _start(spec: SandboxSpec, target: tuple[int, str | None] | None) -> Process:
-    shim_pid, helper, reports, console = _read_reports(spec, target)
+    if spec.seccomp and security.seccomp_binding() is None:  # (the container's process checks again)
+        raise SandboxError(security.SECCOMP_MISSING)
+    if spec.init and target is None and not os.path.exists(INIT_BINARY):
+        raise SandboxError(f"--init needs {INIT_BINARY}: install the Debian package tini")
+    shim_pid, reports, console = _read_reports(spec, target)
     pid = 0
     error = None
     for line in reports.decode(errors="replace").splitlines():
@@ -355,7 +333,7 @@ def _start(spec: SandboxSpec, target: tuple[int, str | None] | None) -> Process:
         elif line.startswith("E") and error is None:
             code, _, message = line[1:].partition(" ")
             error = SandboxError(message, int(code))
-    proc = Process(shim_pid, pid, helper)
+    proc = Process(shim_pid, pid)
     proc.console = console
     if error is not None or not pid:
         if console is not None:

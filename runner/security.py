@@ -3,8 +3,8 @@
 Defaults follow Docker: the bounding set is cut to Docker's 14 default
 capabilities; root keeps them effective and permitted, any other user gets none;
 inheritable and ambient sets are empty.  The seccomp filter uses libseccomp's
-maintained Python binding (Debian ``python3-seccomp``) when it can be loaded; it
-denies (EPERM) the system calls Docker's default profile keeps from containers.
+maintained Python binding (Debian ``python3-seccomp``); it is docker's default
+profile (:mod:`runner.seccomp_profile`): an allow-list, EPERM for everything else.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 
+from . import seccomp_profile as profile
 from . import syscalls
 
 CAPABILITIES = [
@@ -86,32 +87,23 @@ def set_no_new_privs() -> None:
     syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
 
 
-# Syscalls Docker's default profile refuses to a container without extra capabilities.
-_DENIED = [
-    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
-    "finit_module", "get_kernel_syms", "get_mempolicy", "init_module", "ioperm", "iopl", "kcmp",
-    "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "move_pages",
-    "name_to_handle_at", "nfsservctl", "open_by_handle_at", "perf_event_open", "process_vm_readv",
-    "process_vm_writev", "query_module", "quotactl", "reboot", "request_key", "set_mempolicy",
-    "settimeofday", "stime", "swapon", "swapoff", "sysfs", "_sysctl", "uselib", "userfaultfd",
-    "ustat", "vm86", "vm86old", "syslog",
-]
-# Refused unless CAP_SYS_ADMIN was added (as Docker does).
-_DENIED_WITHOUT_SYS_ADMIN = [
-    "mount", "umount2", "pivot_root", "setns", "unshare", "fsopen", "fsconfig", "fsmount",
-    "fspick", "move_mount", "open_tree", "mount_setattr",
-]
-_NAMESPACE_FLAGS = [
-    syscalls.CLONE_NEWNS, syscalls.CLONE_NEWCGROUP, syscalls.CLONE_NEWUTS, syscalls.CLONE_NEWIPC,
-    syscalls.CLONE_NEWUSER, syscalls.CLONE_NEWPID, syscalls.CLONE_NEWNET,
-]
-
-
 _DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 
 
+def seccomp_binding() -> str | None:
+    """The path of libseccomp's Python binding for this interpreter (Debian ``python3-seccomp``), or None."""
+    import sys
+
+    tag = f"seccomp.cpython-{sys.version_info.major}{sys.version_info.minor}"
+    try:
+        name = next(n for n in os.listdir(_DIST_PACKAGES) if n.startswith(tag) and n.endswith(".so"))
+    except (OSError, StopIteration):
+        return None
+    return os.path.join(_DIST_PACKAGES, name)
+
+
 def load_seccomp_module():
-    """libseccomp's Python binding (Debian ``python3-seccomp``), or None when absent.
+    """libseccomp's Python binding, or None when absent.
 
     Loaded straight from Debian's dist-packages with an extension loader (our venv
     does not see that directory, and a search through ``sys.path`` and ``importlib.util``
@@ -124,12 +116,9 @@ def load_seccomp_module():
         return sys.modules["seccomp"]
     from importlib.machinery import ExtensionFileLoader, ModuleSpec
 
-    tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
-    try:
-        name = next(n for n in os.listdir(_DIST_PACKAGES) if n.startswith(f"seccomp.{tag}") and n.endswith(".so"))
-    except (OSError, StopIteration):
+    path = seccomp_binding()
+    if path is None:
         return None
-    path = os.path.join(_DIST_PACKAGES, name)
     loader = ExtensionFileLoader("seccomp", path)
     try:
         module = loader.create_module(ModuleSpec("seccomp", loader, origin=path))
@@ -140,28 +129,108 @@ def load_seccomp_module():
     return module
 
 
-def apply_seccomp(caps: int, no_new_privs: bool = True) -> bool:
-    """Load the default filter into this process; False when no binding is available.
+SECCOMP_MISSING = ("seccomp filter unavailable: libseccomp's Python binding is missing; install the Debian "
+                   "package python3-seccomp, or run with --security-opt seccomp=unconfined")
 
-    Without ``no_new_privs`` (docker build's RUN) the filter is loaded with the
-    CAP_SYS_ADMIN the process still holds, so libseccomp must not set it either.
+# 32-bit ABIs a 64-bit kernel also runs, filtered by the same rules (docker's archMap;
+# x32 is left out: most kernels disable it, and each extra ABI costs ~2 ms per start).
+_COMPAT_ARCHES = {"x86_64": "X86", "aarch64": "ARM", "s390x": "S390"}
+
+
+def _allowed_names(caps: int) -> list[str]:
+    """Docker's allow-list for a container holding ``caps``."""
+    names = dict.fromkeys(profile.ALLOWED)
+    names.update(dict.fromkeys(profile.ALLOWED_ON_ARCH.get(os.uname().machine, ())))
+    for cap, extra in profile.BY_CAPABILITY.items():
+        if caps & (1 << CAPABILITIES.index(cap)):
+            names.update(dict.fromkeys(extra))
+    return list(names)
+
+
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_RET_ALLOW, _RET_ENOSYS = 0x7FFF0000, 0x00050000 | errno.ENOSYS
+_LD_W_ABS, _JEQ_K, _JGT_K, _RET_K = 0x20, 0x15, 0x25, 0x06
+
+
+def _enosys_above(limits: list[tuple[int, int]]) -> None:
+    """Load a second filter: ENOSYS for system call numbers above the profile's newest.
+
+    ``limits``: (AUDIT_ARCH value, highest number the profile names) per ABI.  As
+    runc does, so a libc that tries a system call newer than the profile (fchmodat2,
+    statmount, ...) sees "not implemented" and falls back, instead of EPERM.  For
+    two ERRNO verdicts the newest filter's errno wins; its ALLOW leaves the first
+    filter's verdict alone.
+    """
+    import ctypes
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+    code = [(_LD_W_ABS, 0, 0, 4)]  # seccomp_data.arch
+    for i, (arch, highest) in enumerate(limits):
+        left = 3 * (len(limits) - i - 1)  # instructions of the blocks after this one
+        code += [(_JEQ_K, 0, 2, arch), (_LD_W_ABS, 0, 0, 0), (_JGT_K, left + 1, left, highest)]
+    code += [(_RET_K, 0, 0, _RET_ALLOW), (_RET_K, 0, 0, _RET_ENOSYS)]
+    program = (SockFilter * len(code))(*code)
+    fprog = SockFprog(len(code), program)
+    syscalls.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+
+
+def apply_seccomp(caps: int, no_new_privs: bool = True) -> bool:
+    """Load docker's default filter for ``caps`` into this process; False when no binding.
+
+    Unlisted system calls fail with EPERM.  Without ``no_new_privs`` (docker build's
+    RUN) the filter is loaded with the CAP_SYS_ADMIN the process still holds, so
+    libseccomp must not set it either.  Built afresh on every start (about 5 ms in a
+    fresh process); a second, tiny filter answers ENOSYS above the profile's newest
+    system call.
     """
     seccomp = load_seccomp_module()
     if seccomp is None:
         return False
-    flt = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    flt = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
+    machine = os.uname().machine
+    arches = [seccomp.Arch.NATIVE]
+    if machine in _COMPAT_ARCHES:
+        arches.append(getattr(seccomp.Arch, _COMPAT_ARCHES[machine]))
+        flt.add_arch(arches[-1])
     if not no_new_privs:
         flt.set_attr(seccomp.Attr.CTL_NNP, 0)
-    denied = list(_DENIED)
-    if not caps & (1 << CAPABILITIES.index("SYS_ADMIN")):
-        denied += _DENIED_WITHOUT_SYS_ADMIN
-        for flag in _NAMESPACE_FLAGS:
-            flt.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
-        flt.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")  # libc falls back to clone, which is checked
-    for name in denied:
+    allow = seccomp.ALLOW
+    names = _allowed_names(caps)
+    for name in names:
         try:
-            flt.add_rule(seccomp.ERRNO(errno.EPERM), name)
+            flt.add_rule(allow, name)
         except (ValueError, RuntimeError, OSError):
-            pass  # not a syscall on this architecture
+            pass  # not a system call of this architecture
+    for persona in profile.PERSONALITIES:
+        flt.add_rule(allow, "personality", seccomp.Arg(0, seccomp.EQ, persona))
+    flt.add_rule(allow, "socket", seccomp.Arg(0, seccomp.NE, profile.AF_VSOCK))
+    if not caps & (1 << CAPABILITIES.index("SYS_ADMIN")):
+        flags_arg = 1 if machine == "s390x" else 0  # s390 swaps clone's first two arguments
+        flt.add_rule(allow, "clone", seccomp.Arg(flags_arg, seccomp.MASKED_EQ, profile.CLONE_NAMESPACE_MASK, 0))
+        flt.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")  # libc falls back to clone, whose flags are checked
     flt.load()
+    named = names + ["personality", "socket", "clone", "clone3"]
+    _enosys_above([(_audit_arch(seccomp, arch), _highest(seccomp, arch, named)) for arch in arches])
     return True
+
+
+def _audit_arch(seccomp, arch) -> int:
+    if arch == seccomp.Arch.NATIVE:
+        arch = seccomp.system_arch()
+    return int(arch) & 0xFFFFFFFF
+
+
+def _highest(seccomp, arch, names: list[str]) -> int:
+    """The highest system call number among ``names`` on ``arch`` (unknown names skipped)."""
+    highest = 0
+    for name in names:
+        try:
+            highest = max(highest, seccomp.resolve_syscall(arch, name))
+        except (ValueError, RuntimeError, OSError):
+            pass
+    return highest

@@ -1,7 +1,7 @@
 """What a sandbox is made of: :class:`SandboxSpec` and its :class:`Mount` entries.
 
 Shared by ``pybuild run`` (via :mod:`runner.lifecycle`) and the builder's RUN steps.
-A spec is plain data: it crosses to the ``python -m runner.init`` helper as JSON.
+A spec is plain data: it crosses to the shim (:mod:`runner.init`) marshalled.
 Plain classes rather than dataclasses: ``dataclasses`` (with ``inspect`` and ``ast``)
 would cost ``pybuild run`` several milliseconds of imports.
 """

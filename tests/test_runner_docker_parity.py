@@ -43,6 +43,9 @@ CASES = [  # (flags, command)
     (["--entrypoint", "/bin/sh"], ["-c", "cat /etc/hosts /etc/resolv.conf"]),
     (["--tmpfs", "/scratch", "-u", "0", "--entrypoint", "/bin/sh"], ["-c", "touch /scratch/f && ls /scratch && stat -c %a /scratch"]),
     (["--entrypoint", "/bin/sh"], ["-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$"]),
+    (["--init", "--entrypoint", "/bin/sh"], ["-c", "cat /proc/1/cmdline | tr '\\0' ' '"]),  # (docker's child is not pid 2)
+    (["--init", "-u", "4242", "--entrypoint", "/bin/sh"], ["-c", "grep -E '^(Cap(Bnd|Eff|Prm)|Uid)' /proc/1/status"]),
+    (["--init", "--entrypoint", "/bin/sh"], ["-c", "exit 42"]),
 ]
 
 

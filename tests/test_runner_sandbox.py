@@ -62,8 +62,8 @@ def test_bad_bind_source_is_a_clear_error(tmp_path, busybox_rootfs):
         sandbox.run(spec)
 
 
-def test_threaded_caller_uses_the_helper_process(tmp_path, busybox_rootfs):
-    """With threads running, fork is unsafe: the sandbox goes through python -m runner.init."""
+def test_threaded_caller_starts_containers(tmp_path, busybox_rootfs):
+    """Concurrent starts from threads (as build stages do): the shim is spawned, never forked."""
     results: dict[int, tuple] = {}
 
     def one(i: int) -> None:

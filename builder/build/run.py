@@ -84,8 +84,6 @@ class RunStep:
                            stderr=write_fd, hostname="buildkitsandbox",
                            # as docker build: no no_new_privs, so setuid helpers (su, sudo) work in RUN
                            no_new_privs=False)
-        # The reader starts after the sandbox: with no other thread running, the
-        # runner forks directly instead of spawning a helper interpreter.
         try:
             proc = sandbox.start(spec)
         except BaseException:

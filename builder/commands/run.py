@@ -30,6 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--cap-add", action="append", default=[], metavar="CAP", help="add a Linux capability")
     add("--cap-drop", action="append", default=[], metavar="CAP", help="drop a Linux capability")
     add("--init", action="store_true", help="run an init that forwards signals and reaps zombies")
+    add("--security-opt", action="append", default=[], metavar="OPT",
+        help="seccomp=unconfined (no syscall filter), no-new-privileges[=true|false]")
     add("--stop-signal", help="signal to stop the container (default: the image's, else SIGTERM)")
     add("image", help="image name or ID")
     add("command", nargs=argparse.REMAINDER, help="command and arguments")
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         entrypoint=args.entrypoint, hostname=args.hostname, network=args.network, memory=args.memory,
         memory_swap=args.memory_swap, cpus=args.cpus, pids_limit=args.pids_limit, read_only=args.read_only,
         cap_add=args.cap_add, cap_drop=args.cap_drop, init=args.init, stop_signal=args.stop_signal,
+        security_opt=args.security_opt,
     )
     container = create_container(args.root, opts)
     if args.detach:
