@@ -29,6 +29,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     parser.add_argument("--push", action="store_true", help="push every -t name to its registry after the build")
     parser.add_argument("--insecure", action="store_true", help="with --push: allow plain HTTP registries")
+    parser.add_argument("--sign", default=None, metavar="KEY",
+                        help="with --push: sign each pushed image with this private key (cosign's format)")
 
 
 def _build_args(values: list[str]) -> dict[str, str | None]:
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     for tag in args.tag:
         parse_reference(tag)  # a bad name fails now, not after the build
+    signing_key = _signing_key(args)
     context_dir, dockerfile, text = _read_dockerfile(args)
     display = os.path.basename(dockerfile) if not args.file else args.file
     build_plan = plan(text, _build_args(args.build_arg), args.target, path=display)
@@ -130,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         with open(args.iidfile, "w") as fh:
             fh.write(result.id)
     if args.push:
-        _push(args, progress)
+        _push(args, progress, signing_key)
     if args.quiet:
         print(result.id)
     else:
@@ -141,7 +144,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _push(args, progress) -> None:
+def _signing_key(args):
+    """The private key of ``--sign``, read (and its passphrase asked) before the build starts."""
+    from registry.errors import PybuildError
+
+    if not args.sign:
+        return None
+    if not args.push:
+        raise PybuildError("--sign signs what --push pushes; add --push")
+    from registry.signing.keys import load_private
+
+    return load_private(args.sign)
+
+
+def _push(args, progress, signing_key=None) -> None:
     from registry.errors import PybuildError
     from registry.remote.push import push_image
     from registry.store import Store
@@ -152,6 +168,12 @@ def _push(args, progress) -> None:
     for tag in args.tag:
         digest = push_image(store, tag, insecure=args.insecure)
         progress.message(f"pushed {tag}@{digest}")
+        if signing_key is not None:
+            from registry.signing.cosign import signature_tag
+            from registry.signing.remote import sign_image
+
+            sign_image(tag, signing_key, insecure=args.insecure, digest=digest)
+            progress.message(f"signed {tag}@{digest} ({signature_tag(digest)})")
 
 
 def _interrupt(signum, frame) -> None:

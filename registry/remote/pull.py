@@ -24,9 +24,12 @@ class PullResult:
 
 
 def pull_image(store: Store, name: str | Reference, *, platform: str | None = None, insecure: bool = False,
-               jobs: int | None = None, reporter: Reporter | None = None) -> PullResult:
+               jobs: int | None = None, reporter: Reporter | None = None, policy: str | None = None) -> PullResult:
     """Pull ``name`` (tag or digest) for ``platform`` (default: the host's) into ``store``.
 
+    The verification policy (the file ``policy``, else the default one, see
+    :mod:`registry.signing.policy`) is applied to the digest the reference resolves
+    to before anything is stored; the blobs copied are those of that very digest.
     The image manifest is stored byte for byte as served; every blob is verified
     while it streams and blobs the store has are not fetched.
     """
@@ -34,6 +37,7 @@ def pull_image(store: Store, name: str | Reference, *, platform: str | None = No
     client = RegistryClient(ref.registry, ref.repository, insecure=insecure)
     source = RemoteSource(client, ref, platform)
     manifest = source.manifest()
+    _enforce_policy(policy, ref, client, source.digest)
     refs = [ref] if ref.tag or ref.digest == manifest.digest else []
     sink = StoreSink(store)
     with store.transaction():
@@ -42,3 +46,15 @@ def pull_image(store: Store, name: str | Reference, *, platform: str | None = No
     assert sink.written is not None
     desc = oci.Descriptor(manifest.media_type, sink.written.digest, sink.written.size)
     return PullResult(ref, source.digest, store.image_at(desc))
+
+
+def _enforce_policy(path: str | None, ref: Reference, client: RegistryClient, digest: str) -> None:
+    """Raise :class:`~registry.signing.errors.PolicyRejected` unless the policy accepts ``digest``."""
+    from ..signing import policy as policies
+
+    loaded = policies.load(path)
+    if loaded is None:
+        return
+    from ..signing.cosign import read_signatures
+
+    loaded.check(ref, digest, lambda: read_signatures(client, digest))
