@@ -36,8 +36,8 @@ def pull_image(store: Store, name: str | Reference, *, platform: str | None = No
     ref = parse(name) if isinstance(name, str) else name
     client = RegistryClient(ref.registry, ref.repository, insecure=insecure)
     source = RemoteSource(client, ref, platform)
+    _enforce_policy(policy, ref, client, source)
     manifest = source.manifest()
-    _enforce_policy(policy, ref, client, source.digest)
     refs = [ref] if ref.tag or ref.digest == manifest.digest else []
     sink = StoreSink(store)
     with store.transaction():
@@ -48,8 +48,9 @@ def pull_image(store: Store, name: str | Reference, *, platform: str | None = No
     return PullResult(ref, source.digest, store.image_at(desc))
 
 
-def _enforce_policy(path: str | None, ref: Reference, client: RegistryClient, digest: str) -> None:
-    """Raise :class:`~registry.signing.errors.PolicyRejected` unless the policy accepts ``digest``."""
+def _enforce_policy(path: str | None, ref: Reference, client: RegistryClient, source: RemoteSource) -> None:
+    """Raise :class:`~registry.signing.errors.PolicyRejected` unless the policy accepts the image
+    (``source`` keeps the manifest it resolved, so what is checked is what gets copied)."""
     from ..signing import policy as policies
 
     loaded = policies.load(path)
@@ -57,4 +58,4 @@ def _enforce_policy(path: str | None, ref: Reference, client: RegistryClient, di
         return
     from ..signing.cosign import read_signatures
 
-    loaded.check(ref, digest, lambda: read_signatures(client, digest))
+    loaded.check(ref, lambda: (source.digest, read_signatures(client, source.digest)))

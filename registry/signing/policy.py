@@ -101,27 +101,29 @@ class Policy:
                 return Scope(f"docker:{name}" if name else "docker (transport default)", self.docker[name])
         return Scope("default", self.default)
 
-    def check(self, ref: Reference, digest: str, signatures: Callable[[], Sequence[Signature]]) -> Scope:
-        """Accept ``ref`` (resolved to ``digest``) or raise :class:`PolicyRejected` saying why.
+    def check(self, ref: Reference, image: Callable[[], tuple[str, Sequence[Signature]]]) -> Scope:
+        """Accept ``ref`` or raise :class:`PolicyRejected` saying why.
 
-        ``signatures()`` is called (once) only when a requirement needs them.
+        ``image()`` gives the digest ``ref`` resolves to and its signatures; it is called
+        (once) only when a requirement needs them, so a ``reject`` scope refuses before
+        the registry is asked anything.
         """
         scope = self.scope_for(ref)
-        fetched: list[Sequence[Signature]] = []
+        fetched: list[tuple[str, Sequence[Signature]]] = []
 
-        def get() -> Sequence[Signature]:
+        def get() -> tuple[str, Sequence[Signature]]:
             if not fetched:
-                fetched.append(signatures())
+                fetched.append(image())
             return fetched[0]
 
-        for requirement in scope.requirements:
-            why = self._why_not(requirement, ref, digest, get)
+        for requirement in sorted(scope.requirements, key=lambda r: r.get("type") == "sigstoreSigned"):
+            why = self._why_not(requirement, ref, get)
             if why:
                 raise PolicyRejected(f"policy {self.path} rejects {ref} (scope {scope.name}): {why}")
         return scope
 
-    def _why_not(self, requirement: dict[str, Any], ref: Reference, digest: str,
-                 signatures: Callable[[], Sequence[Signature]]) -> str | None:
+    def _why_not(self, requirement: dict[str, Any], ref: Reference,
+                 image: Callable[[], tuple[str, Sequence[Signature]]]) -> str | None:
         kind = requirement.get("type")
         if kind == "insecureAcceptAnything":
             return None
@@ -137,7 +139,8 @@ class Policy:
         try:
             key, key_name = self._key(requirement)
             identity = identity_rule(requirement.get("signedIdentity"))
-            check(signatures(), ref, digest, key, identity, key_name)
+            digest, signatures = image()
+            check(signatures, ref, digest, key, identity, key_name)
         except (VerificationFailed, KeyFileError, PolicyInvalid) as err:
             return str(err)
         return None
