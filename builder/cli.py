@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tag": ("builder.commands.tag", "Give an image another name"),
     "rmi": ("builder.commands.rmi", "Remove images"),
     "inspect": ("builder.commands.inspect", "Show an image's details as JSON"),
+    "sbom": ("builder.commands.sbom", "Print the SPDX SBOM of an image (store, registry or archive)"),
     "history": ("builder.commands.history", "Show an image's history"),
     "save": ("builder.commands.save", "Save images to a docker-archive or OCI archive"),
     "load": ("builder.commands.load", "Load images from a docker-archive or OCI archive"),

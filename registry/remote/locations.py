@@ -160,7 +160,7 @@ def copy_between(store: Store, src: str | Location, dst: str | Location, *, plat
     dst = parse_location(dst) if isinstance(dst, str) else dst
     origins = BlobOrigins(store.root)
     with contextlib.ExitStack() as stack:
-        source, src_ref = _open_source(store, src, platform, insecure, stack)
+        source, src_ref = open_source(store, src, platform, insecure, stack)
         if dst.kind in ("docker-archive", "oci-archive"):
             manifest = _copy_to_archive(store, source, src_ref, dst, jobs, reporter)
         else:
@@ -181,8 +181,9 @@ def copy_between(store: Store, src: str | Location, dst: str | Location, *, plat
     return manifest
 
 
-def _open_source(store: Store, loc: Location, platform: str | None, insecure: bool,
-                 stack: contextlib.ExitStack) -> tuple[ImageSource, Reference | None]:
+def open_source(store: Store, loc: Location, platform: str | None, insecure: bool,
+                stack: contextlib.ExitStack) -> tuple[ImageSource, Reference | None]:
+    """An image source for ``loc`` (archives stay open until ``stack`` closes) and its name."""
     if loc.kind == "docker":
         from .client import RegistryClient
         from .image import RemoteSource
