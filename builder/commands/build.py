@@ -29,6 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     parser.add_argument("--push", action="store_true", help="push every -t name to its registry after the build")
     parser.add_argument("--insecure", action="store_true", help="with --push: allow plain HTTP registries")
+    parser.add_argument("--sbom", action="store_true",
+                        help="attach an SPDX SBOM of the image as an in-toto attestation (the tag names an index)")
+    parser.add_argument("--provenance", action="store_true",
+                        help="attach SLSA provenance (Dockerfile and base image digests, args with secrets redacted)")
     parser.add_argument("--sign", default=None, metavar="KEY",
                         help="with --push: sign each pushed image with this private key (cosign's format)")
 
@@ -122,10 +126,15 @@ def run(args: argparse.Namespace) -> int:
                         compression=args.compression, source_date_epoch=int(epoch) if epoch else None)
     executor = Executor(build_plan, opts, progress)
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
+    import time
+
+    started = time.time()
     try:
         result = executor.build()
     finally:
         context.hashes.save()
+    if args.sbom or args.provenance:
+        _attest(args, result, executor, started, display, text)
     warning = build_plan.unused_build_args_warning()
     if warning:
         progress.message(warning)
@@ -142,6 +151,41 @@ def run(args: argparse.Namespace) -> int:
             progress.message(f"naming to {tag} done")
         print(result.id)
     return 0
+
+
+def _attest(args, result, executor, started: float, dockerfile: str, text: str) -> None:
+    """Put the SBOM and/or provenance beside the image: the tags then name an index of both."""
+    import time
+
+    from registry import attestation
+    from registry.image import StoreSource
+    from registry.store import Store, host_platform
+
+    store = Store(args.root)
+    image = store.image_at(result.descriptor)
+    name = args.tag[0] if args.tag else result.id
+    subject = attestation.subject_name(name, {k: image.config.get(k) for k in ("os", "architecture", "variant")})
+    statements = []
+    if args.sbom:
+        from registry.sbom.scan import image_sbom
+
+        sbom = image_sbom(StoreSource(store, image), name)
+        statements.append(attestation.statement(subject, result.descriptor.digest, attestation.SPDX_PREDICATE, sbom))
+    if args.provenance:
+        from builder.build.provenance import predicate
+
+        slsa = predicate(dockerfile_path=dockerfile, dockerfile_text=text, build_args=_build_args(args.build_arg),
+                         target=args.target, secret_ids=list(_secrets(args.secret)), labels=_pairs(args.label, "--label"),
+                         base_images=executor.base_images, started=started, finished=time.time(),
+                         platform=host_platform())
+        statements.append(attestation.statement(subject, result.descriptor.digest, attestation.SLSA_PROVENANCE_V1,
+                                                slsa))
+    with store.transaction():
+        index = attestation.attach(store, result.descriptor, statements)
+        for tag in args.tag:
+            store.tag(tag, index)
+        if not args.tag:
+            store.keep(index)
 
 
 def _signing_key(args):

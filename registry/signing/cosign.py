@@ -12,12 +12,10 @@ layer, so signatures by several keys accumulate.  (The registry here, distributi
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from dataclasses import dataclass, field
 
 from .. import oci
-from ..errors import DigestMismatch
 from ..remote.client import RegistryClient
 from ..remote.errors import RemoteNotFound
 from .errors import VerificationFailed
@@ -73,7 +71,7 @@ def read_signatures(client: RegistryClient, digest: str) -> list[Signature]:
         if desc.media_type != SIMPLESIGNING or signature is None:
             continue
         others = {k: v for k, v in desc.annotations.items() if k != SIGNATURE_ANNOTATION}
-        out.append(Signature(_read_small_blob(client, desc), signature, others))
+        out.append(Signature(client.read_small_blob(desc, MAX_PAYLOAD), signature, others))
     return out
 
 
@@ -102,16 +100,3 @@ def attach_signature(client: RegistryClient, digest: str, signature: Signature) 
 def _upload(client: RegistryClient, desc: oci.Descriptor, data: bytes) -> None:
     if client.head_blob(desc.digest) is None:
         client.upload_blob(desc, [data])
-
-
-def _read_small_blob(client: RegistryClient, desc: oci.Descriptor) -> bytes:
-    """A payload blob, size-capped and checked against its digest (the registry is not trusted)."""
-    if desc.size > MAX_PAYLOAD or desc.size < 0:
-        raise VerificationFailed(f"a signature payload claims {desc.size} bytes; refusing it")
-    with client.open_blob(desc) as stream:
-        data = b""
-        while chunk := stream.read(1 << 16):
-            data += chunk
-    if len(data) != desc.size or "sha256:" + hashlib.sha256(data).hexdigest() != desc.digest:
-        raise DigestMismatch(f"signature payload {desc.digest} from {client.name} does not match its digest")
-    return data
