@@ -206,3 +206,28 @@ def dpkg_installed(prefix: list[str]) -> list[tuple[str, str, str]]:
     out = subprocess.run(["dpkg-query", *prefix, "-W", "-f", "${db:Status-Abbrev}|${Package}|${Version}|${Architecture}\n"],
                          capture_output=True, text=True, check=True).stdout
     return sorted(tuple(line.split("|")[1:]) for line in out.splitlines() if line.startswith("ii"))
+
+
+def test_hostile_package_metadata_is_bounded(pybuild, root, busybox_rootfs, tmp_path):
+    """A METADATA file over the per-file cap is skipped (not read into memory); past the total
+    budget the image is refused with one line."""
+    rootfs = tmp_path / "rootfs"
+    shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
+    write_rootfs(rootfs)
+    huge = rootfs / "usr/lib/python3.11/site-packages/huge-1.0.dist-info"
+    huge.mkdir()
+    with open(huge / "METADATA", "wb") as fh:
+        fh.write(b"Metadata-Version: 2.1\nName: huge\nVersion: 1.0\n\n")
+        fh.truncate(33 << 20)
+    pybuild("import", str(rootfs), "hostile:1")
+    assert "huge" not in packages(sbom(pybuild, "hostile:1"))
+
+    from registry.image import StoreSource
+    from registry.sbom.files import image_files
+    from registry.sbom.packages import wanted
+    from registry.errors import PybuildError
+    from registry.store import Store
+
+    store = Store(root)
+    with pytest.raises(PybuildError, match="more than 0 MiB of package metadata"):
+        image_files(StoreSource.named(store, "hostile:1"), wanted, max_total=1000)
