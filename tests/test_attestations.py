@@ -131,3 +131,50 @@ def test_push_carries_attestations_and_signature_covers_them(plain_registry, sig
     # a plain pull takes the image for this platform and runs nothing else
     other("pull", target)
     assert inspect(other, target)["Descriptor"]["digest"] == remote["https://spdx.dev/Document"]["image"]
+
+
+# ---- the Debian example: the SBOM against dpkg inside the image ---------------------------
+
+@pytest.fixture(scope="session")
+def debian_rootfs(tmp_path_factory) -> Path:
+    """``debootstrap --variant=minbase bookworm`` (what examples/make-bases.sh does; needs the Debian
+    mirror).  ``PYBUILD_TEST_DEBIAN_ROOTFS`` may name such a rootfs made earlier, to save the minutes."""
+    import os
+    import shutil
+
+    if os.environ.get("PYBUILD_TEST_DEBIAN_ROOTFS"):
+        return Path(os.environ["PYBUILD_TEST_DEBIAN_ROOTFS"])
+    if shutil.which("debootstrap") is None:
+        pytest.skip("debootstrap is not installed (scripts/setup.sh installs it)")
+    target = tmp_path_factory.mktemp("debian") / "rootfs"
+    proc = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(target), "http://deb.debian.org/debian"],
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return target
+
+
+DPKG_FORMAT = "${db:Status-Abbrev}|${Package}|${Version}|${Architecture}\\n"
+
+
+@pytest.mark.slow
+@needs_root
+def test_debian_example_sbom_lists_what_dpkg_lists_inside(pybuild, debian_rootfs, tmp_path):
+    from conftest import REPO
+
+    pybuild("import", str(debian_rootfs), "debian:bookworm")
+    pybuild("build", "-q", "--sbom", "--provenance", "-t", "cowsay", str(REPO / "examples" / "debian-apt"))
+    found = attestations(pybuild, "cowsay")
+    sbom = found["https://spdx.dev/Document"]["statement"]["predicate"]
+    listed = sorted((p["name"], p["versionInfo"], p["externalRefs"][0]["referenceLocator"].split("arch=")[1])
+                    for p in sbom["packages"] if p["SPDXID"] != "SPDXRef-image")
+    out = pybuild("run", "--rm", "cowsay", "dpkg-query", "-W", "-f", DPKG_FORMAT).stdout.decode()
+    inside = sorted(tuple(line.split("|")[1:]) for line in out.splitlines() if line.startswith("ii"))
+    assert listed == inside and any(name == "cowsay" for name, _, _ in listed)
+    dpkg_l = pybuild("run", "--rm", "cowsay", "dpkg", "-l").stdout.decode()
+    assert len([line for line in dpkg_l.splitlines() if line.startswith("ii ")]) == len(listed)
+    validate_spdx(sbom, tmp_path)
+    licensed = [p for p in sbom["packages"] if p["licenseDeclared"] != "NOASSERTION"]
+    assert len(licensed) > len(listed) // 2  # Debian's machine-readable copyright files
+    provenance = found["https://slsa.dev/provenance/v1"]["statement"]["predicate"]
+    base = inspect(pybuild, "debian:bookworm")["Descriptor"]["digest"]
+    assert {"sha256": base[7:]} in [d["digest"] for d in provenance["buildDefinition"]["resolvedDependencies"]]

@@ -204,3 +204,17 @@ def test_invalid_signed_identity_is_refused():
     for spec in ({"type": "matchAnything"}, {"type": "exactReference"}, {"type": "matchExact", "extra": 1}):
         with pytest.raises(PolicyInvalid):
             identity_rule(spec)
+
+
+def test_copy_from_a_registry_obeys_the_policy(images, keypair, puller, tmp_path):
+    """As skopeo copy: an image read from a registry must pass the policy, whatever the destination."""
+    reg, namespace, signed_ref, digest, unsigned_ref = images
+    policy = write_policy(tmp_path / "policy.json", {namespace: [sigstore(keypair[1], MATCH_REPO)]})
+    err = error_line(puller("copy", "--policy", str(policy), f"docker://{unsigned_ref}", "store:unsigned:1",
+                            check=False))
+    assert "has no signatures" in err
+    archive = tmp_path / "unsigned.tar"
+    assert "has no signatures" in error_line(puller("copy", "--policy", str(policy), f"docker://{unsigned_ref}",
+                                                    f"docker-archive:{archive}", check=False))
+    assert store_is_empty(puller.root) and not archive.exists()
+    puller("copy", "--policy", str(policy), f"docker://{signed_ref}", "store:signed:1")

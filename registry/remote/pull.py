@@ -9,7 +9,7 @@ from ..image import StoreSink
 from ..reference import Reference, parse
 from ..store import Store, StoredImage
 from .client import RegistryClient
-from .image import RemoteSource
+from .image import RemoteSource, enforce_policy
 from .origins import BlobOrigins
 from .transfer import Reporter, transfer
 
@@ -36,7 +36,7 @@ def pull_image(store: Store, name: str | Reference, *, platform: str | None = No
     ref = parse(name) if isinstance(name, str) else name
     client = RegistryClient(ref.registry, ref.repository, insecure=insecure)
     source = RemoteSource(client, ref, platform)
-    _enforce_policy(policy, ref, client, source)
+    enforce_policy(policy, ref, source)
     manifest = source.manifest()
     refs = [ref] if ref.tag or ref.digest == manifest.digest else []
     sink = StoreSink(store)
@@ -47,15 +47,3 @@ def pull_image(store: Store, name: str | Reference, *, platform: str | None = No
     desc = oci.Descriptor(manifest.media_type, sink.written.digest, sink.written.size)
     return PullResult(ref, source.digest, store.image_at(desc))
 
-
-def _enforce_policy(path: str | None, ref: Reference, client: RegistryClient, source: RemoteSource) -> None:
-    """Raise :class:`~registry.signing.errors.PolicyRejected` unless the policy accepts the image
-    (``source`` keeps the manifest it resolved, so what is checked is what gets copied)."""
-    from ..signing import policy as policies
-
-    loaded = policies.load(path)
-    if loaded is None:
-        return
-    from ..signing.cosign import read_signatures
-
-    loaded.check(ref, lambda: (source.digest, read_signatures(client, source.digest)))
