@@ -122,6 +122,44 @@ def test_key_generate_needs_a_passphrase(pybuild, tmp_path):
     assert not (tmp_path / "x.key").exists() and not (tmp_path / "y.key").exists()
 
 
+def on_terminal(argv: list[str], env: dict[str, str], answers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+    """Run ``argv`` on a new pseudo-terminal, answering each prompt when it appears; (exit status, output)."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty
+        os.execve(argv[0], argv, env)
+    output = b""
+    pending = list(answers)
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        if pending and pending[0][0] in output:
+            os.write(fd, pending.pop(0)[1])
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output
+
+
+def test_key_generate_asks_for_the_passphrase_on_a_terminal(pybuild, tmp_path):
+    env = {k: v for k, v in pybuild.env.items() if k not in ("PYBUILD_KEY_PASSWORD", "COSIGN_PASSWORD")}
+    prefix = tmp_path / "tty"
+    code, out = on_terminal([PYBUILD, "key", "generate", "--output-key-prefix", str(prefix)], env,
+                            [(b"Enter password for private key: ", b"typed-pass\n"),
+                             (b"again: ", b"typed-pass\n")])
+    assert code == 0, out
+    assert b"typed-pass" not in out  # not echoed
+    subprocess.run(["openssl", "pkey", "-in", f"{prefix}.key", "-passin", "pass:typed-pass", "-noout"], check=True)
+    code, out = on_terminal([PYBUILD, "key", "generate", "--output-key-prefix", str(tmp_path / "bad")], env,
+                            [(b"Enter password for private key: ", b"one\n"), (b"again: ", b"two\n")])
+    assert code == 1 and b"do not match" in out and not (tmp_path / "bad.key").exists()
+
+
 # ---- sign and verify -----------------------------------------------------------------
 
 def test_sign_verify_roundtrip(any_registry, signer, busybox_image, keypair, tmp_path):
