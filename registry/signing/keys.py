@@ -73,8 +73,10 @@ def load_private(path: str, passphrase: Callable[[], bytes] | None = None) -> ec
     ask = passphrase or (lambda: read_passphrase(f"Enter password for private key {path}: "))
     block = _pem_block(data)
     if block and block[0] in _COSIGN_PEM_TYPES:
-        der = _open_cosign(block[1], ask(), path)
-        key = serialization.load_der_private_key(der, None)
+        try:
+            key = serialization.load_der_private_key(_open_cosign(block[1], ask(), path), None)
+        except (ValueError, UnsupportedAlgorithm) as err:
+            raise KeyFileError(f"{path}: the decrypted cosign key is not a PKCS#8 private key ({err})") from None
     else:
         try:
             encrypted = b"ENCRYPTED" in data.split(b"\n", 1)[0]
