@@ -231,3 +231,26 @@ def test_hostile_package_metadata_is_bounded(pybuild, root, busybox_rootfs, tmp_
     store = Store(root)
     with pytest.raises(PybuildError, match="more than 0 MiB of package metadata"):
         image_files(StoreSource.named(store, "hostile:1"), wanted, max_total=1000)
+
+
+def test_sbom_of_host_python_packages_matches_pip(pybuild, busybox_rootfs, tmp_path):
+    """This machine's Debian-packaged Python distributions (dist-info and egg-info, files and dirs)
+    in an image: the SBOM lists what ``pip list --path`` (an independent reader) lists."""
+    import sys
+
+    host = Path("/usr/lib/python3/dist-packages")
+    entries = [p for p in host.iterdir() if p.name.endswith((".dist-info", ".egg-info"))] if host.is_dir() else []
+    if not entries:
+        pytest.skip("no Debian-packaged Python distributions on this host")
+    rootfs = tmp_path / "rootfs"
+    shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
+    target = rootfs / "usr/lib/python3/dist-packages"
+    target.mkdir(parents=True)
+    for entry in entries:
+        (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, target / entry.name)
+    pybuild("import", str(rootfs), "hostpy:1")
+    listed = sorted((p["name"].lower(), p["versionInfo"]) for p in packages_list(sbom(pybuild, "hostpy:1")))
+    pip = subprocess.run([sys.executable, "-m", "pip", "list", "--path", str(target), "--format", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    expected = sorted((d["name"].lower(), d["version"]) for d in json.loads(pip))
+    assert len(expected) > 5 and listed == expected

@@ -19,7 +19,9 @@ DPKG_STATUS = "var/lib/dpkg/status"
 DPKG_STATUS_D = "var/lib/dpkg/status.d/"
 APK_INSTALLED = "lib/apk/db/installed"
 OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
-_DIST_INFO = re.compile(r"(^|/)[^/]+\.dist-info/METADATA$")
+# wheels install X.dist-info/METADATA; setuptools (and many Debian packages) X.egg-info/PKG-INFO
+# or a single X.egg-info file; only those under a site-packages or dist-packages directory count
+_DIST_INFO = re.compile(r"(^|/)(site|dist)-packages/[^/]+(\.dist-info/METADATA|\.egg-info/PKG-INFO|\.egg-info)$")
 _COPYRIGHT = re.compile(r"^usr/share/doc/([^/]+)/copyright$")
 
 # SPDX identifiers common in distributions and on PyPI (a subset of the SPDX licence list).
@@ -173,18 +175,25 @@ def apk_packages(files: dict[str, bytes]) -> list[Package]:
 # ---- Python --------------------------------------------------------------------------------
 
 def python_packages(files: dict[str, bytes]) -> list[Package]:
-    """Installed distributions (``*.dist-info/METADATA``), wherever a site-packages is."""
-    out = []
-    for path in sorted(p for p in files if _DIST_INFO.search(p)):
+    """Installed distributions (``*.dist-info/METADATA``, ``*.egg-info``), in any site- or dist-packages.
+
+    A distribution recorded twice in one directory (a stale egg-info beside a dist-info) is
+    listed once, from its dist-info, as Python's importlib and pip see it.
+    """
+    found: dict[tuple[str, str], Package] = {}
+    # dist-info first, so it wins over an egg-info of the same name in the same directory
+    for path in sorted((p for p in files if _DIST_INFO.search(p)), key=lambda p: (".egg-info" in p, p)):
         headers = _stanzas(files[path].split(b"\n\n", 1)[0])
         fields = headers[0] if headers else {}
         if not fields.get("Name"):
             continue
         raw = fields.get("License-Expression") or _classifier_license(files[path]) or fields.get("License", "")
         license_, declared = _spdx(raw.split("\n")[0] if len(raw) < 200 else "")
-        out.append(Package("python", fields["Name"], fields.get("Version", ""), "", license_, declared,
-                           fields.get("Author-email") or fields.get("Author", ""), fields.get("Home-page", ""), path))
-    return out
+        site = path[:_DIST_INFO.search(path).end(2)]
+        found.setdefault((site, _pypi_name(fields["Name"])), Package(
+            "python", fields["Name"], fields.get("Version", ""), "", license_, declared,
+            fields.get("Author-email") or fields.get("Author", ""), fields.get("Home-page", ""), path))
+    return list(found.values())
 
 
 def _classifier_license(metadata: bytes) -> str:
