@@ -203,6 +203,29 @@ def test_signature_format_verifies_with_openssl(plain_registry, signer, busybox_
     assert bad.returncode != 0
 
 
+def test_signature_made_by_openssl_verifies(plain_registry, signer, busybox_image, tmp_path):
+    """The other direction: openssl makes the key and the signature of a cosign payload written
+    by hand; pybuild verifies it (and refuses it under another key)."""
+    reg = plain_registry
+    target = f"{reg.host}/signing/by-openssl:1"
+    digest = push(signer, busybox_image, target)
+    key, pub = tmp_path / "ossl.key", tmp_path / "ossl.pub"
+    subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key)], check=True)
+    subprocess.run(["openssl", "ec", "-in", str(key), "-pubout", "-out", str(pub)], check=True, capture_output=True)
+    payload = json.dumps({"critical": {"identity": {"docker-reference": f"{reg.host}/signing/by-openssl"},
+                                       "image": {"docker-manifest-digest": digest},
+                                       "type": "cosign container image signature"},
+                          "optional": {"creator": "openssl"}}).encode()
+    (tmp_path / "payload").write_bytes(payload)
+    signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key), str(tmp_path / "payload")],
+                               capture_output=True, check=True).stdout
+    put_signature_manifest(reg, "signing/by-openssl", digest, [(payload, base64.b64encode(signature).decode())])
+    out = signer("verify", "--key", str(pub), target)
+    assert json.loads(out.stdout.decode().splitlines()[0])["optional"] == {"creator": "openssl"}
+    _, other_pub = make_keys(signer, tmp_path / "other")
+    assert "does not verify" in error_line(signer("verify", "--key", str(other_pub), target, check=False))
+
+
 def test_signatures_accumulate(plain_registry, signer, busybox_image, tmp_path):
     reg = plain_registry
     key_a, pub_a = make_keys(signer, tmp_path / "a")
