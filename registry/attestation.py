@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from . import oci
 from .errors import PybuildError
+from .reference import is_digest
 from .store import Store
 
 INTOTO = "application/vnd.in-toto+json"
@@ -76,25 +77,25 @@ def find(top: bytes, read_manifest: ReadManifest, read_blob: ReadBlob) -> list[d
     A plain image manifest has none (an empty list).
     """
     try:
-        index = json.loads(top)
-    except ValueError:
-        raise PybuildError("the image's manifest is not JSON") from None
+        return _find(top, read_manifest, read_blob)
+    except (ValueError, AttributeError, TypeError, KeyError):
+        raise PybuildError("the image's index or attestation manifest is malformed; refusing it") from None
+
+
+def _find(top: bytes, read_manifest: ReadManifest, read_blob: ReadBlob) -> list[dict[str, Any]]:
     out = []
-    for entry in index.get("manifests") or []:
+    for entry in json.loads(top).get("manifests") or []:
         annotations = entry.get("annotations") or {}
-        if annotations.get(REFERENCE_TYPE) != ATTESTATION_MANIFEST:
+        if annotations.get(REFERENCE_TYPE) != ATTESTATION_MANIFEST or not is_digest(entry["digest"]):
             continue
         manifest = json.loads(read_manifest(entry["digest"]))
         for layer in manifest.get("layers") or []:
             desc = oci.Descriptor.from_json(layer)
-            if desc.media_type != INTOTO or desc.size > MAX_STATEMENT:
+            if desc.media_type != INTOTO or desc.size > MAX_STATEMENT or not is_digest(desc.digest):
                 continue
-            try:
-                doc = json.loads(read_blob(desc))
-            except ValueError:
-                raise PybuildError(f"attestation {desc.digest} is not JSON") from None
+            doc = json.loads(read_blob(desc))
             out.append({"image": annotations.get(REFERENCE_DIGEST, ""),
-                        "predicateType": desc.annotations.get(PREDICATE_ANNOTATION) or doc.get("predicateType"),
+                        "predicateType": desc.annotations.get(PREDICATE_ANNOTATION) or doc.get("predicateType", ""),
                         "statement": doc})
     return out
 

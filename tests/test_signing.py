@@ -344,3 +344,67 @@ def test_build_push_sign(plain_registry, signer, busybox_image, keypair, tmp_pat
     # --sign without --push fails before building anything
     err = error_line(signer("build", "-t", target, "--sign", str(keypair[0]), str(ctx), check=False))
     assert "add --push" in err
+
+
+class HostileRegistry:
+    """A tiny registry on 127.0.0.1 that serves one image manifest and, under its .sig tag,
+    whatever manifest the test wants (distribution itself refuses to store malformed ones)."""
+
+    def __init__(self, signature_manifest: bytes):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from registry import oci
+
+        image = json.dumps({"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST,
+                            "config": {"mediaType": oci.OCI_CONFIG, "digest": "sha256:" + "1" * 64, "size": 2},
+                            "layers": []}).encode()
+        self.digest = oci.sha256_digest(image)
+        routes = {"/v2/": (b"{}", "application/json"), "/v2/evil/manifests/1": (image, oci.OCI_MANIFEST),
+                  f"/v2/evil/manifests/{self.digest}": (image, oci.OCI_MANIFEST),
+                  f"/v2/evil/manifests/{self.digest.replace(':', '-')}.sig": (signature_manifest, oci.OCI_MANIFEST)}
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                body, media_type = routes.get(self.path, (b'{"errors":[{"code":"NOT_FOUND"}]}', "application/json"))
+                self.send_response(200 if self.path in routes else 404)
+                self.send_header("Content-Type", media_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_HEAD = do_GET
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("layers", [
+    [{"mediaType": SIMPLESIGNING, "digest": "sha256:" + "0" * 64, "size": 10, "annotations": ["not", "a", "map"]}],
+    [{"mediaType": SIMPLESIGNING, "digest": "../../../v2/_catalog", "size": 10, "annotations": {ANNOTATION: "x"}}],
+    ["not a descriptor"],
+    [{"mediaType": SIMPLESIGNING, "digest": "sha256:" + "0" * 64, "size": 1 << 40, "annotations": {ANNOTATION: "x"}}],
+])
+def test_hostile_signature_manifest_is_a_clean_refusal(signer, keypair, layers):
+    """A registry may serve anything under the .sig tag: each case is one line and exit 1."""
+    from registry import oci
+
+    raw = json.dumps({"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST,
+                      "config": {"mediaType": oci.OCI_CONFIG, "digest": "sha256:" + "1" * 64, "size": 2},
+                      "layers": layers}).encode()
+    hostile = HostileRegistry(raw)
+    try:
+        proc = signer("verify", "--key", str(keypair[1]), f"{hostile.host}/evil:1", check=False)
+    finally:
+        hostile.close()
+    err = error_line(proc)
+    assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
+    assert "refusing it" in err

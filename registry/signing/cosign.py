@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 
 from .. import oci
+from ..reference import is_digest
 from ..remote.client import RegistryClient
 from ..remote.errors import RemoteNotFound
 from .errors import VerificationFailed
@@ -58,34 +59,41 @@ def read_signatures(client: RegistryClient, digest: str) -> list[Signature]:
         manifest = client.get_manifest(signature_tag(digest))
     except RemoteNotFound:
         return []
-    try:
-        layers = json.loads(manifest.raw).get("layers") or []
-    except (ValueError, AttributeError):
-        raise VerificationFailed(f"the signature manifest of {digest} is not a JSON manifest") from None
+    layers = _layers(manifest.raw, digest)
     if len(layers) > MAX_SIGNATURES:
         raise VerificationFailed(f"the signature manifest of {digest} has {len(layers)} layers; refusing it")
     out = []
-    for entry in layers:
-        desc = oci.Descriptor.from_json(entry)
+    for desc in layers:
         signature = desc.annotations.get(SIGNATURE_ANNOTATION)
-        if desc.media_type != SIMPLESIGNING or signature is None:
+        if desc.media_type != SIMPLESIGNING or not isinstance(signature, str):
             continue
         others = {k: v for k, v in desc.annotations.items() if k != SIGNATURE_ANNOTATION}
         out.append(Signature(client.read_small_blob(desc, MAX_PAYLOAD), signature, others))
     return out
 
 
+def _layers(raw: bytes, digest: str) -> list[oci.Descriptor]:
+    """The layers of a signature manifest (a registry's answer: anything may be malformed)."""
+    try:
+        layers = [oci.Descriptor.from_json(entry) for entry in json.loads(raw).get("layers") or []]
+    except (ValueError, AttributeError, TypeError, KeyError):
+        layers = None
+    if layers is None or not all(is_digest(d.digest) for d in layers):
+        raise VerificationFailed(f"the signature manifest of {digest} is malformed; refusing it")
+    return layers
+
+
 def attach_signature(client: RegistryClient, digest: str, signature: Signature) -> bool:
     """Add ``signature`` to the image's signature manifest; False when it was there already."""
     try:
-        current = json.loads(client.get_manifest(signature_tag(digest)).raw).get("layers") or []
+        current = _layers(client.get_manifest(signature_tag(digest)).raw, digest)
     except RemoteNotFound:
         current = []
     layer = signature.layer()
-    if any(entry.get("digest") == layer.digest and (entry.get("annotations") or {}).get(SIGNATURE_ANNOTATION)
-           == signature.signature_b64 for entry in current):
+    if any(d.digest == layer.digest and d.annotations.get(SIGNATURE_ANNOTATION) == signature.signature_b64
+           for d in current):
         return False
-    layers = [oci.Descriptor.from_json(entry) for entry in current] + [layer]
+    layers = current + [layer]
     _upload(client, layer, signature.payload)
     config = {"architecture": "", "created": _ZERO_TIME, "history": [{"created": _ZERO_TIME}], "os": "",
               "rootfs": {"type": "layers", "diff_ids": [d.digest for d in layers]}, "config": {}}
