@@ -98,6 +98,27 @@ def test_attestations_are_opt_in_and_images_without_them_have_none(pybuild, busy
     assert list(attestations(pybuild, "attested:2")) == ["https://spdx.dev/Document"]
 
 
+def test_attested_images_by_id_rmi_prune(pybuild, root, busybox_image, tmp_path):
+    """An index in the store is one image to the image commands: found by its ID, one <none>
+    entry when untagged, removed by rmi, its attestations pruned after, fsck clean."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo untagged > /u\n")
+    image_id = pybuild("build", "-q", "--sbom", str(ctx)).stdout.decode().strip()
+    listed = [line for line in pybuild("images").stdout.decode().splitlines() if image_id[7:19] in line]
+    assert len(listed) == 1 and "<none>" in listed[0]
+    assert inspect(pybuild, image_id[7:19])["Id"] == image_id
+    assert list(attestations(pybuild, image_id)) == ["https://spdx.dev/Document"]
+    pybuild("rmi", image_id)
+    assert image_id[7:19] not in pybuild("images").stdout.decode()
+    before = set((root / "store/blobs/sha256").iterdir())
+    pybuild("prune")
+    assert len(set((root / "store/blobs/sha256").iterdir())) < len(before)
+    assert b"store clean" in pybuild("fsck").stdout
+    entries = json.loads((root / "store/index.json").read_text())["manifests"]
+    assert [(m.get("annotations") or {}).get("org.opencontainers.image.ref.name") for m in entries] == ["busybox:latest"]
+
+
 @needs_root
 def test_image_with_attestations_runs(pybuild, busybox_image, tmp_path):
     build(pybuild, tmp_path, "--sbom", "--provenance")

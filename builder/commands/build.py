@@ -184,7 +184,9 @@ def _attest(args, result, executor, started: float, dockerfile: str, text: str) 
         index = attestation.attach(store, result.descriptor, statements)
         for tag in args.tag:
             store.tag(tag, index)
-        if not args.tag:
+        if not args.tag:  # the index replaces the image's <none> entry (it keeps the image reachable)
+            if not any(desc.digest == result.descriptor.digest for _, desc in store.tags()):
+                store.remove_manifest(result.descriptor.digest)
             store.keep(index)
 
 
