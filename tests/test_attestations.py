@@ -136,7 +136,7 @@ def test_push_carries_attestations_and_signature_covers_them(plain_registry, sig
     remote = attestations(other, f"docker://{target}")
     assert remote == local and len(remote) == 2
     verified = signer("verify", "--key", str(keypair[1]), target)
-    index_digest = json.loads(verified.stdout.splitlines()[0])["critical"]["image"]["docker-manifest-digest"]
+    index_digest = json.loads(verified.stdout)[0]["critical"]["image"]["docker-manifest-digest"]
     # an independent OCI reader: skopeo sees the index, copies all of it, and the in-toto layers come along
     raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{target}"],
                          capture_output=True, check=True).stdout

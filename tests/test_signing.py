@@ -172,7 +172,7 @@ def test_sign_verify_roundtrip(any_registry, signer, busybox_image, keypair, tmp
     signed = cli("sign", "--key", str(key), target)
     assert digest in signed.stdout.decode() and f"sha256-{digest[7:]}.sig" in signed.stdout.decode()
     verified = cli("verify", "--key", str(pub), target)
-    claim = json.loads(verified.stdout.decode().splitlines()[0])
+    claim = json.loads(verified.stdout)[0]
     assert claim == {"critical": {"identity": {"docker-reference": f"{reg.host}/signing/roundtrip"},
                                   "image": {"docker-manifest-digest": digest},
                                   "type": "cosign container image signature"},
@@ -221,7 +221,7 @@ def test_signature_made_by_openssl_verifies(plain_registry, signer, busybox_imag
                                capture_output=True, check=True).stdout
     put_signature_manifest(reg, "signing/by-openssl", digest, [(payload, base64.b64encode(signature).decode())])
     out = signer("verify", "--key", str(pub), target)
-    assert json.loads(out.stdout.decode().splitlines()[0])["optional"] == {"creator": "openssl"}
+    assert json.loads(out.stdout)[0]["optional"] == {"creator": "openssl"}
     _, other_pub = make_keys(signer, tmp_path / "other")
     assert "does not verify" in error_line(signer("verify", "--key", str(other_pub), target, check=False))
 

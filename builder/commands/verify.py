@@ -25,6 +25,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"Verification for {result.ref}@{result.digest} --", file=sys.stderr)
     print(f"{len(result.payloads)} of {len(result.signatures)} signature(s) verified with {args.key}; "
           f"each names the image's digest and repository", file=sys.stderr)
-    for payload in result.payloads:
-        print(simplesigning.encode(payload).decode())
+    # as cosign verify: a JSON array of the accepted payloads on stdout
+    print("[" + ",".join(simplesigning.encode(payload).decode() for payload in result.payloads) + "]")
     return 0
