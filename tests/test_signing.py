@@ -254,6 +254,11 @@ def test_cosign_format_private_key_signs(plain_registry, signer, busybox_image, 
     signer("verify", "--key", str(pub), target)
     wrong = signer("sign", "--key", str(key), target, check=False, env={"PYBUILD_KEY_PASSWORD": "nope"})
     assert "wrong passphrase" in error_line(wrong)
+    # cosign before 2.0 wrote the same envelope under another PEM type
+    older = key.with_name("older.key")
+    older.write_text(key.read_text().replace("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY"))
+    signer("sign", "--key", str(older), target)
+    assert b"2 of 2 signature(s) verified" in signer("verify", "--key", str(pub), target).stderr
 
 
 # ---- tampering -----------------------------------------------------------------------
