@@ -99,7 +99,8 @@ def test_podman_pull_under_policy_with_pybuild_signatures(signed_image, keypair,
     shutil.copytree(registries_d, home / ".config" / "containers" / "registries.d")
     env = {**os.environ, "HOME": str(home)}
     runroot = tempfile.mkdtemp(prefix="pbsig-")  # podman wants a runroot path under 50 characters
-    base = ["podman", "--storage-driver", "vfs", "--root", str(tmp_path / "podman-root"), "--runroot", runroot]
+    base = ["podman", "--storage-driver", "vfs", "--root", str(tmp_path / "podman-root"), "--runroot", runroot,
+            "--tmpdir", runroot]
     try:
         pulled = subprocess.run([*base, "pull", "--signature-policy", str(policy), "--tls-verify=false", ref],
                                 capture_output=True, text=True, env=env, timeout=300)

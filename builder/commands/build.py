@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -126,8 +127,6 @@ def run(args: argparse.Namespace) -> int:
                         compression=args.compression, source_date_epoch=int(epoch) if epoch else None)
     executor = Executor(build_plan, opts, progress)
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
-    import time
-
     started = time.time()
     try:
         result = executor.build()
@@ -155,8 +154,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _attest(args, result, executor, started: float, dockerfile: str, text: str) -> None:
     """Put the SBOM and/or provenance beside the image: the tags then name an index of both."""
-    import time
-
     from registry import attestation
     from registry.image import StoreSource
     from registry.store import Store, host_platform
