@@ -545,6 +545,11 @@ class Store:
         return next(iter(matches.values()), None)
 
     def _config_digest(self, desc: oci.Descriptor) -> str | None:
+        if desc.media_type in oci.INDEX_TYPES:  # an index's image ID is that of its host-platform image
+            try:
+                desc = select_platform(self.read_json(desc.digest))
+            except PybuildError:
+                return None
         if desc.media_type not in oci.MANIFEST_TYPES:
             return None
         try:

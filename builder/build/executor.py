@@ -121,6 +121,7 @@ class Executor:
         self._scratch: Path | None = None
         self.cancelled = threading.Event()
         self.running: set = set()  # RUN processes in flight (killed when a stage fails)
+        self.base_images: dict[str, str] = {}  # image name as written -> manifest digest used (provenance)
 
     # -- lazily opened resources ------------------------------------------------------
     @property
@@ -172,7 +173,7 @@ class Executor:
                     self.store.tag(tag, image.descriptor)
             if not self.opts.tags:
                 self.store.keep(image.descriptor)
-            return StoredImageResult(image.id, config)
+            return StoredImageResult(image.id, config, image.descriptor)
         finally:
             self._cleanup()
 
@@ -249,12 +250,17 @@ class Executor:
         return state
 
     def _load_image(self, name: str, inst: ins.Instruction, flag: bool = False):
-        """An image from the store, pulled if missing; ``flag``: named by ``--from``."""
+        """An image from the store, pulled if missing; ``flag``: named by ``--from``.
+        The manifest digest used is recorded for the provenance."""
         from registry.errors import ImageNotFound  # noqa: PLC0415
         try:
-            return self.store.image(name)
+            image = self.store.image(name)
         except ImageNotFound:
-            pass
+            image = self._pull(name, inst, flag)
+        self.base_images[name] = image.descriptor.digest
+        return image
+
+    def _pull(self, name: str, inst: ins.Instruction, flag: bool):
         from registry.remote.pull import pull_image  # noqa: PLC0415
         try:
             self.progress.message(f"pulling {name} (not in the local store)")
@@ -431,11 +437,12 @@ class Executor:
 
 
 class StoredImageResult:
-    """The built image: its ID (config digest) and config."""
+    """The built image: its ID (config digest), config and manifest descriptor."""
 
-    def __init__(self, id: str, config: dict[str, Any]):
+    def __init__(self, id: str, config: dict[str, Any], descriptor: oci.Descriptor | None = None):
         self.id = id
         self.config = config
+        self.descriptor = descriptor
 
 
 def _text(created_by) -> str:

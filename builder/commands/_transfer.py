@@ -14,3 +14,10 @@ def add_transfer_options(parser: argparse.ArgumentParser, what: str, platform: b
     parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and skip TLS verification")
     parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
     parser.add_argument("-j", "--jobs", type=int, default=None, help=f"{what} at once (default 4, or $PYBUILD_JOBS)")
+
+
+def add_policy_option(parser: argparse.ArgumentParser) -> None:
+    """``--policy FILE``: containers' policy.json that decides which images may be pulled."""
+    parser.add_argument("--policy", metavar="FILE", default=None,
+                        help="signature verification policy (containers' policy.json; default: $PYBUILD_POLICY, "
+                             "~/.config/containers/policy.json, /etc/containers/policy.json)")

@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     parser.add_argument("--push", action="store_true", help="push every -t name to its registry after the build")
     parser.add_argument("--insecure", action="store_true", help="with --push: allow plain HTTP registries")
+    parser.add_argument("--sbom", action="store_true",
+                        help="attach an SPDX SBOM of the image as an in-toto attestation (the tag names an index)")
+    parser.add_argument("--provenance", action="store_true",
+                        help="attach SLSA provenance (Dockerfile and base image digests, args with secrets redacted)")
+    parser.add_argument("--sign", default=None, metavar="KEY",
+                        help="with --push: sign each pushed image with this private key (cosign's format)")
 
 
 def _build_args(values: list[str]) -> dict[str, str | None]:
@@ -95,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
     for tag in args.tag:
         parse_reference(tag)  # a bad name fails now, not after the build
+    signing_key = _signing_key(args)
     context_dir, dockerfile, text = _read_dockerfile(args)
     display = os.path.basename(dockerfile) if not args.file else args.file
     build_plan = plan(text, _build_args(args.build_arg), args.target, path=display)
@@ -119,10 +127,13 @@ def run(args: argparse.Namespace) -> int:
                         compression=args.compression, source_date_epoch=int(epoch) if epoch else None)
     executor = Executor(build_plan, opts, progress)
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
+    started = time.time()
     try:
         result = executor.build()
     finally:
         context.hashes.save()
+    if args.sbom or args.provenance:
+        _attest(args, result, executor, started, display, text)
     warning = build_plan.unused_build_args_warning()
     if warning:
         progress.message(warning)
@@ -130,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         with open(args.iidfile, "w") as fh:
             fh.write(result.id)
     if args.push:
-        _push(args, progress)
+        _push(args, progress, signing_key)
     if args.quiet:
         print(result.id)
     else:
@@ -141,7 +152,55 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _push(args, progress) -> None:
+def _attest(args, result, executor, started: float, dockerfile: str, text: str) -> None:
+    """Put the SBOM and/or provenance beside the image: the tags then name an index of both."""
+    from registry import attestation
+    from registry.image import StoreSource
+    from registry.store import Store, host_platform
+
+    store = Store(args.root)
+    image = store.image_at(result.descriptor)
+    name = args.tag[0] if args.tag else result.id
+    subject = attestation.subject_name(name, {k: image.config.get(k) for k in ("os", "architecture", "variant")})
+    statements = []
+    if args.sbom:
+        from registry.sbom.scan import image_sbom
+
+        sbom = image_sbom(StoreSource(store, image), name)
+        statements.append(attestation.statement(subject, result.descriptor.digest, attestation.SPDX_PREDICATE, sbom))
+    if args.provenance:
+        from builder.build.provenance import predicate
+
+        slsa = predicate(dockerfile_path=dockerfile, dockerfile_text=text, build_args=_build_args(args.build_arg),
+                         target=args.target, secret_ids=list(_secrets(args.secret)), labels=_pairs(args.label, "--label"),
+                         base_images=executor.base_images, started=started, finished=time.time(),
+                         platform=host_platform())
+        statements.append(attestation.statement(subject, result.descriptor.digest, attestation.SLSA_PROVENANCE_V1,
+                                                slsa))
+    with store.transaction():
+        index = attestation.attach(store, result.descriptor, statements)
+        for tag in args.tag:
+            store.tag(tag, index)
+        if not args.tag:  # the index replaces the image's <none> entry (it keeps the image reachable)
+            if not any(desc.digest == result.descriptor.digest for _, desc in store.tags()):
+                store.remove_manifest(result.descriptor.digest)
+            store.keep(index)
+
+
+def _signing_key(args):
+    """The private key of ``--sign``, read (and its passphrase asked) before the build starts."""
+    from registry.errors import PybuildError
+
+    if not args.sign:
+        return None
+    if not args.push:
+        raise PybuildError("--sign signs what --push pushes; add --push")
+    from registry.signing.keys import load_private
+
+    return load_private(args.sign)
+
+
+def _push(args, progress, signing_key=None) -> None:
     from registry.errors import PybuildError
     from registry.remote.push import push_image
     from registry.store import Store
@@ -152,6 +211,12 @@ def _push(args, progress) -> None:
     for tag in args.tag:
         digest = push_image(store, tag, insecure=args.insecure)
         progress.message(f"pushed {tag}@{digest}")
+        if signing_key is not None:
+            from registry.signing.cosign import signature_tag
+            from registry.signing.remote import sign_image
+
+            sign_image(tag, signing_key, insecure=args.insecure, digest=digest)
+            progress.message(f"signed {tag}@{digest} ({signature_tag(digest)})")
 
 
 def _interrupt(signum, frame) -> None:

@@ -18,10 +18,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("source", metavar="SRC")
     parser.add_argument("dest", metavar="DST")
-    from ._transfer import add_transfer_options
+    from ._transfer import add_policy_option, add_transfer_options
 
     parser.add_argument("--digestfile", metavar="FILE", help="write the copied manifest digest to FILE")
     add_transfer_options(parser, "blobs copied")
+    add_policy_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     with reporting("copy", args.quiet) as reporter:
         manifest = copy_between(open_store(args), args.source, args.dest, platform=args.platform,
-                                insecure=args.insecure, jobs=args.jobs, reporter=reporter)
+                                insecure=args.insecure, jobs=args.jobs, reporter=reporter, policy=args.policy)
     print(manifest.digest if args.quiet else f"Copied {args.source} to {args.dest}: {manifest.digest}")
     if args.digestfile:
         with open(args.digestfile, "w") as f:

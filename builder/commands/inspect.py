@@ -10,12 +10,18 @@ from typing import Any
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="+", metavar="IMAGE")
     parser.add_argument("-f", "--format", help="print one top-level field (e.g. Id, Config) instead of the whole JSON")
+    parser.add_argument("--attestations", action="store_true",
+                        help="print the in-toto attestations (SBOM, provenance) attached to each image, from the "
+                             "store or (for a name not in it, or docker://REF) its registry")
+    parser.add_argument("--insecure", action="store_true", help="with --attestations: allow plain HTTP registries")
 
 
 def describe(store, name: str) -> dict[str, Any]:
     """The docker-shaped description of one image."""
-    image = store.image(name)
-    names = [(ref, desc) for ref, desc in store.entries() if ref is not None and desc.digest == image.descriptor.digest]
+    top = store.resolve(name)
+    image = store.image_at(top)
+    ours = {top.digest, image.descriptor.digest}  # an index (image + attestations) names the image too
+    names = [(ref, desc) for ref, desc in store.entries() if ref is not None and desc.digest in ours]
     config = image.config
     return {
         "Id": image.id,
@@ -46,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
     from ._common import open_store
 
     store = open_store(args)
+    if args.attestations:
+        from registry.attestation import attestations_of
+
+        found = [a for name in args.names for a in attestations_of(store, name, insecure=args.insecure)]
+        print(json.dumps(found, indent=4))
+        return 0
     results = [describe(store, name) for name in args.names]
     if args.format:
         field = args.format.strip("{} .")

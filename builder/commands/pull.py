@@ -6,10 +6,11 @@ import argparse
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from ._transfer import add_transfer_options
+    from ._transfer import add_policy_option, add_transfer_options
 
     parser.add_argument("image", metavar="NAME[:TAG|@DIGEST]")
     add_transfer_options(parser, "blobs downloaded", quiet_help="print only the image name")
+    add_policy_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     with reporting("pull", args.quiet) as reporter:
         result = pull_image(open_store(args), args.image, platform=args.platform, insecure=args.insecure,
-                            jobs=args.jobs, reporter=reporter)
+                            jobs=args.jobs, reporter=reporter, policy=args.policy)
     if not args.quiet:
         print(f"Digest: {result.digest}")
     print(str(result.ref))

@@ -33,14 +33,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--security-opt", action="append", default=[], metavar="OPT",
         help="seccomp=unconfined (no syscall filter), no-new-privileges[=true|false]")
     add("--stop-signal", help="signal to stop the container (default: the image's, else SIGTERM)")
+    add("--policy", metavar="FILE", help="verification policy for an image that must be pulled "
+                                          "(containers' policy.json; default: $PYBUILD_POLICY, then the system's)")
     add("image", help="image name or ID")
     add("command", nargs=argparse.REMAINDER, help="command and arguments")
 
 
 def run(args: argparse.Namespace) -> int:
     """Create the container, then run it attached (exit code passes through) or detached."""
+    import os
+
     from runner import lifecycle
     from runner.create import RunOptions, create_container
+
+    if args.policy:  # read by the pull that runs when the image is not in the store
+        os.environ["PYBUILD_POLICY"] = os.path.abspath(args.policy)
 
     opts = RunOptions(
         image=args.image, args=args.command, name=args.name, rm=args.rm, detach=args.detach,

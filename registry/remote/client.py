@@ -123,6 +123,20 @@ class RegistryClient:
         """A stream of a blob's bytes that resumes with ``Range`` after connection failures."""
         return BlobReader(self, desc)
 
+    def read_small_blob(self, desc: oci.Descriptor, limit: int) -> bytes:
+        """A whole small blob (a signature payload, an attestation), refused above ``limit`` bytes
+        and checked against its digest: what a registry serves is not trusted."""
+        if not 0 <= desc.size <= limit:
+            raise RegistryError(f"blob {desc.digest} in {self.name} claims {desc.size} bytes (limit {limit}); "
+                                f"refusing it")
+        data = bytearray()
+        with self.open_blob(desc) as stream:
+            while chunk := stream.read(1 << 20):
+                data += chunk
+        if len(data) != desc.size or oci.sha256_digest(bytes(data)) != desc.digest:
+            raise DigestMismatch(f"blob {desc.digest} from {self.name} does not match its digest")
+        return bytes(data)
+
     def mount_blob(self, digest: str, from_repository: str) -> tuple[bool, str | None]:
         """Try a cross-repository mount: ``(True, None)`` when mounted, else ``(False, upload_location)``."""
         scopes = self.scopes | {f"repository:{from_repository}:pull"}

@@ -109,3 +109,19 @@ class RemoteSink:
             assert target is not None
             self.digest = self.client.put_manifest(target, manifest.raw, manifest.media_type)
 
+
+
+def enforce_policy(path: str | None, ref: Reference, source: RemoteSource) -> None:
+    """Raise :class:`~registry.signing.errors.PolicyRejected` unless the verification policy
+    (the file ``path``, else the default one) accepts the image ``source`` reads.
+
+    ``source`` keeps the manifest it resolved, so what is checked is what gets copied.
+    """
+    from ..signing import policy as policies
+
+    loaded = policies.load(path)
+    if loaded is None:
+        return
+    from ..signing.cosign import read_signatures
+
+    loaded.check(ref, lambda: (source.digest, read_signatures(source.client, source.digest)))

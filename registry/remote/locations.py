@@ -150,8 +150,11 @@ class OCIDirectory:
 
 def copy_between(store: Store, src: str | Location, dst: str | Location, *, platform: str | None = None,
                  insecure: bool = False, jobs: int | None = None, chunk_size: int | None = None,
-                 reporter: Reporter | None = None) -> ImageManifest:
+                 reporter: Reporter | None = None, policy: str | None = None) -> ImageManifest:
     """Copy one image from ``src`` to ``dst`` (any two locations); return its manifest.
+
+    An image read from a registry must pass the verification policy (``policy``, else the
+    default one) first, as skopeo copy does.
 
     A registry destination that already has the manifest gets only its tags;
     blobs that came from or went to a registry are recorded for later mounts.
@@ -160,7 +163,12 @@ def copy_between(store: Store, src: str | Location, dst: str | Location, *, plat
     dst = parse_location(dst) if isinstance(dst, str) else dst
     origins = BlobOrigins(store.root)
     with contextlib.ExitStack() as stack:
-        source, src_ref = _open_source(store, src, platform, insecure, stack)
+        source, src_ref = open_source(store, src, platform, insecure, stack)
+        if src.kind == "docker":
+            from .image import enforce_policy
+
+            assert src_ref is not None
+            enforce_policy(policy, src_ref, source)  # type: ignore[arg-type]
         if dst.kind in ("docker-archive", "oci-archive"):
             manifest = _copy_to_archive(store, source, src_ref, dst, jobs, reporter)
         else:
@@ -181,8 +189,9 @@ def copy_between(store: Store, src: str | Location, dst: str | Location, *, plat
     return manifest
 
 
-def _open_source(store: Store, loc: Location, platform: str | None, insecure: bool,
-                 stack: contextlib.ExitStack) -> tuple[ImageSource, Reference | None]:
+def open_source(store: Store, loc: Location, platform: str | None, insecure: bool,
+                stack: contextlib.ExitStack) -> tuple[ImageSource, Reference | None]:
+    """An image source for ``loc`` (archives stay open until ``stack`` closes) and its name."""
     if loc.kind == "docker":
         from .client import RegistryClient
         from .image import RemoteSource
