@@ -29,6 +29,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     parser.add_argument("--push", action="store_true", help="push every -t name to its registry after the build")
     parser.add_argument("--insecure", action="store_true", help="with --push: allow plain HTTP registries")
+    parser.add_argument("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
+                        help="target platform (default: the host's); foreign RUN steps run under qemu emulation")
 
 
 def _build_args(values: list[str]) -> dict[str, str | None]:
@@ -85,19 +87,34 @@ def _read_dockerfile(args) -> tuple[str, str, str]:
         raise PybuildError(f"cannot read Dockerfile {path}: {err.strerror}") from None
 
 
+def automatic_args(target) -> dict[str, str]:
+    """BuildKit's platform args for a build on this host for ``target`` (a Platform)."""
+    from registry.platform import host
+
+    out = {f"BUILD{k}": v for k, v in host().build_args.items()}
+    out.update({f"TARGET{k}": v for k, v in target.build_args.items()})
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from builder.build.context import Context, HashCache
     from builder.build.executor import BuildOptions, Executor
     from builder.build.progress import Progress
     from builder.dockerfile.stages import plan
 
+    from registry.errors import PybuildError
+    from registry.platform import host, parse_list
     from registry.reference import parse as parse_reference
 
     for tag in args.tag:
         parse_reference(tag)  # a bad name fails now, not after the build
+    targets = parse_list(args.platform) if args.platform else []
+    if len(targets) > 1:
+        raise PybuildError("several platforms in one build are not supported yet")
     context_dir, dockerfile, text = _read_dockerfile(args)
     display = os.path.basename(dockerfile) if not args.file else args.file
-    build_plan = plan(text, _build_args(args.build_arg), args.target, path=display)
+    build_plan = plan(text, _build_args(args.build_arg), args.target, path=display,
+                      automatic=automatic_args(targets[0] if targets else host()))
     progress = Progress(args.progress, quiet=args.quiet)
     for warning in build_plan.warnings:
         progress.message(f"[Warning] {warning}")
@@ -116,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     opts = BuildOptions(root=args.root, context=context, tags=list(args.tag), no_cache=args.no_cache,
                         network="host" if args.network == "default" else args.network,
                         labels=_pairs(args.label, "--label"), secrets=_secrets(args.secret),
-                        compression=args.compression, source_date_epoch=int(epoch) if epoch else None)
+                        compression=args.compression, source_date_epoch=int(epoch) if epoch else None,
+                        platform=targets[0] if targets else None)
     executor = Executor(build_plan, opts, progress)
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     try:

@@ -31,6 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--cap-drop", action="append", default=[], metavar="CAP", help="drop a Linux capability")
     add("--init", action="store_true", help="run an init that forwards signals and reaps zombies")
     add("--stop-signal", help="signal to stop the container (default: the image's, else SIGTERM)")
+    add("--platform", metavar="OS/ARCH[/VARIANT]",
+        help="platform to run (picks it from a multi-platform image; foreign ones run under qemu emulation)")
     add("image", help="image name or ID")
     add("command", nargs=argparse.REMAINDER, help="command and arguments")
 
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         entrypoint=args.entrypoint, hostname=args.hostname, network=args.network, memory=args.memory,
         memory_swap=args.memory_swap, cpus=args.cpus, pids_limit=args.pids_limit, read_only=args.read_only,
         cap_add=args.cap_add, cap_drop=args.cap_drop, init=args.init, stop_signal=args.stop_signal,
+        platform=args.platform,
     )
     container = create_container(args.root, opts)
     if args.detach:
