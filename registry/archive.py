@@ -214,9 +214,32 @@ class ArchiveWriter:
 
     def add(self, image: StoredImage, refs: Sequence[Reference]) -> None:
         """Add one image (its blobs once, however many images share them) under ``refs``."""
-        blobs = [oci.manifest_config(image.manifest)] + image.layers + [image.descriptor]
-        for desc in blobs:
+        self._add_image_blobs(image)
+        self._docker_entry(image, refs)
+        media_type = image.descriptor.media_type if image.descriptor.media_type in oci.MANIFEST_TYPES else oci.OCI_MANIFEST
+        self._index_entries(oci.Descriptor(media_type, image.descriptor.digest, image.descriptor.size), refs)
+
+    def add_index(self, index: oci.Descriptor, refs: Sequence[Reference], platform: str | None = None) -> StoredImage | None:
+        """Add a multi-platform image: every platform, and the index named ``refs`` in ``index.json``.
+
+        A docker-archive's ``manifest.json`` lists single images only, so there the
+        image for ``platform`` (default: the host's) is listed; it is returned (else None).
+        """
+        for entry in self.store.read_json(index.digest).get("manifests", []):
+            self._add_image_blobs(self.store.image_at(oci.Descriptor.from_json(entry)))
+        self._add_blob(index)
+        chosen = None
+        if self.format == "docker-archive":
+            chosen = self.store.image_at(index, platform)
+            self._docker_entry(chosen, refs)
+        self._index_entries(index, refs)
+        return chosen
+
+    def _add_image_blobs(self, image: StoredImage) -> None:
+        for desc in [oci.manifest_config(image.manifest)] + image.layers + [image.descriptor]:
             self._add_blob(desc)
+
+    def _docker_entry(self, image: StoredImage, refs: Sequence[Reference]) -> None:
         if self.format == "docker-archive":
             layer_paths = [self._docker_layer(layer, diff_id) for layer, diff_id in zip(image.layers, image.diff_ids)]
             self._docker_manifest.append({
@@ -227,15 +250,14 @@ class ArchiveWriter:
         for ref in refs:
             if ref.tag:
                 self._repositories.setdefault(ref.familiar_name, {})[ref.tag] = image.id.split(":", 1)[1]
+
+    def _index_entries(self, desc: oci.Descriptor, refs: Sequence[Reference]) -> None:
         names = [ref.familiar() for ref in refs] or [None]
         for name in names:
             annotations = {}
             if name:
                 annotations = {oci.ANNOTATION_REF_NAME: name, "io.containerd.image.name": str(parse(name))}
-            self._index.append(oci.Descriptor(oci.OCI_MANIFEST if image.descriptor.media_type not in oci.MANIFEST_TYPES
-                                              else image.descriptor.media_type,
-                                              image.descriptor.digest, image.descriptor.size,
-                                              annotations=annotations).to_json())
+            self._index.append(oci.Descriptor(desc.media_type, desc.digest, desc.size, annotations=annotations).to_json())
 
     def close(self) -> None:
         """Write the index files and finish the tar."""

@@ -204,13 +204,17 @@ class Executor:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
             if failed:
-                self.cancelled.set()
-                for proc in list(self.running):
-                    proc.signal(signal.SIGKILL)
+                self.cancel()
                 wait(futures)
                 raise failed[0].exception()
             for fut, index in futures.items():
                 self.results[index] = fut.result()
+
+    def cancel(self) -> None:
+        """Stop the build: no further steps, RUN processes in flight killed."""
+        self.cancelled.set()
+        for proc in list(self.running):
+            proc.signal(signal.SIGKILL)
 
     def _cleanup(self) -> None:
         if self._stage_mounts:
@@ -296,11 +300,18 @@ class Executor:
         from registry.errors import ImageNotFound  # noqa: PLC0415
         platform = platform or self.platform
         try:
-            image = self.store.image(name, str(platform))
+            desc = self.store.resolve(name)
         except ImageNotFound:
+            desc = None
+        if desc is not None:  # in the store: an index without this platform is an error, not a pull
+            try:
+                image = self.store.image_at(desc, str(platform))
+            except ImageNotFound as err:
+                raise inst.error(f"base image {name}: {err}") from None
+        else:
             from registry.remote.pull import pull_image  # noqa: PLC0415
             try:
-                self.progress.message(f"pulling {name} for {platform} (not in the local store)")
+                self.progress.message(f"pulling {name} (not in the local store)")
                 pull_image(self.store, name, platform=str(platform))
                 image = self.store.image(name, str(platform))
             except PybuildError as err:

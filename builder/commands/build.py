@@ -102,19 +102,17 @@ def run(args: argparse.Namespace) -> int:
     from builder.build.progress import Progress
     from builder.dockerfile.stages import plan
 
-    from registry.errors import PybuildError
     from registry.platform import host, parse_list
     from registry.reference import parse as parse_reference
 
     for tag in args.tag:
         parse_reference(tag)  # a bad name fails now, not after the build
-    targets = parse_list(args.platform) if args.platform else []
-    if len(targets) > 1:
-        raise PybuildError("several platforms in one build are not supported yet")
+    targets = parse_list(args.platform) if args.platform else [None]
     context_dir, dockerfile, text = _read_dockerfile(args)
     display = os.path.basename(dockerfile) if not args.file else args.file
-    build_plan = plan(text, _build_args(args.build_arg), args.target, path=display,
-                      automatic=automatic_args(targets[0] if targets else host()))
+    plans = [plan(text, _build_args(args.build_arg), args.target, path=display,
+                  automatic=automatic_args(target or host())) for target in targets]
+    build_plan = plans[0]
     progress = Progress(args.progress, quiet=args.quiet)
     for warning in build_plan.warnings:
         progress.message(f"[Warning] {warning}")
@@ -130,15 +128,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         context = Context(_empty_dir(args.root))
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    opts = BuildOptions(root=args.root, context=context, tags=list(args.tag), no_cache=args.no_cache,
-                        network="host" if args.network == "default" else args.network,
-                        labels=_pairs(args.label, "--label"), secrets=_secrets(args.secret),
-                        compression=args.compression, source_date_epoch=int(epoch) if epoch else None,
-                        platform=targets[0] if targets else None)
-    executor = Executor(build_plan, opts, progress)
+    labels, secrets = _pairs(args.label, "--label"), _secrets(args.secret)
+    several = len(targets) > 1  # an index over one image per platform, named by the tags
+
+    def options(target) -> BuildOptions:
+        return BuildOptions(root=args.root, context=context, tags=[] if several else list(args.tag),
+                            no_cache=args.no_cache, network="host" if args.network == "default" else args.network,
+                            labels=labels, secrets=secrets, compression=args.compression,
+                            source_date_epoch=int(epoch) if epoch else None, platform=target,
+                            keep_untagged=not several)
+    executors = [Executor(p, options(target), progress) for p, target in zip(plans, targets)]
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     try:
-        result = executor.build()
+        if several:
+            from builder.build.multi import build_index
+            from registry.store import Store
+
+            result = build_index(executors, Store(args.root), list(args.tag))
+        else:
+            result = executors[0].build()
     finally:
         context.hashes.save()
     warning = build_plan.unused_build_args_warning()

@@ -9,13 +9,17 @@ from typing import Any
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="+", metavar="IMAGE")
+    parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                        help="which platform of a multi-platform image to describe (default: the host's)")
     parser.add_argument("-f", "--format", help="print one top-level field (e.g. Id, Config) instead of the whole JSON")
 
 
-def describe(store, name: str) -> dict[str, Any]:
-    """The docker-shaped description of one image."""
-    image = store.image(name)
-    names = [(ref, desc) for ref, desc in store.entries() if ref is not None and desc.digest == image.descriptor.digest]
+def describe(store, name: str, platform: str | None = None) -> dict[str, Any]:
+    """The docker-shaped description of one image (one platform of a multi-platform image)."""
+    top = store.resolve(name)
+    image = store.image_at(top, platform)
+    digests = {top.digest, image.descriptor.digest}
+    names = [(ref, desc) for ref, desc in store.entries() if ref is not None and desc.digest in digests]
     config = image.config
     return {
         "Id": image.id,
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ._common import open_store
 
     store = open_store(args)
-    results = [describe(store, name) for name in args.names]
+    results = [describe(store, name, args.platform) for name in args.names]
     if args.format:
         field = args.format.strip("{} .")
         for result in results:

@@ -17,8 +17,12 @@ from .transfer import Reporter
 def push_image(store: Store, name: str, dest: str | Reference | None = None, *, insecure: bool = False,
                jobs: int | None = None, chunk_size: int | None = None, reporter: Reporter | None = None,
                platform: str | None = None) -> str:
-    """Push the stored image ``name`` to ``dest`` (default: ``name`` itself); return the manifest digest."""
+    """Push the stored image ``name`` to ``dest`` (default: ``name`` itself); return the manifest digest.
+
+    A multi-platform image goes up whole (every platform, then the index) unless ``platform`` picks one.
+    """
     target = dest if isinstance(dest, Reference) else parse(dest or name)
     manifest = copy_between(store, Location("store", name=name), Location("docker", name=str(target)),
-                            platform=platform, insecure=insecure, jobs=jobs, chunk_size=chunk_size, reporter=reporter)
+                            platform=platform, insecure=insecure, jobs=jobs, chunk_size=chunk_size, reporter=reporter,
+                            all_platforms=platform is None)
     return manifest.digest

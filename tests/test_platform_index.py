@@ -1,0 +1,149 @@
+"""Multi-platform builds (issue 13): one build, one image per platform, an OCI index through every command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from platform_helpers import need_emulation
+from registry import oci
+
+pytestmark = pytest.mark.slow
+
+# the base per platform is picked with the automatic TARGETARCH arg (BuildKit's)
+TWO_BASES = 'ARG TARGETARCH\nFROM base-$TARGETARCH\nRUN uname -m > /arch\nCMD ["cat", "/arch"]\n'
+
+
+@pytest.fixture
+def two_bases(pybuild, busybox_rootfs, arm64_rootfs) -> None:
+    """``base-amd64`` (the host's busybox) and ``base-arm64`` (Debian's busybox-static:arm64)."""
+    need_emulation("aarch64")
+    pybuild("import", "--platform", "linux/amd64", str(busybox_rootfs), "base-amd64")
+    pybuild("import", "--platform", "linux/arm64", str(arm64_rootfs), "base-arm64")
+
+
+def _ctx(tmp_path: Path, dockerfile: str, name: str = "ctx") -> Path:
+    ctx = tmp_path / name
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(dockerfile)
+    return ctx
+
+
+def _index(root: Path, name: str) -> tuple[oci.Descriptor, dict]:
+    from registry.store import Store
+
+    store = Store(root)
+    desc = store.resolve(name)
+    return desc, store.read_json(desc.digest)
+
+
+def _platforms(index: dict) -> list[str]:
+    return ["/".join(e["platform"][k] for k in ("os", "architecture")) for e in index["manifests"]]
+
+
+def build_multi(pybuild, tmp_path: Path, tag: str = "multi") -> str:
+    ctx = _ctx(tmp_path, TWO_BASES, "ctx-" + tag)
+    proc = pybuild("build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64", "-t", tag, str(ctx))
+    return proc.stdout.decode().strip()
+
+
+def test_two_platforms_one_index(pybuild, root, two_bases, tmp_path):
+    digest = build_multi(pybuild, tmp_path)
+    desc, index = _index(root, "multi")
+    assert desc.digest == digest and desc.media_type == oci.OCI_INDEX and index["mediaType"] == oci.OCI_INDEX
+    assert _platforms(index) == ["linux/amd64", "linux/arm64"]
+    from registry.store import Store
+
+    store = Store(root)
+    for entry in index["manifests"]:
+        config = store.image_at(oci.Descriptor.from_json(entry)).config
+        assert {"os": config["os"], "architecture": config["architecture"]} == entry["platform"]
+    assert pybuild("run", "--rm", "--platform", "linux/amd64", "multi").stdout == b"x86_64\n"
+    assert pybuild("run", "--rm", "--platform", "linux/arm64", "multi").stdout == b"aarch64\n"
+    assert pybuild("run", "--rm", "multi").stdout == b"x86_64\n"  # the host's platform, no warning
+    # one row in `images`, the index digest as its ID; no <none> rows for the per-platform images
+    rows = [json.loads(line) for line in pybuild("images", "--format", "json").stdout.decode().splitlines()]
+    multi = [r for r in rows if r["Repository"] == "multi"]
+    assert [(r["ID"], r["Platforms"]) for r in multi] == [(digest, ["linux/amd64", "linux/arm64"])]
+    assert not [r for r in rows if r["Repository"] == "<none>"]
+    arm = json.loads(pybuild("inspect", "--platform", "linux/arm64", "multi").stdout)[0]
+    assert (arm["Architecture"], arm["RepoTags"]) == ("arm64", ["multi:latest"])
+    assert json.loads(pybuild("inspect", "multi").stdout)[0]["Architecture"] == "amd64"
+    assert pybuild("fsck").returncode == 0
+    # a rebuild is all cache hits and the same index
+    assert build_multi(pybuild, tmp_path, "multi2") == digest
+
+
+def test_from_selects_the_platform_of_an_index(pybuild, root, two_bases, tmp_path):
+    build_multi(pybuild, tmp_path)
+    ctx = _ctx(tmp_path, "FROM multi\nRUN cat /arch && uname -m\n", "from-index")
+    proc = pybuild("build", "--progress", "plain", "--platform", "linux/arm64", "-t", "on-index", str(ctx))
+    log = proc.stderr.decode()
+    assert "InvalidBaseImagePlatform" not in log
+    assert pybuild("run", "--rm", "on-index").stdout == b"aarch64\n"
+    missing = pybuild("build", "--platform", "linux/s390x", str(ctx), check=False)
+    assert missing.returncode != 0
+    assert "no manifest for platform linux/s390x (available: linux/amd64, linux/arm64)" in missing.stderr.decode()
+
+
+def test_save_oci_keeps_the_index_docker_archive_one_platform(pybuild, root, two_bases, tmp_path):
+    digest = build_multi(pybuild, tmp_path)
+    oci_tar, docker_tar = tmp_path / "multi-oci.tar", tmp_path / "multi-docker.tar"
+    assert pybuild("save", "--format", "oci", "-o", str(oci_tar), "multi").stderr == b""
+    with tarfile.open(oci_tar) as tar:
+        top = json.loads(tar.extractfile("index.json").read())
+        assert [m["digest"] for m in top["manifests"]] == [digest]
+        index = json.loads(tar.extractfile("blobs/sha256/" + digest.split(":")[1]).read())
+        assert _platforms(index) == ["linux/amd64", "linux/arm64"]
+    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{oci_tar}"], capture_output=True, check=True)
+    assert _platforms(json.loads(raw.stdout)) == ["linux/amd64", "linux/arm64"]
+    proc = pybuild("save", "--platform", "linux/arm64", "-o", str(docker_tar), "multi")
+    assert proc.stderr.decode() == ("multi:latest is a multi-platform image; a docker-archive holds one platform: "
+                                    "saved linux/arm64 (use --format oci to save every platform)\n")
+    with tarfile.open(docker_tar) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        assert len(manifest) == 1 and manifest[0]["RepoTags"] == ["multi:latest"]
+        config = json.loads(tar.extractfile(manifest[0]["Config"]).read())
+        assert config["architecture"] == "arm64"
+    # copy --all out of the store into an OCI layout keeps both platforms
+    pybuild("copy", "--all", "store:multi", f"oci:{tmp_path / 'layout'}:multi")
+    layout = json.loads((tmp_path / "layout" / "index.json").read_text())
+    assert [m["digest"] for m in layout["manifests"]] == [digest]
+
+
+def test_push_index_then_skopeo_docker_and_pull_platform(pybuild, root, two_bases, tmp_path, plain_registry, docker,
+                                                         registry_factory):
+    digest = build_multi(pybuild, tmp_path)
+    ref = f"{plain_registry.host}/platforms/multi:1"
+    pushed = pybuild("push", "-q", "multi", ref).stdout.decode().strip()
+    assert pushed == digest
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                         capture_output=True, check=True)
+    assert oci.sha256_digest(raw.stdout) == digest
+    assert _platforms(json.loads(raw.stdout)) == ["linux/amd64", "linux/arm64"]
+    try:
+        pull = subprocess.run(["docker", "pull", "--platform", "linux/arm64", ref], capture_output=True, text=True)
+        assert pull.returncode == 0, pull.stderr
+        out = subprocess.run(["docker", "run", "--rm", "--network", "none", ref], capture_output=True, text=True)
+        assert out.stdout == "aarch64\n", out.stderr
+    finally:
+        subprocess.run(["docker", "rmi", "-f", ref], capture_output=True)
+    # pull --platform into a fresh store picks one manifest; copy --all keeps the index
+    fresh = type(pybuild)(tmp_path / "fresh")
+    (tmp_path / "fresh").mkdir()
+    fresh("pull", "-q", "--platform", "linux/arm64", "--insecure", ref)
+    assert json.loads(fresh("inspect", ref).stdout)[0]["Architecture"] == "arm64"
+    assert fresh("run", "--rm", "--platform", "linux/arm64", ref).stdout == b"aarch64\n"
+    fresh("copy", "--all", "--insecure", f"docker://{ref}", "store:copied:all")
+    desc, index = _index(tmp_path / "fresh", "copied:all")
+    assert desc.digest == digest and _platforms(index) == ["linux/amd64", "linux/arm64"]
+    # registry to registry with --all: the index arrives whole
+    other = registry_factory()
+    fresh("copy", "--all", "--insecure", f"docker://{ref}", f"docker://{other.host}/copied/multi:1")
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{other.host}/copied/multi:1"],
+                         capture_output=True, check=True)
+    assert oci.sha256_digest(raw.stdout) == digest
