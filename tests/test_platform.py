@@ -149,3 +149,64 @@ def test_foreign_run_without_emulation_fails_with_one_line(pybuild, busybox_root
     # `run` of the foreign image says the same (after docker's platform warning)
     assert run.returncode == 125
     assert run.stderr.decode().strip().splitlines()[-1].startswith("pybuild: error: cannot run linux/s390x binaries")
+
+
+# ---- BuildKit's automatic platform args --------------------------------------------------------
+ARGS_PROBE = """\
+FROM busybox
+RUN echo "undeclared=[$TARGETPLATFORM][$BUILDARCH]" > /out
+ARG TARGETPLATFORM
+ARG TARGETOS
+ARG TARGETARCH
+ARG TARGETVARIANT
+ARG BUILDPLATFORM
+ARG BUILDOS
+ARG BUILDARCH
+ARG BUILDVARIANT
+RUN echo "$TARGETPLATFORM|$TARGETOS|$TARGETARCH|$TARGETVARIANT|$BUILDPLATFORM|$BUILDOS|$BUILDARCH|$BUILDVARIANT" >> /out
+"""
+
+
+@pytest.mark.parametrize("target,expected", [
+    # BuildKit's documented values: TARGETPLATFORM is the normalised --platform, VARIANT empty when there is none
+    ("linux/arm/v7", "linux/arm/v7|linux|arm|v7"),
+    ("linux/arm64", "linux/arm64|linux|arm64|"),
+    ("linux/aarch64/v8", "linux/arm64|linux|arm64|"),
+    (None, "linux/amd64|linux|amd64|"),
+])
+def test_automatic_platform_args(pybuild, busybox_image, tmp_path, target, expected):
+    if platforms.host() != platforms.parse("linux/amd64"):
+        pytest.skip("the expected BUILD* values are those of an amd64 host")
+    ctx = _ctx(tmp_path, ARGS_PROBE)
+    extra = ("--platform", target) if target else ()
+    pybuild("build", "-q", *extra, "-t", "probe", str(ctx))
+    out = pybuild("run", "--rm", *extra, "probe", "cat", "/out", check=False)
+    assert out.stdout.decode() == f"undeclared=[][]\n{expected}|linux/amd64|linux|amd64|\n", out.stderr
+
+
+def test_automatic_args_in_global_scope_and_overridable(pybuild, busybox_rootfs, tmp_path):
+    pybuild("import", "--platform", "linux/arm64", str(busybox_rootfs), "base-arm64")
+    ctx = _ctx(tmp_path, "FROM base-$TARGETARCH\nARG TARGETARCH\nRUN echo $TARGETARCH > /arch\n")
+    image = pybuild("build", "-q", "--platform", "linux/arm64", str(ctx)).stdout.decode().split()[-1]
+    assert _config(pybuild, image)["Architecture"] == "arm64"
+    # a global ARG with a default wins over the automatic value: base-arm64 on a host build
+    (tmp_path / "2").mkdir()
+    ctx2 = _ctx(tmp_path / "2", "ARG TARGETARCH=arm64\nFROM base-$TARGETARCH\nENV A=1\n")
+    image2 = pybuild("build", "-q", str(ctx2)).stdout.decode().split()[-1]
+    assert _config(pybuild, image2)["Architecture"] == "arm64"
+
+
+def test_cross_compile_stage_runs_natively(pybuild, busybox_rootfs, arm64_busybox, tmp_path):
+    """``FROM --platform=$BUILDPLATFORM``: the build stage runs on the host, the target stage emulated."""
+    need_emulation("aarch64")
+    pybuild("import", str(busybox_rootfs), "host-busybox")
+    ctx = _ctx(tmp_path, "FROM --platform=$BUILDPLATFORM host-busybox AS build\nARG TARGETARCH\n"
+                         "RUN uname -m > /built-on && echo $TARGETARCH > /built-for && cat /built-on\n"
+                         f"FROM {arm64_busybox}\nCOPY --from=build /built-on /built-for /\n")
+    proc = pybuild("build", "--progress", "plain", "--platform", "linux/arm64", "-t", "cross", str(ctx))
+    log = proc.stderr.decode()
+    assert re.search(r"^#(\d+) \[linux/amd64->arm64 build 3/3\] RUN uname -m .*\n#\1 [\d.]+ x86_64$", log, re.M), log
+    assert "[linux/arm64 stage-1 2/2] COPY --from=build" in log
+    assert pybuild("run", "--rm", "cross", "cat", "/built-on", "/built-for").stdout == b"x86_64\narm64\n"
+    assert pybuild("run", "--rm", "cross", "uname", "-m").stdout == b"aarch64\n"
+    assert _config(pybuild, "cross")["Architecture"] == "arm64"

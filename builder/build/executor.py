@@ -128,8 +128,6 @@ class Executor:
         self.cancelled = threading.Event()
         self.running: set = set()  # RUN processes in flight (killed when a stage fails)
         self.platform = opts.platform or platforms.host()
-        # each stage's label says its platform when the build is not for the host
-        self.label_prefix = "" if opts.platform is None else f"{opts.platform} "
 
     # -- lazily opened resources ------------------------------------------------------
     @property
@@ -234,6 +232,13 @@ class Executor:
         config["config"] = {k: v for k, v in config["config"].items() if v is not None}
         return config
 
+    def _label_prefix(self, platform: "platforms.Platform") -> str:
+        """BuildKit's step prefix: ``linux/arm64``, or ``linux/amd64->arm64`` for a stage that runs on
+        another platform than the target (a cross-compiling stage); none for a plain host build."""
+        if platform != self.platform:
+            return f"{platform}->{str(self.platform).split('/', 1)[1]} "
+        return "" if self.opts.platform is None else f"{platform} "
+
     def _explicit(self, stage: Stage) -> bool:
         """Whether the stage's platform was asked for (``--platform`` or ``FROM --platform``)."""
         return bool(stage.platform) or self.opts.platform is not None
@@ -327,7 +332,7 @@ class Executor:
     def _build_stage(self, stage: Stage) -> StageState:
         state = self._base_state(stage)
         total = len(stage.instructions) + 1
-        name = self.label_prefix + (stage.name or f"stage-{stage.index}")
+        name = self._label_prefix(state.platform) + (stage.name or f"stage-{stage.index}")
         label = f"[{name} 1/{total}] FROM {stage.base}"
         self.progress.step(label).done()
         triggers = state.run_config.get("OnBuild") or []
