@@ -36,3 +36,20 @@ def test_args_cache_secret(pybuild, root, examples_busybox, tmp_path):
     pybuild("build", "--no-cache", *args[1:])
     counters = list((root / "cache" / "mounts").glob("*/builds"))
     assert [c.read_text() for c in counters] == ["2\n"]
+
+
+def test_multi_arch_emulated(pybuild, root):
+    """examples/multi-arch/Dockerfile.emulated: both platforms' RUN steps run their own busybox."""
+    from platform_helpers import need_emulation
+
+    need_emulation("aarch64")
+    env = {**os.environ, "PYBUILD_ROOT": str(root), "PYBUILD": PYBUILD}
+    subprocess.run(["sh", str(REPO / "examples" / "make-bases.sh"), "multiarch"], check=True, env=env,
+                   capture_output=True)
+    example = REPO / "examples" / "multi-arch"
+    pybuild("build", "-q", "--platform", "linux/amd64,linux/arm64", "-t", "hello-emulated",
+            "-f", str(example / "Dockerfile.emulated"), str(example))
+    assert pybuild("run", "--rm", "--platform", "linux/arm64", "hello-emulated").stdout == \
+        b"built on aarch64, running on aarch64\n"
+    assert pybuild("run", "--rm", "--platform", "linux/amd64", "hello-emulated").stdout == \
+        b"built on x86_64, running on x86_64\n"
