@@ -129,3 +129,13 @@ def arm64_busybox(pybuild: CLI, arm64_rootfs: Path) -> str:
     """``busybox-arm64:latest``, imported with ``--platform linux/arm64`` into the test's root."""
     pybuild("import", "--platform", "linux/arm64", str(arm64_rootfs), "busybox-arm64:latest")
     return "busybox-arm64:latest"
+
+
+@pytest.fixture
+def two_bases(pybuild: CLI, busybox_rootfs: Path, arm64_rootfs: Path) -> None:
+    """``base-amd64`` (the host's busybox) and ``base-arm64`` (Debian's busybox-static:arm64)."""
+    from platform_helpers import need_emulation
+
+    need_emulation("aarch64")
+    pybuild("import", "--platform", "linux/amd64", str(busybox_rootfs), "base-amd64")
+    pybuild("import", "--platform", "linux/arm64", str(arm64_rootfs), "base-arm64")

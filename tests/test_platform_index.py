@@ -9,21 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from platform_helpers import need_emulation
 from registry import oci
 
 pytestmark = pytest.mark.slow
 
 # the base per platform is picked with the automatic TARGETARCH arg (BuildKit's)
 TWO_BASES = 'ARG TARGETARCH\nFROM base-$TARGETARCH\nRUN uname -m > /arch\nCMD ["cat", "/arch"]\n'
-
-
-@pytest.fixture
-def two_bases(pybuild, busybox_rootfs, arm64_rootfs) -> None:
-    """``base-amd64`` (the host's busybox) and ``base-arm64`` (Debian's busybox-static:arm64)."""
-    need_emulation("aarch64")
-    pybuild("import", "--platform", "linux/amd64", str(busybox_rootfs), "base-amd64")
-    pybuild("import", "--platform", "linux/arm64", str(arm64_rootfs), "base-arm64")
 
 
 def _ctx(tmp_path: Path, dockerfile: str, name: str = "ctx") -> Path:
