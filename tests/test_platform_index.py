@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -138,3 +139,22 @@ def test_push_index_then_skopeo_docker_and_pull_platform(pybuild, root, two_base
     raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{other.host}/copied/multi:1"],
                          capture_output=True, check=True)
     assert oci.sha256_digest(raw.stdout) == digest
+
+
+def test_shared_build_stage_runs_once_for_two_platforms(pybuild, root, two_bases, tmp_path):
+    """A ``--platform=$BUILDPLATFORM`` step both platforms need runs once (even with --no-cache)."""
+    ctx = _ctx(tmp_path, "FROM --platform=$BUILDPLATFORM base-amd64 AS build\n"
+                         "RUN head -c 16 /dev/urandom | md5sum > /token && uname -m\n"
+                         "ARG TARGETARCH\nRUN echo $TARGETARCH > /for\n"
+                         "FROM base-$TARGETARCH\nCOPY --from=build /token /for /\n")
+    proc = pybuild("build", "--progress", "plain", "--no-cache", "--platform", "linux/amd64,linux/arm64",
+                   "-t", "shared", str(ctx))
+    log = proc.stderr.decode()
+    steps = re.findall(r"^#(\d+) \[[^\]]*build 2/4\] RUN head", log, re.M)
+    assert len(steps) == 2
+    outcomes = [re.search(rf"^#{n} (CACHED|DONE)", log, re.M).group(1) for n in steps]
+    assert sorted(outcomes) == ["CACHED", "DONE"], log
+    tokens = {p: pybuild("run", "--rm", "--platform", p, "shared", "cat", "/token", "/for").stdout.decode()
+              for p in ("linux/amd64", "linux/arm64")}
+    assert tokens["linux/amd64"].splitlines()[0] == tokens["linux/arm64"].splitlines()[0]
+    assert [t.splitlines()[1] for t in tokens.values()] == ["amd64", "arm64"]

@@ -10,6 +10,7 @@ as docker's legacy builder does.  The cached path touches no mounts and no tar c
 
 from __future__ import annotations
 
+import contextlib
 import copy as _copy
 import os
 import shutil
@@ -17,7 +18,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from builder.dockerfile import instructions as ins
 from builder.dockerfile.errors import DockerfileError
@@ -412,7 +413,12 @@ class Executor:
         giving it once the step ran (a COPY --from learns its source's kind then); the
         record keeps it for cached rebuilds."""
         key = step_key(state.key, description)
-        record = None if self.opts.no_cache else self.cache.get(key)
+        with _IN_FLIGHT.claim(key) as made:
+            self._layer_step_once(state, key, made, created_by, text, mounted, run)
+
+    def _layer_step_once(self, state: StageState, key: str, made: list, created_by, text: str,
+                         mounted, run) -> None:
+        record = made[0] or (None if self.opts.no_cache else self.cache.get(key))
         if record is not None and record.get("layer") and not self.store.has_blob(record["layer"]["digest"]):
             record = None
         step = self.progress.step(text)
@@ -439,6 +445,7 @@ class Executor:
             raise
         record["created_by"] = _text(created_by)
         self.cache.put(key, record)
+        made[0] = record
         self._apply_record(state, record, record["created_by"])
         state.key = key
         step.done(f"layer {layer_time:.3f}s" if record.get("layer") else "empty layer")
@@ -495,6 +502,26 @@ class Executor:
                 readonly(lowers, target)
                 self._stage_mounts[key] = target
         return target
+
+
+class _InFlight:
+    """Layer steps of this process by cache key.  The same step of two executors (a
+    ``--platform=$BUILDPLATFORM`` stage of a two-platform build) runs once: the second
+    waits for the first and takes its record, even with ``--no-cache``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[threading.Lock, list]] = {}
+
+    @contextlib.contextmanager
+    def claim(self, key: str) -> Iterator[list]:
+        with self._lock:
+            lock, made = self._entries.setdefault(key, (threading.Lock(), [None]))
+        with lock:
+            yield made
+
+
+_IN_FLIGHT = _InFlight()
 
 
 class StoredImageResult:
