@@ -36,12 +36,21 @@ class ArchivedImage:
     image_manifest: ImageManifest
     refs: list[Reference]
     blob_paths: dict[str, str]
+    index_manifest: ImageManifest | None = None  # the index an OCI archive names, if it is one
 
     def manifest(self) -> ImageManifest:
         return self.image_manifest
 
     def open_blob(self, desc: oci.Descriptor) -> BinaryIO:
-        return self.archive.open_member(self.blob_paths[desc.digest])
+        return self.archive.open_member(self.blob_paths.get(desc.digest) or _blob_path(desc.digest))
+
+    def index(self) -> ImageManifest | None:
+        return self.index_manifest
+
+    def child(self, desc: oci.Descriptor) -> "ArchivedImage":
+        raw = self.archive._blob_bytes(desc.digest)
+        manifest = ImageManifest(raw, json.loads(raw).get("mediaType") or desc.media_type)
+        return ArchivedImage(self.archive, manifest, [], {d.digest: _blob_path(d.digest) for d in manifest.blobs()})
 
 
 class ArchiveReader:
@@ -140,15 +149,22 @@ class ArchiveReader:
             raw = self._blob_bytes(desc.digest)
             doc = json.loads(raw)
             media_type = doc.get("mediaType") or desc.media_type
+            index = None
             if media_type in oci.INDEX_TYPES:
-                from .store import select_platform
+                from .platform import host, select
 
-                desc = select_platform(doc)
+                index = ImageManifest(raw, media_type)
+                # the host's platform, else the first: an index of foreign platforms still loads
+                entries = doc.get("manifests") or []
+                matching = [e for e in entries if host().matches(e.get("platform"))]
+                if not matching and not entries:
+                    select(doc)  # raises: an empty index
+                desc = oci.Descriptor.from_json((matching or entries)[0])
                 raw = self._blob_bytes(desc.digest)
                 media_type = json.loads(raw).get("mediaType") or desc.media_type
             manifest = ImageManifest(raw, media_type)
             blob_paths = {d.digest: _blob_path(d.digest) for d in manifest.blobs()}
-            out.append(ArchivedImage(self, manifest, _oci_refs(entry), blob_paths))
+            out.append(ArchivedImage(self, manifest, _oci_refs(entry), blob_paths, index))
         return out
 
     def _blob_bytes(self, digest: str) -> bytes:

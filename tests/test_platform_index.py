@@ -158,3 +158,22 @@ def test_shared_build_stage_runs_once_for_two_platforms(pybuild, root, two_bases
               for p in ("linux/amd64", "linux/arm64")}
     assert tokens["linux/amd64"].splitlines()[0] == tokens["linux/arm64"].splitlines()[0]
     assert [t.splitlines()[1] for t in tokens.values()] == ["amd64", "arm64"]
+
+
+def test_oci_archive_round_trip_keeps_the_index(pybuild, root, two_bases, tmp_path):
+    digest = build_multi(pybuild, tmp_path)
+    archive = tmp_path / "multi.tar"
+    pybuild("save", "--format", "oci", "-o", str(archive), "multi")
+    fresh = type(pybuild)(tmp_path / "fresh")
+    (tmp_path / "fresh").mkdir()
+    assert fresh("load", "-i", str(archive)).stdout == b"Loaded image: multi:latest\n"
+    desc, index = _index(tmp_path / "fresh", "multi")
+    assert desc.digest == digest and _platforms(index) == ["linux/amd64", "linux/arm64"]
+    assert fresh("run", "--rm", "--platform", "linux/arm64", "multi").stdout == b"aarch64\n"
+    fresh("copy", "--all", f"oci-archive:{archive}", "store:again:1")
+    assert _index(tmp_path / "fresh", "again:1")[0].digest == digest
+    assert fresh("fsck").returncode == 0
+    # rmi of the index name, then prune, leaves nothing of it
+    fresh("rmi", "multi", "again:1")
+    fresh("prune")
+    assert not any((tmp_path / "fresh" / "store" / "blobs" / "sha256").iterdir())
