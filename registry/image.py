@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Protocol, Sequence
 
 from . import oci
+from .errors import PybuildError
 from .reference import Reference
 from .store import Store, StoredImage
 
@@ -111,8 +112,11 @@ def copy_index(src: IndexSource, dst: ImageSink, refs: Sequence[Reference] = (),
     if index is None:
         return copy_image(src, dst, refs, jobs=jobs, on_blob=on_blob)
     for entry in index.parsed.get("manifests", []):
-        child = src.child(oci.Descriptor.from_json(entry))
+        desc = oci.Descriptor.from_json(entry)
+        child = src.child(desc)
         manifest = child.manifest()
+        if manifest.digest != desc.digest or manifest.is_index or not isinstance(manifest.parsed.get("config"), dict):
+            raise PybuildError(f"index entry {desc.digest} is not an image manifest (nested indexes are not supported)")
         _copy_blobs(child, manifest, dst, jobs, on_blob)
         dst.write_child(manifest)
     dst.write_manifest(index, refs)

@@ -58,8 +58,8 @@ class Platform:
 
     def matches(self, other: dict | None) -> bool:
         """True when an index entry's ``platform`` (or a config) names this platform."""
-        if not other or not other.get("os") or not other.get("architecture"):
-            return False
+        if not isinstance(other, dict) or not other.get("os") or not other.get("architecture"):
+            return False  # an index from anywhere may say anything here
         try:
             theirs = normalize(str(other["os"]), str(other["architecture"]), str(other.get("variant") or ""))
         except PybuildError:
@@ -147,15 +147,16 @@ def native(platform: Platform) -> bool:
 def select(index: dict, platform: Platform | str | None = None) -> dict:
     """The index entry for ``platform`` (default: the host's)."""
     wanted = parse(platform) if isinstance(platform, str) else (platform or host())
-    for entry in index.get("manifests", []):
+    entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)]
+    for entry in entries:
         if wanted.matches(entry.get("platform")):
             return entry
-    available = ", ".join(describe(e.get("platform")) for e in index.get("manifests", [])) or "none"
+    available = ", ".join(describe(e.get("platform")) for e in entries) or "none"
     raise ImageNotFound(f"no manifest for platform {wanted} (available: {available})")
 
 
 def describe(platform: dict | None) -> str:
     """An index entry's platform as ``os/arch[/variant]`` (``unknown`` when it has none)."""
-    if not platform:
+    if not isinstance(platform, dict) or not platform:
         return "unknown"
     return "/".join(str(platform.get(k)) for k in ("os", "architecture", "variant") if platform.get(k))

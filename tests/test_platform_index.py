@@ -133,6 +133,13 @@ def test_push_index_then_skopeo_docker_and_pull_platform(pybuild, root, two_base
     fresh("copy", "--all", "--insecure", f"docker://{ref}", "store:copied:all")
     desc, index = _index(tmp_path / "fresh", "copied:all")
     assert desc.digest == digest and _platforms(index) == ["linux/amd64", "linux/arm64"]
+    # build --push of a two-platform build pushes the index under every -t
+    pushed_ref = f"{plain_registry.host}/platforms/built:2"
+    ctx = _ctx(tmp_path, TWO_BASES, "ctx-push")
+    built = pybuild("build", "-q", "--platform", "linux/amd64,linux/arm64", "-t", pushed_ref, "--push", str(ctx))
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{pushed_ref}"],
+                         capture_output=True, check=True)
+    assert oci.sha256_digest(raw.stdout) == built.stdout.decode().split()[-1]
     # registry to registry with --all: the index arrives whole
     other = registry_factory()
     fresh("copy", "--all", "--insecure", f"docker://{ref}", f"docker://{other.host}/copied/multi:1")
@@ -177,3 +184,48 @@ def test_oci_archive_round_trip_keeps_the_index(pybuild, root, two_bases, tmp_pa
     fresh("rmi", "multi", "again:1")
     fresh("prune")
     assert not any((tmp_path / "fresh" / "store" / "blobs" / "sha256").iterdir())
+
+
+def _layout(path: Path, docs: list[dict], top: dict, tag: str) -> None:
+    """A hand-made OCI layout: ``docs`` as blobs, ``top`` named ``tag`` in index.json."""
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    for doc in docs + [top]:
+        raw = oci.canonical_json(doc)
+        (blobs / oci.sha256_digest(raw).split(":")[1]).write_bytes(raw)
+    raw = oci.canonical_json(top)
+    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": oci.OCI_INDEX, "digest": oci.sha256_digest(raw), "size": len(raw),
+        "annotations": {oci.ANNOTATION_REF_NAME: tag}}]}))
+
+
+def _desc(doc: dict, media_type: str, platform=None) -> dict:
+    raw = oci.canonical_json(doc)
+    out = {"mediaType": media_type, "digest": oci.sha256_digest(raw), "size": len(raw)}
+    if platform is not None:
+        out["platform"] = platform
+    return out
+
+
+def test_hostile_indexes_fail_with_one_line(pybuild, root, tmp_path):
+    """A nested index, and platform fields that are not objects: one-line errors, nothing stored."""
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    manifest = {"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST, "layers": [],
+                "config": _desc(config, oci.OCI_CONFIG)}
+    inner = {"schemaVersion": 2, "mediaType": oci.OCI_INDEX,
+             "manifests": [_desc(manifest, oci.OCI_MANIFEST, {"os": "linux", "architecture": "amd64"})]}
+    nested = {"schemaVersion": 2, "mediaType": oci.OCI_INDEX,
+              "manifests": [_desc(inner, oci.OCI_INDEX, {"os": "linux", "architecture": "amd64"})]}
+    _layout(tmp_path / "nested", [config, manifest, inner], nested, "x")
+    proc = pybuild("copy", "--all", f"oci:{tmp_path / 'nested'}:x", "store:nested:1", check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode != 0 and err.count("\n") == 1 and "nested indexes are not supported" in err, err
+    odd = {"schemaVersion": 2, "mediaType": oci.OCI_INDEX,
+           "manifests": [_desc(manifest, oci.OCI_MANIFEST, "linux/amd64"), "not-an-entry"]}
+    _layout(tmp_path / "odd", [config, manifest], odd, "y")
+    proc = pybuild("copy", f"oci:{tmp_path / 'odd'}:y", "store:odd:1", check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode != 0 and err.count("\n") == 1
+    assert "no manifest for platform linux/amd64 (available: unknown)" in err, err
+    assert "nested" not in pybuild("images").stdout.decode() and "odd" not in pybuild("images").stdout.decode()
