@@ -229,3 +229,27 @@ def test_hostile_indexes_fail_with_one_line(pybuild, root, tmp_path):
     assert proc.returncode != 0 and err.count("\n") == 1
     assert "no manifest for platform linux/amd64 (available: unknown)" in err, err
     assert "nested" not in pybuild("images").stdout.decode() and "odd" not in pybuild("images").stdout.decode()
+
+
+def test_index_entries_carry_variants(pybuild, root, tmp_path):
+    """arm/v7 keeps its variant in the index entry and the config; arm64 has none (containerd's normal form)."""
+    ctx = _ctx(tmp_path, 'FROM scratch\nARG TARGETPLATFORM\nCOPY Dockerfile /\nLABEL built-for="$TARGETPLATFORM"\n')
+    pybuild("build", "-q", "--platform", "linux/arm/v7,linux/aarch64", "-t", "variants", str(ctx))
+    _, index = _index(root, "variants")
+    assert [e["platform"] for e in index["manifests"]] == [
+        {"os": "linux", "architecture": "arm", "variant": "v7"}, {"os": "linux", "architecture": "arm64"}]
+    arm = json.loads(pybuild("inspect", "--platform", "linux/arm", "variants").stdout)[0]
+    assert (arm["Architecture"], arm["Variant"], arm["Config"]["Labels"]) == ("arm", "v7", {"built-for": "linux/arm/v7"})
+
+
+def test_one_platform_failing_fails_the_build_and_tags_nothing(pybuild, root, two_bases, tmp_path):
+    ctx = _ctx(tmp_path, 'ARG TARGETARCH\nFROM base-$TARGETARCH\nARG TARGETARCH\n'
+                         'RUN if [ "$TARGETARCH" = arm64 ]; then exit 3; fi\n')
+    proc = pybuild("build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64", "-t", "half", str(ctx),
+                   check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("pybuild: error: Dockerfile:4: RUN failed")
+    assert err.strip().splitlines()[-1].endswith("returned a non-zero code: 3")
+    assert "half" not in pybuild("images").stdout.decode()
+    assert not list((root / "tmp").glob("build*"))
