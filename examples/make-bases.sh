@@ -2,10 +2,7 @@
 # Make the base images the examples build FROM, in the pybuild store ($PYBUILD_ROOT):
 #   busybox:latest        a rootfs of the host's static busybox (no network needed)
 #   debian:bookworm       debootstrap --variant=minbase (needs the Debian mirror)
-#   busybox-multiarch     an index: linux/amd64 (the host's busybox) + linux/arm64 (Debian's
-#                         busybox-static:arm64 package; needs `dpkg --add-architecture arm64`,
-#                         which scripts/setup.sh does, and the Debian mirror)
-# Usage: examples/make-bases.sh [busybox|debian|multiarch|all]   (default: busybox)
+# Usage: examples/make-bases.sh [busybox|debian|all]   (default: busybox)
 set -eu
 PYBUILD=${PYBUILD:-pybuild}
 what=${1:-busybox}
@@ -30,6 +27,15 @@ if [ "$what" = busybox ] || [ "$what" = all ]; then
     $PYBUILD import "$work/busybox" busybox:latest
 fi
 
+if [ "$what" = debian ] || [ "$what" = all ]; then
+    debootstrap --variant=minbase bookworm "$work/debian" http://deb.debian.org/debian
+    $PYBUILD import "$work/debian" debian:bookworm
+fi
+
+# examples/make-bases.sh multiarch (also made by `all`):
+#   busybox-multiarch     an index: linux/amd64 (the host's busybox) + linux/arm64 (Debian's
+#                         busybox-static:arm64 package; needs `dpkg --add-architecture arm64`,
+#                         which scripts/setup.sh does, and the Debian mirror)
 if [ "$what" = multiarch ] || [ "$what" = all ]; then
     busybox_rootfs "$work/amd64" /bin/busybox
     (cd "$work" && apt-get download busybox-static:arm64)
@@ -40,9 +46,4 @@ if [ "$what" = multiarch ] || [ "$what" = all ]; then
     # the index: one build, each platform's FROM picked by the automatic TARGETARCH arg
     printf 'ARG TARGETARCH\nFROM busybox-multiarch:$TARGETARCH\n' |
         $PYBUILD build -q --platform linux/amd64,linux/arm64 -t busybox-multiarch:latest -
-fi
-
-if [ "$what" = debian ] || [ "$what" = all ]; then
-    debootstrap --variant=minbase bookworm "$work/debian" http://deb.debian.org/debian
-    $PYBUILD import "$work/debian" debian:bookworm
 fi

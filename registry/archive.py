@@ -155,9 +155,9 @@ class ArchiveReader:
 
                 index = ImageManifest(raw, media_type)
                 # the host's platform, else the first: an index of foreign platforms still loads
-                entries = doc.get("manifests") or []
+                entries = [e for e in doc.get("manifests") or [] if isinstance(e, dict)]
                 matching = [e for e in entries if host().matches(e.get("platform"))]
-                if not matching and not entries:
+                if not entries:
                     select(doc)  # raises: an empty index
                 desc = oci.Descriptor.from_json((matching or entries)[0])
                 raw = self._blob_bytes(desc.digest)

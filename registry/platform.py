@@ -155,6 +155,16 @@ def select(index: dict, platform: Platform | str | None = None) -> dict:
     raise ImageNotFound(f"no manifest for platform {wanted} (available: {available})")
 
 
+def select_descriptor(index: dict, platform: Platform | str | None = None):  # -> oci.Descriptor
+    """:func:`select` as an ``oci.Descriptor`` (what the store, archives and registries fetch next).
+
+    ``oci`` is imported here, not at the top: ``pybuild run`` imports this module and must stay light.
+    """
+    from .oci import Descriptor
+
+    return Descriptor.from_json(select(index, platform))
+
+
 def describe(platform: dict | None) -> str:
     """An index entry's platform as ``os/arch[/variant]`` (``unknown`` when it has none)."""
     if not isinstance(platform, dict) or not platform:

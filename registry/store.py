@@ -447,7 +447,9 @@ class Store:
         manifest = self.read_json(desc.digest)
         media_type = manifest.get("mediaType") or desc.media_type
         if media_type in oci.INDEX_TYPES or "manifests" in manifest:
-            desc = select_platform(manifest, platform)
+            from .platform import select_descriptor
+
+            desc = select_descriptor(manifest, platform)
             manifest = self.read_json(desc.digest)
         config = self.read_json(manifest["config"]["digest"])
         return StoredImage(desc, manifest, config)
@@ -534,16 +536,30 @@ class Store:
 
 def select_platform(index: dict[str, Any], platform: str | None = None) -> oci.Descriptor:
     """Pick the manifest for ``platform`` (``os/arch[/variant]``, default the host's) from an index."""
-    from .platform import select
-
-    return oci.Descriptor.from_json(select(index, platform))
+    wanted_os, wanted_arch, wanted_variant = _platform_parts(platform or host_platform())
+    for entry in index.get("manifests", []):
+        plat = entry.get("platform") or {}
+        if plat.get("os") == wanted_os and plat.get("architecture") == wanted_arch and (
+                wanted_variant is None or plat.get("variant") == wanted_variant):
+            return oci.Descriptor.from_json(entry)
+    available = ", ".join(
+        "/".join(filter(None, [(e.get("platform") or {}).get(k) for k in ("os", "architecture", "variant")]))
+        for e in index.get("manifests", [])) or "none"
+    raise ImageNotFound(f"no manifest for platform {platform or host_platform()} (available: {available})")
 
 
 def host_platform() -> str:
     """The host's platform as ``os/arch`` in OCI terms."""
-    from .platform import host
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+    return f"linux/{arch}"
 
-    return str(host())
+
+def _platform_parts(text: str) -> tuple[str, str, str | None]:
+    parts = text.split("/")
+    if len(parts) not in (2, 3):
+        raise PybuildError(f"invalid platform {text!r}; expected os/arch[/variant], e.g. linux/amd64")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 
 def _as_reference(name: str) -> Reference | None:

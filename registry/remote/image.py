@@ -8,8 +8,8 @@ from typing import BinaryIO, Callable, Sequence
 
 from .. import oci
 from ..image import ImageManifest
+from ..platform import select_descriptor
 from ..reference import Reference
-from ..store import select_platform
 from .client import RegistryClient, RemoteManifest
 from .readahead import ReadAhead
 
@@ -45,7 +45,7 @@ class RemoteSource:
             top = self._top()
             chosen = top
             if top.media_type in oci.INDEX_TYPES:
-                desc = select_platform(json.loads(top.raw), self.platform)
+                desc = select_descriptor(json.loads(top.raw), self.platform)
                 chosen = self.client.get_manifest(desc.digest)
             self._manifest = ImageManifest(chosen.raw, chosen.media_type)
         return self._manifest

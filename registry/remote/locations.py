@@ -28,7 +28,8 @@ from .. import oci
 from ..errors import BadArchive, DigestMismatch, ImageNotFound, PybuildError
 from ..image import ImageManifest, ImageSink, ImageSource, StoreSink, StoreSource
 from ..reference import Reference, parse
-from ..store import Store, select_platform
+from ..platform import select_descriptor
+from ..store import Store
 from .origins import BlobOrigins
 from .transfer import Reporter, transfer
 
@@ -110,7 +111,7 @@ class OCIDirectory:
         desc, raw = self._top()
         doc = json.loads(raw)
         if (doc.get("mediaType") or desc.media_type) in oci.INDEX_TYPES:
-            desc = select_platform(doc, self.platform)
+            desc = select_descriptor(doc, self.platform)
             raw = self._blob_bytes(desc.digest)
         return ImageManifest(raw, json.loads(raw).get("mediaType") or desc.media_type)
 
