@@ -210,3 +210,27 @@ def test_cross_compile_stage_runs_natively(pybuild, busybox_rootfs, arm64_busybo
     assert pybuild("run", "--rm", "cross", "cat", "/built-on", "/built-for").stdout == b"x86_64\narm64\n"
     assert pybuild("run", "--rm", "cross", "uname", "-m").stdout == b"aarch64\n"
     assert _config(pybuild, "cross")["Architecture"] == "arm64"
+
+
+def test_container_cannot_open_the_hosts_qemu_for_writing(pybuild, arm64_busybox, tmp_path):
+    """The CVE-2019-5736 pattern against the emulator: a native binary in a foreign container opens the
+    host's qemu through /proc/PID/exe of an emulated process and reopens it for writing.  The F flag's
+    registration keeps the interpreter write-denied (ETXTBSY); the attempt is non-destructive (append, no data)."""
+    need_emulation("aarch64")
+    interpreter = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").read_text().split("interpreter ")[1].split()[0]
+    host_binary = Path(interpreter).resolve()
+    before = host_binary.read_bytes()
+    ctx = _ctx(tmp_path, f"FROM {arm64_busybox}\nCOPY busybox /native/busybox\n")
+    import shutil
+
+    shutil.copy2("/bin/busybox", ctx / "busybox")
+    pybuild("build", "-q", "-t", "attack", str(ctx))
+    script = ("N=/native/busybox; $N mkfifo /tmp/ready; "
+              "/bin/sh -c 'echo > /tmp/ready; exec /bin/sleep 1000' & P=$!; $N head -n1 /tmp/ready > /dev/null; "
+              "exec 3< /proc/$P/exe; $N readlink /proc/self/fd/3; $N kill $P; wait $P; "
+              "if (exec 4>> /proc/self/fd/3) 2>/dev/null; then echo OPENED-FOR-WRITE; else echo refused; fi")
+    proc = pybuild("run", "--rm", "--platform", "linux/arm64", "--entrypoint", "/native/busybox", "attack",
+                   "sh", "-c", script, check=False)
+    lines = proc.stdout.decode().splitlines()
+    assert lines == [str(host_binary), "refused"], proc.stderr.decode()
+    assert host_binary.read_bytes() == before
