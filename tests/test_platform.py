@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
+import shutil
 from pathlib import Path
 
 import pytest
@@ -221,8 +221,6 @@ def test_container_cannot_open_the_hosts_qemu_for_writing(pybuild, arm64_busybox
     host_binary = Path(interpreter).resolve()
     before = host_binary.read_bytes()
     ctx = _ctx(tmp_path, f"FROM {arm64_busybox}\nCOPY busybox /native/busybox\n")
-    import shutil
-
     shutil.copy2("/bin/busybox", ctx / "busybox")
     pybuild("build", "-q", "-t", "attack", str(ctx))
     script = ("N=/native/busybox; $N mkfifo /tmp/ready; "
