@@ -10,13 +10,14 @@ into the tar: nothing is held whole in memory.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import IO, Any, BinaryIO, Sequence
+from typing import IO, Any, BinaryIO, Iterator, Sequence
 
 from . import oci
 from .errors import BadArchive, PybuildError
@@ -36,12 +37,21 @@ class ArchivedImage:
     image_manifest: ImageManifest
     refs: list[Reference]
     blob_paths: dict[str, str]
+    index_manifest: ImageManifest | None = None  # the index an OCI archive names, if it is one
 
     def manifest(self) -> ImageManifest:
         return self.image_manifest
 
     def open_blob(self, desc: oci.Descriptor) -> BinaryIO:
-        return self.archive.open_member(self.blob_paths[desc.digest])
+        return self.archive.open_member(self.blob_paths.get(desc.digest) or _blob_path(desc.digest))
+
+    def index(self) -> ImageManifest | None:
+        return self.index_manifest
+
+    def child(self, desc: oci.Descriptor) -> "ArchivedImage":
+        raw = self.archive._blob_bytes(desc.digest)
+        manifest = ImageManifest(raw, json.loads(raw).get("mediaType") or desc.media_type)
+        return ArchivedImage(self.archive, manifest, [], {d.digest: _blob_path(d.digest) for d in manifest.blobs()})
 
 
 class ArchiveReader:
@@ -140,15 +150,22 @@ class ArchiveReader:
             raw = self._blob_bytes(desc.digest)
             doc = json.loads(raw)
             media_type = doc.get("mediaType") or desc.media_type
+            index = None
             if media_type in oci.INDEX_TYPES:
-                from .store import select_platform
+                from .platform import host, select
 
-                desc = select_platform(doc)
+                index = ImageManifest(raw, media_type)
+                # the host's platform, else the first: an index of foreign platforms still loads
+                entries = [e for e in doc.get("manifests") or [] if isinstance(e, dict)]
+                matching = [e for e in entries if host().matches(e.get("platform"))]
+                if not entries:
+                    select(doc)  # raises: an empty index
+                desc = oci.Descriptor.from_json((matching or entries)[0])
                 raw = self._blob_bytes(desc.digest)
                 media_type = json.loads(raw).get("mediaType") or desc.media_type
             manifest = ImageManifest(raw, media_type)
             blob_paths = {d.digest: _blob_path(d.digest) for d in manifest.blobs()}
-            out.append(ArchivedImage(self, manifest, _oci_refs(entry), blob_paths))
+            out.append(ArchivedImage(self, manifest, _oci_refs(entry), blob_paths, index))
         return out
 
     def _blob_bytes(self, digest: str) -> bytes:
@@ -231,16 +248,43 @@ class ArchiveWriter:
 
         A failure (a corrupt blob) leaves the archive unfinished: the caller removes it.
         """
+        with self._abandon_on_failure():
+            self._add_image_blobs(image)
+            self._docker_entry(image, refs)
+            media_type = (image.descriptor.media_type if image.descriptor.media_type in oci.MANIFEST_TYPES
+                          else oci.OCI_MANIFEST)
+            self._index_entries(oci.Descriptor(media_type, image.descriptor.digest, image.descriptor.size), refs)
+
+    def add_index(self, index: oci.Descriptor, refs: Sequence[Reference], platform: str | None = None) -> StoredImage | None:
+        """Add a multi-platform image: every platform, and the index named ``refs`` in ``index.json``.
+
+        A docker-archive's ``manifest.json`` lists single images only, so there the
+        image for ``platform`` (default: the host's) is listed; it is returned (else None).
+        """
+        with self._abandon_on_failure():
+            for entry in self.store.read_json(index.digest).get("manifests", []):
+                self._add_image_blobs(self.store.image_at(oci.Descriptor.from_json(entry)))
+            self._add_blob(index)
+            chosen = None
+            if self.format == "docker-archive":
+                chosen = self.store.image_at(index, platform)
+                self._docker_entry(chosen, refs)
+            self._index_entries(index, refs)
+            return chosen
+
+    @contextlib.contextmanager
+    def _abandon_on_failure(self) -> Iterator[None]:
         try:
-            self._add(image, refs)
+            yield
         except BaseException:
             self._out.abandon()
             raise
 
-    def _add(self, image: StoredImage, refs: Sequence[Reference]) -> None:
-        blobs = [oci.manifest_config(image.manifest)] + image.layers + [image.descriptor]
-        for desc in blobs:
+    def _add_image_blobs(self, image: StoredImage) -> None:
+        for desc in [oci.manifest_config(image.manifest)] + image.layers + [image.descriptor]:
             self._add_blob(desc)
+
+    def _docker_entry(self, image: StoredImage, refs: Sequence[Reference]) -> None:
         if self.format == "docker-archive":
             layer_paths = [self._docker_layer(layer, diff_id) for layer, diff_id in zip(image.layers, image.diff_ids)]
             self._docker_manifest.append({
@@ -251,15 +295,14 @@ class ArchiveWriter:
         for ref in refs:
             if ref.tag:
                 self._repositories.setdefault(ref.familiar_name, {})[ref.tag] = image.id.split(":", 1)[1]
+
+    def _index_entries(self, desc: oci.Descriptor, refs: Sequence[Reference]) -> None:
         names = [ref.familiar() for ref in refs] or [None]
         for name in names:
             annotations = {}
             if name:
                 annotations = {oci.ANNOTATION_REF_NAME: name, "io.containerd.image.name": str(parse(name))}
-            self._index.append(oci.Descriptor(oci.OCI_MANIFEST if image.descriptor.media_type not in oci.MANIFEST_TYPES
-                                              else image.descriptor.media_type,
-                                              image.descriptor.digest, image.descriptor.size,
-                                              annotations=annotations).to_json())
+            self._index.append(oci.Descriptor(desc.media_type, desc.digest, desc.size, annotations=annotations).to_json())
 
     def close(self) -> None:
         """Write the index files and finish the tar."""

@@ -78,7 +78,7 @@ def find(top: bytes, read_manifest: ReadManifest, read_blob: ReadBlob) -> list[d
     """
     try:
         return _find(top, read_manifest, read_blob)
-    except (ValueError, AttributeError, TypeError, KeyError):
+    except (ValueError, AttributeError, TypeError, KeyError, oci.InvalidManifest):
         raise PybuildError("the image's index or attestation manifest is malformed; refusing it") from None
 
 

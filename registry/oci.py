@@ -182,6 +182,17 @@ def index_manifests(index: dict[str, Any]) -> list[dict[str, Any]]:
     return entries
 
 
+def is_attestation(entry: dict[str, Any]) -> bool:
+    """Whether an index entry is an attestation manifest (buildx's layout), not a runnable image."""
+    annotations = entry.get("annotations") or {}
+    return isinstance(annotations, dict) and annotations.get("vnd.docker.reference.type") == "attestation-manifest"
+
+
+def image_manifests(index: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of an image index that are images (its attestation manifests left out)."""
+    return [entry for entry in index_manifests(index) if not is_attestation(entry)]
+
+
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """OCI chain IDs: ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n))."""
     out: list[str] = []

@@ -566,7 +566,9 @@ class Store:
         manifest = self.read_json(desc.digest)
         media_type = manifest.get("mediaType") or desc.media_type
         if media_type in oci.INDEX_TYPES or "manifests" in manifest:
-            desc = select_platform(manifest, platform)
+            from .platform import select_descriptor
+
+            desc = select_descriptor(manifest, platform)
             manifest = self.read_json(desc.digest)
         config = self.read_json(manifest["config"]["digest"])
         return StoredImage(desc, manifest, config)

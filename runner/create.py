@@ -22,7 +22,8 @@ class RunOptions(Record):
     ``env``, ``env_files``, ``volumes``, ``tmpfs``, ``workdir``, ``user``, ``entrypoint``,
     ``hostname``, ``network``, ``memory``, ``memory_swap`` (strings as typed),
     ``cpus``, ``pids_limit``, ``read_only``, ``cap_add``, ``cap_drop``, ``init``,
-    ``stop_signal``, ``security_opt``.
+    ``stop_signal``, ``security_opt``, ``platform`` (``os/arch[/variant]`` to pick from a
+    multi-platform image).
     """
 
     _FIELDS = {
@@ -30,7 +31,7 @@ class RunOptions(Record):
         "tty": False, "env": list, "env_files": list, "volumes": list, "tmpfs": list, "workdir": None,
         "user": None, "entrypoint": None, "hostname": None, "network": "host", "memory": None,
         "memory_swap": None, "cpus": None, "pids_limit": None, "read_only": False, "cap_add": list,
-        "cap_drop": list, "init": False, "stop_signal": None, "security_opt": list,
+        "cap_drop": list, "init": False, "stop_signal": None, "security_opt": list, "platform": None,
     }
 
 
@@ -62,7 +63,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         raise RunError(str(err)) from None
     limits = _limits(opts)
     security_opts = parse_security_opts(opts.security_opt)
-    image_id, cfg, lowerdirs = images.resolve(root, opts.image)
+    image_id, cfg, lowerdirs = images.resolve(root, opts.image, opts.platform)
     argv = imageconfig.command_line(cfg, opts.args, opts.entrypoint)
     if not argv:
         raise RunError("no command specified: the image has no Cmd or Entrypoint; give one after the image name")

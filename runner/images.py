@@ -26,13 +26,13 @@ def _index_key(root: str) -> list[int] | None:
     return [st.st_ino, st.st_mtime_ns, st.st_size]
 
 
-def _load_store_image(root: str, name: str):
-    """``(store, image)``, pulling the image when the store lacks it."""
+def _load_store_image(root: str, name: str, platform: str | None = None):
+    """``(store, image)`` (for ``platform`` when given), pulling the image when the store lacks it."""
     from registry.store import Store
 
     store = Store(root)
     try:
-        return store, store.image(name)
+        return store, store.image(name, platform)
     except ImageNotFound:
         pass
     try:
@@ -40,11 +40,38 @@ def _load_store_image(root: str, name: str):
     except ImportError:
         raise ImageNotFound(f"image {name} is not in the store and cannot be pulled; 'pybuild load' or 'pybuild import' it") from None
     print(f"Unable to find image '{name}' locally", file=sys.stderr)
-    return store, pull_image(store, name).image
+    return store, pull_image(store, name, platform=platform).image
 
 
-def resolve(root: str, name: str) -> tuple[str, dict, list[str]]:
-    """``(image ID, container config, snapshot dirs bottom first)``; unpacks and pulls as needed."""
+def check_platform(name: str, image_platform: str | None, wanted: str | None) -> None:
+    """docker's rules: a requested platform must match; an unrequested foreign one gets a warning.
+
+    Either way, a foreign platform needs emulation (one line saying what to install).
+    """
+    from registry import platform as platforms
+
+    from . import emulation
+    from .errors import RunError
+
+    if image_platform is None:
+        return
+    actual = platforms.parse(image_platform)
+    if wanted is not None:
+        requested = platforms.parse(wanted)
+        if requested != actual:
+            raise RunError(f"image with reference {name} was found but does not match the specified platform: "
+                                f"wanted {requested}, actual: {actual}")
+    elif actual != platforms.host():
+        print(f"WARNING: The requested image's platform ({actual}) does not match the detected host platform "
+              f"({platforms.host()}) and no specific platform was requested", file=sys.stderr)
+    emulation.require(actual)
+
+
+def resolve(root: str, name: str, platform: str | None = None) -> tuple[str, dict, list[str]]:
+    """``(image ID, container config, snapshot dirs bottom first)``; unpacks and pulls as needed.
+
+    ``platform`` picks one manifest of a multi-platform image (default: the host's).
+    """
     cache_path = os.path.join(root, "snapshots", CACHE_FILE)
     key = _index_key(root)
     try:
@@ -52,17 +79,24 @@ def resolve(root: str, name: str) -> tuple[str, dict, list[str]]:
             cache = json.load(fh)
     except (OSError, ValueError):
         cache = {}
-    entry = cache.get("images", {}).get(name) if cache.get("index") == key else None
+    cache_name = name if platform is None else f"{name} {platform}"
+    entry = cache.get("images", {}).get(cache_name) if cache.get("index") == key else None
     if entry and all(os.path.isdir(p) for p in entry["lowerdirs"]):
+        check_platform(name, entry.get("platform"), platform)
         return entry["id"], entry["config"], entry["lowerdirs"]
+    from registry.platform import of_config
+
     from .snapshots import Snapshots
 
-    store, image = _load_store_image(root, name)
+    store, image = _load_store_image(root, name, platform)
+    image_platform = of_config(image.config)
+    check_platform(name, image_platform and str(image_platform), platform)
     lowerdirs = [str(p) for p in Snapshots(root).ensure(store, image)]
-    entry = {"id": image.id, "config": image.config.get("config") or {}, "lowerdirs": lowerdirs}
+    entry = {"id": image.id, "config": image.config.get("config") or {}, "lowerdirs": lowerdirs,
+             "platform": image_platform and str(image_platform)}
     new_key = _index_key(root)
     images = cache.get("images", {}) if cache.get("index") == new_key else {}
-    images[name] = entry
+    images[cache_name] = entry
     tmp = f"{cache_path}.{os.getpid()}"
     with open(tmp, "w") as fh:
         json.dump({"index": new_key, "images": images}, fh)

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   busybox-static debootstrap docker-registry docker.io podman buildah skopeo umoci oci-image-tool runc
-  pigz apache2-utils uidmap iproute2 hyperfine time python3-seccomp bzip2 xz-utils tini
+  pigz apache2-utils uidmap iproute2 hyperfine time python3-seccomp bzip2 xz-utils
+  qemu-user-static tini
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -17,6 +18,32 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Foreign packages (busybox-static:arm64 for the multi-platform tests) are fetched with
+# `apt-get download`, which needs the architecture known to dpkg and its package lists.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "setup: adding the arm64 architecture to dpkg (for apt-get download busybox-static:arm64)"
+  dpkg --add-architecture arm64
+  apt-get update -qq
+fi
+
+# RUN steps of foreign platforms run under qemu user emulation. Every qemu-user-static
+# handler is registered with binfmt_misc with the F flag (the kernel opens the interpreter
+# now, so it works inside a container's mount namespace where /usr/libexec is absent).
+BINFMT=/proc/sys/fs/binfmt_misc
+if [ ! -e "$BINFMT/register" ]; then
+  mount -t binfmt_misc binfmt_misc "$BINFMT"
+fi
+for conf in /usr/lib/binfmt.d/qemu-*.conf; do
+  name=$(basename "$conf" .conf)
+  if [ -e "$BINFMT/$name" ]; then
+    grep -q '^flags: .*F' "$BINFMT/$name" && continue
+    echo -1 > "$BINFMT/$name"     # registered without F: replace it
+  fi
+  line=$(grep -v '^#' "$conf" | head -n 1)
+  case "${line##*:}" in *F*) ;; *) line="${line}F" ;; esac
+  printf '%s' "$line" > "$BINFMT/register"
+done
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

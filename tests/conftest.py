@@ -112,3 +112,30 @@ def docker() -> str:
 # ---- registry client (issue 4): docker-registry processes, token server, certificates ----
 from registry_fixtures import (any_registry, plain_registry, registry_factory, tls_registry,  # noqa: E402,F401
                                token_registry)
+
+
+# ---- multi-platform builds (issue 13): an arm64 busybox base from Debian's package ----
+@pytest.fixture(scope="session")
+def arm64_rootfs(tmp_path_factory) -> Path:
+    """A busybox rootfs whose binary is Debian's busybox-static:arm64 (session-wide; read-only)."""
+    from platform_helpers import download_busybox_deb, make_foreign_busybox_rootfs
+
+    deb = download_busybox_deb(tmp_path_factory.getbasetemp() / "debs")
+    return make_foreign_busybox_rootfs(deb, tmp_path_factory.mktemp("arm64") / "rootfs")
+
+
+@pytest.fixture
+def arm64_busybox(pybuild: CLI, arm64_rootfs: Path) -> str:
+    """``busybox-arm64:latest``, imported with ``--platform linux/arm64`` into the test's root."""
+    pybuild("import", "--platform", "linux/arm64", str(arm64_rootfs), "busybox-arm64:latest")
+    return "busybox-arm64:latest"
+
+
+@pytest.fixture
+def two_bases(pybuild: CLI, busybox_rootfs: Path, arm64_rootfs: Path) -> None:
+    """``base-amd64`` (the host's busybox) and ``base-arm64`` (Debian's busybox-static:arm64)."""
+    from platform_helpers import need_emulation
+
+    need_emulation("aarch64")
+    pybuild("import", "--platform", "linux/amd64", str(busybox_rootfs), "base-amd64")
+    pybuild("import", "--platform", "linux/arm64", str(arm64_rootfs), "base-arm64")

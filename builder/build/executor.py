@@ -10,6 +10,7 @@ as docker's legacy builder does.  The cached path touches no mounts and no tar c
 
 from __future__ import annotations
 
+import contextlib
 import copy as _copy
 import os
 import shutil
@@ -17,12 +18,13 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from builder.dockerfile import instructions as ins
 from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.stages import Plan, Stage, StageScope, parse_triggers
 from registry import oci
+from registry import platform as platforms
 from registry.errors import PybuildError
 
 from .cache import BuildCache, step_key
@@ -47,7 +49,8 @@ class BuildOptions:
 
     def __init__(self, root: str, context: Context, tags: list[str] | None = None, no_cache: bool = False,
                  network: str = "host", labels: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
-                 compression: str = "gzip", source_date_epoch: int | None = None):
+                 compression: str = "gzip", source_date_epoch: int | None = None,
+                 platform: "platforms.Platform | None" = None, keep_untagged: bool = True):
         self.root = root
         self.context = context
         self.tags = list(tags or [])
@@ -57,14 +60,18 @@ class BuildOptions:
         self.secrets = dict(secrets or {})
         self.compression = compression
         self.source_date_epoch = source_date_epoch
+        self.platform = platform  # the target platform (None: the host's)
+        self.keep_untagged = keep_untagged  # False when the image becomes part of an index
 
 
 class StageState:
     """A stage's image as it is being built."""
 
     def __init__(self, config: dict[str, Any], layers: list[oci.Descriptor], key: str, created: str,
-                 scope: StageScope, base_env: list[str] | None = None):
+                 scope: StageScope, base_env: list[str] | None = None,
+                 platform: "platforms.Platform | None" = None):
         self.config = config
+        self.platform = platform or platforms.host()  # what this stage's RUN steps execute as
         self.layers = layers
         self.key = key
         self.created = created
@@ -122,6 +129,7 @@ class Executor:
         self.cancelled = threading.Event()
         self.running: set = set()  # RUN processes in flight (killed when a stage fails)
         self.base_images: dict[str, str] = {}  # image name as written -> manifest digest used (provenance)
+        self.platform = opts.platform or platforms.host()
 
     # -- lazily opened resources ------------------------------------------------------
     @property
@@ -168,12 +176,14 @@ class Executor:
             final = self.results[self.plan.target]
             config = self._final_config(final)
             image = self.store.commit_image(config, final.layers)
+            descriptor = oci.Descriptor(image.descriptor.media_type, image.descriptor.digest, image.descriptor.size,
+                                        platform=platforms.of_config(config).to_json())
             for tag in self.opts.tags:
                 if self._tagged(tag) != image.descriptor.digest:  # a cached rebuild rewrites nothing
-                    self.store.tag(tag, image.descriptor)
-            if not self.opts.tags:
-                self.store.keep(image.descriptor)
-            return StoredImageResult(image.id, config, image.descriptor)
+                    self.store.tag(tag, descriptor)
+            if not self.opts.tags and self.opts.keep_untagged:
+                self.store.keep(descriptor)
+            return StoredImageResult(image.id, config, descriptor)
         finally:
             self._cleanup()
 
@@ -194,13 +204,17 @@ class Executor:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
             if failed:
-                self.cancelled.set()
-                for proc in list(self.running):
-                    proc.signal(signal.SIGKILL)
+                self.cancel()
                 wait(futures)
                 raise failed[0].exception()
             for fut, index in futures.items():
                 self.results[index] = fut.result()
+
+    def cancel(self) -> None:
+        """Stop the build: no further steps, RUN processes in flight killed."""
+        self.cancelled.set()
+        for proc in list(self.running):
+            proc.signal(signal.SIGKILL)
 
     def _cleanup(self) -> None:
         if self._stage_mounts:
@@ -220,26 +234,61 @@ class Executor:
         config["config"] = {k: v for k, v in config["config"].items() if v is not None}
         return config
 
+    def _label_prefix(self, platform: "platforms.Platform") -> str:
+        """BuildKit's step prefix: ``linux/arm64``, or ``linux/amd64->arm64`` for a stage that runs on
+        another platform than the target (a cross-compiling stage); none for a plain host build."""
+        if platform != self.platform:
+            return f"{platform}->{str(self.platform).split('/', 1)[1]} "
+        return "" if self.opts.platform is None else f"{platform} "
+
+    def _explicit(self, stage: Stage) -> bool:
+        """Whether the stage's platform was asked for (``--platform`` or ``FROM --platform``)."""
+        return bool(stage.platform) or self.opts.platform is not None
+
+    def _stage_platform(self, stage: Stage) -> "platforms.Platform":
+        """``FROM --platform=P`` (expanded), else the build's target platform."""
+        if not stage.platform:
+            return self.platform
+        try:
+            return platforms.parse(stage.platform)
+        except PybuildError as err:
+            raise stage.from_.error(str(err)) from None
+
+    def _base_key(self, image_key: str, platform: "platforms.Platform") -> str:
+        """A base's cache key; a foreign platform is part of it (the same base runs differently)."""
+        return image_key if platform == platforms.host() else step_key(image_key, ["platform", str(platform)])
+
     # -- stages -----------------------------------------------------------------------
     def _base_state(self, stage: Stage) -> StageState:
         scope = StageScope(self.plan.build_args)
+        platform = self._stage_platform(stage)
         if stage.base_stage is not None:
             parent = self.results[stage.base_stage]
+            if not stage.platform:  # FROM <stage> builds for that stage's platform
+                platform = parent.platform
             config = _copy.deepcopy(parent.config)
-            state = StageState(config, list(parent.layers), parent.key, parent.created, scope)
+            key = parent.key if parent.platform == platform else step_key(parent.key, ["platform", str(platform)])
+            state = StageState(config, list(parent.layers), key, parent.created, scope, platform=platform)
         elif stage.is_scratch:
-            config = {"architecture": _arch(), "os": "linux", "config": {},
+            config = {"architecture": platform.architecture, "os": platform.os, "config": {},
                       "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
             created = EPOCH_ZERO if self.opts.source_date_epoch is None else _now(self.opts.source_date_epoch)
-            state = StageState(config, [], step_key("scratch", None), created, scope)
+            state = StageState(config, [], self._base_key(step_key("scratch", None), platform), created, scope,
+                               platform=platform)
         else:
-            image = self._load_image(stage.base, stage.from_)
+            image = self._load_image(stage.base, stage.from_, platform=platform, warn=self._explicit(stage))
+            if not self._explicit(stage):  # docker: a foreign base with no platform asked for is built as itself
+                platform = platforms.of_config(image.config) or platform
             config = _copy.deepcopy(image.config)
             config.setdefault("config", {})
             config.setdefault("history", [])
             config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
             created = config.get("created") or EPOCH_ZERO
-            state = StageState(config, list(image.layers), step_key("image", image.id), created, scope)
+            state = StageState(config, list(image.layers), self._base_key(step_key("image", image.id), platform),
+                               created, scope, platform=platform)
+        # the image is for the stage's platform, whatever the base said (BuildKit does the same)
+        config.pop("variant", None)
+        config.update(platform.to_json())
         rc = state.run_config
         state.base_env = rc.get("Env")
         env = list(rc.get("Env") or [])
@@ -249,31 +298,45 @@ class Executor:
         rc["Env"] = scope.env
         return state
 
-    def _load_image(self, name: str, inst: ins.Instruction, flag: bool = False):
-        """An image from the store, pulled if missing; ``flag``: named by ``--from``.
-        The manifest digest used is recorded for the provenance."""
+    def _load_image(self, name: str, inst: ins.Instruction, flag: bool = False,
+                    platform: "platforms.Platform | None" = None, warn: bool = True):
+        """An image from the store (for ``platform``), pulled if missing; ``flag``: named by ``--from``.
+
+        A single-platform image of another platform is used, with BuildKit's warning if ``warn``.
+        The manifest digest used is recorded for the provenance.
+        """
         from registry.errors import ImageNotFound  # noqa: PLC0415
+        platform = platform or self.platform
         try:
-            image = self.store.image(name)
+            desc = self.store.resolve(name)
         except ImageNotFound:
-            image = self._pull(name, inst, flag)
+            desc = None
+        if desc is not None:  # in the store: an index without this platform is an error, not a pull
+            try:
+                image = self.store.image_at(desc, str(platform))
+            except ImageNotFound as err:
+                raise inst.error(f"base image {name}: {err}") from None
+        else:
+            from registry.remote.pull import pull_image  # noqa: PLC0415
+            try:
+                self.progress.message(f"pulling {name} (not in the local store)")
+                pull_image(self.store, name, platform=str(platform))
+                image = self.store.image(name, str(platform))
+            except PybuildError as err:
+                what = (f"invalid from flag value {name}" if flag
+                        else f"base image {name!r} not found locally and pulling it failed")
+                raise inst.error(f"{what}: {err}") from None
+        actual = platforms.of_config(image.config)
+        if warn and actual is not None and actual != platform:
+            self.progress.message(f"[Warning] InvalidBaseImagePlatform: Base image {name} was pulled with platform "
+                                  f'"{actual}", expected "{platform}" for current build (line {inst.line})')
         self.base_images[name] = image.descriptor.digest
         return image
-
-    def _pull(self, name: str, inst: ins.Instruction, flag: bool):
-        from registry.remote.pull import pull_image  # noqa: PLC0415
-        try:
-            self.progress.message(f"pulling {name} (not in the local store)")
-            pull_image(self.store, name)
-            return self.store.image(name)
-        except PybuildError as err:
-            what = f"invalid from flag value {name}" if flag else f"base image {name!r} not found locally and pulling it failed"
-            raise inst.error(f"{what}: {err}") from None
 
     def _build_stage(self, stage: Stage) -> StageState:
         state = self._base_state(stage)
         total = len(stage.instructions) + 1
-        name = stage.name or f"stage-{stage.index}"
+        name = self._label_prefix(state.platform) + (stage.name or f"stage-{stage.index}")
         label = f"[{name} 1/{total}] FROM {stage.base}"
         self.progress.step(label).done()
         triggers = state.run_config.get("OnBuild") or []
@@ -353,7 +416,12 @@ class Executor:
         giving it once the step ran (a COPY --from learns its source's kind then); the
         record keeps it for cached rebuilds."""
         key = step_key(state.key, description)
-        record = None if self.opts.no_cache else self.cache.get(key)
+        with _IN_FLIGHT.claim(key) as made:
+            self._layer_step_once(state, key, made, created_by, text, mounted, run)
+
+    def _layer_step_once(self, state: StageState, key: str, made: list, created_by, text: str,
+                         mounted, run) -> None:
+        record = made[0] or (None if self.opts.no_cache else self.cache.get(key))
         if record is not None and record.get("layer") and not self.store.has_blob(record["layer"]["digest"]):
             record = None
         step = self.progress.step(text)
@@ -380,6 +448,7 @@ class Executor:
             raise
         record["created_by"] = _text(created_by)
         self.cache.put(key, record)
+        made[0] = record
         self._apply_record(state, record, record["created_by"])
         state.key = key
         step.done(f"layer {layer_time:.3f}s" if record.get("layer") else "empty layer")
@@ -412,7 +481,8 @@ class Executor:
             layers, key = _LayerView(state), state.key
         else:
             name = self.plan.build_args.expand_from(ref, inst)
-            image = self._load_image(name, inst, flag=True)
+            image = self._load_image(name, inst, flag=True, platform=self._stage_platform(stage),
+                                     warn=self._explicit(stage))
             layers, key = image, step_key("image", image.id)
         return self._mounted(key, layers), key
 
@@ -421,7 +491,8 @@ class Executor:
         src_stage = self.plan.resolve_from(ref, inst, stage.index)
         if src_stage is not None:
             return self.results[src_stage.index].key
-        image = self._load_image(self.plan.build_args.expand_from(ref, inst), inst, flag=True)
+        image = self._load_image(self.plan.build_args.expand_from(ref, inst), inst, flag=True,
+                                 platform=self._stage_platform(stage), warn=False)
         return step_key("image", image.id)
 
     def _mounted(self, key: str, layers) -> str:
@@ -436,19 +507,35 @@ class Executor:
         return target
 
 
+class _InFlight:
+    """Layer steps of this process by cache key.  The same step of two executors (a
+    ``--platform=$BUILDPLATFORM`` stage of a two-platform build) runs once: the second
+    waits for the first and takes its record, even with ``--no-cache``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[threading.Lock, list]] = {}
+
+    @contextlib.contextmanager
+    def claim(self, key: str) -> Iterator[list]:
+        with self._lock:
+            lock, made = self._entries.setdefault(key, (threading.Lock(), [None]))
+        with lock:
+            yield made
+
+
+_IN_FLIGHT = _InFlight()
+
+
 class StoredImageResult:
     """The built image: its ID (config digest), config and manifest descriptor."""
 
     def __init__(self, id: str, config: dict[str, Any], descriptor: oci.Descriptor | None = None):
         self.id = id
         self.config = config
-        self.descriptor = descriptor
+        self.descriptor = descriptor  # the manifest, with its platform
 
 
 def _text(created_by) -> str:
     return created_by() if callable(created_by) else created_by
 
-
-def _arch() -> str:
-    machine = os.uname().machine
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)

@@ -45,6 +45,7 @@ class RunStep:
         self.volumes = sorted(rc.get("Volumes") or {})
         network = inst.network if inst.network not in (None, "default") else executor.opts.network
         self.network = network
+        self.platform = state.platform
 
     def description(self) -> list[Any]:
         mounts = [[m.type, m.target, m.source, m.from_ and self.executor.source_key(m.from_, self.inst, self.stage),
@@ -60,6 +61,9 @@ class RunStep:
     # -- execution ----------------------------------------------------------------------
     def execute(self, lowers: list[str], scratch, step: "Step") -> str:
         """Run the command; return the upper dir holding its changes."""
+        from runner import emulation  # noqa: PLC0415
+
+        emulation.require(self.platform)  # one line saying what to install, not "exec format error"
         upper, work, state_dir = (os.path.join(scratch, n) for n in ("upper", "work", "state"))
         for d in (upper, work, state_dir):
             os.makedirs(d)

@@ -36,6 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="attach SLSA provenance (Dockerfile and base image digests, args with secrets redacted)")
     parser.add_argument("--sign", default=None, metavar="KEY",
                         help="with --push: sign each pushed image with this private key (cosign's format)")
+    parser.add_argument("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
+                        help="target platform (default: the host's); foreign RUN steps run under qemu emulation")
 
 
 def _build_args(values: list[str]) -> dict[str, str | None]:
@@ -92,20 +94,37 @@ def _read_dockerfile(args) -> tuple[str, str, str]:
         raise PybuildError(f"cannot read Dockerfile {path}: {err.strerror}") from None
 
 
+def automatic_args(target) -> dict[str, str]:
+    """BuildKit's platform args for a build on this host for ``target`` (a Platform)."""
+    from registry.platform import host
+
+    out = {f"BUILD{k}": v for k, v in host().build_args.items()}
+    out.update({f"TARGET{k}": v for k, v in target.build_args.items()})
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from builder.build.context import Context, HashCache
     from builder.build.executor import BuildOptions, Executor
     from builder.build.progress import Progress
     from builder.dockerfile.stages import plan
 
+    from registry.errors import PybuildError
+    from registry.platform import host, parse_list
     from registry.reference import parse as parse_reference
 
     for tag in args.tag:
         parse_reference(tag)  # a bad name fails now, not after the build
     signing_key = _signing_key(args)
+    targets = parse_list(args.platform) if args.platform else [None]
+    if len(targets) > 1 and (args.sbom or args.provenance):
+        raise PybuildError("--sbom and --provenance are not supported with several --platform values yet; "
+                           "build one platform at a time")
     context_dir, dockerfile, text = _read_dockerfile(args)
     display = os.path.basename(dockerfile) if not args.file else args.file
-    build_plan = plan(text, _build_args(args.build_arg), args.target, path=display)
+    plans = [plan(text, _build_args(args.build_arg), args.target, path=display,
+                  automatic=automatic_args(target or host())) for target in targets]
+    build_plan = plans[0]
     progress = Progress(args.progress, quiet=args.quiet)
     for warning in build_plan.warnings:
         progress.message(f"[Warning] {warning}")
@@ -121,19 +140,30 @@ def run(args: argparse.Namespace) -> int:
     else:
         context = Context(_empty_dir(args.root))
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    opts = BuildOptions(root=args.root, context=context, tags=list(args.tag), no_cache=args.no_cache,
-                        network="host" if args.network == "default" else args.network,
-                        labels=_pairs(args.label, "--label"), secrets=_secrets(args.secret),
-                        compression=args.compression, source_date_epoch=int(epoch) if epoch else None)
-    executor = Executor(build_plan, opts, progress)
+    labels, secrets = _pairs(args.label, "--label"), _secrets(args.secret)
+    several = len(targets) > 1  # an index over one image per platform, named by the tags
+
+    def options(target) -> BuildOptions:
+        return BuildOptions(root=args.root, context=context, tags=[] if several else list(args.tag),
+                            no_cache=args.no_cache, network="host" if args.network == "default" else args.network,
+                            labels=labels, secrets=secrets, compression=args.compression,
+                            source_date_epoch=int(epoch) if epoch else None, platform=target,
+                            keep_untagged=not several)
+    executors = [Executor(p, options(target), progress) for p, target in zip(plans, targets)]
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     started = time.time()
     try:
-        result = executor.build()
+        if several:
+            from builder.build.multi import build_index
+            from registry.store import Store
+
+            result = build_index(executors, Store(args.root), list(args.tag))
+        else:
+            result = executors[0].build()
     finally:
         context.hashes.save()
     if args.sbom or args.provenance:
-        _attest(args, result, executor, started, display, text)
+        _attest(args, result, executors[0], started, display, text)
     warning = build_plan.unused_build_args_warning()
     if warning:
         progress.message(warning)

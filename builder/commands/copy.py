@@ -21,6 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from ._transfer import add_policy_option, add_transfer_options
 
     parser.add_argument("--digestfile", metavar="FILE", help="write the copied manifest digest to FILE")
+    parser.add_argument("-a", "--all", action="store_true",
+                        help="copy every platform of a multi-platform image and its index (default: one platform)")
     add_transfer_options(parser, "blobs copied")
     add_policy_option(parser)
 
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     with reporting("copy", args.quiet) as reporter:
         manifest = copy_between(open_store(args), args.source, args.dest, platform=args.platform,
-                                insecure=args.insecure, jobs=args.jobs, reporter=reporter, policy=args.policy)
+                                insecure=args.insecure, jobs=args.jobs, reporter=reporter, policy=args.policy,
+                                all_platforms=args.all)
     print(manifest.digest if args.quiet else f"Copied {args.source} to {args.dest}: {manifest.digest}")
     if args.digestfile:
         with open(args.digestfile, "w") as f:

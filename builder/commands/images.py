@@ -15,6 +15,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from registry import oci
+    from registry.platform import of_config
     from registry.reference import parse
 
     from ._common import human_size, open_store, print_table, short_id, time_ago
@@ -25,15 +27,24 @@ def run(args: argparse.Namespace) -> int:
     for ref, desc in store.entries():
         if wanted and (ref is None or ref.name != wanted):
             continue
-        image = store.image_at(desc)
+        entries = oci.image_manifests(store.read_json(desc.digest)) if desc.media_type in oci.INDEX_TYPES else []
+        if len(entries) > 1:
+            # a multi-platform image: the index digest is its ID (as docker's containerd store shows it)
+            images = [store.image_at(oci.Descriptor.from_json(e)) for e in entries]
+            image_id, size = desc.digest, sum(i.size for i in images)
+        else:  # one image, or one image with its attestations: the image's own ID
+            images = [store.image_at(desc)]
+            image_id, size = images[0].id, images[0].size
+        created = max((i.config.get("created", "") for i in images), default="")
         rows.append({
             "Repository": ref.familiar_name if ref else "<none>",
             "Tag": (ref.tag or "<none>") if ref else "<none>",
             "Digest": desc.digest,
-            "ID": image.id,
-            "CreatedAt": image.config.get("created", ""),
-            "CreatedSince": time_ago(image.config.get("created")),
-            "Size": image.size,
+            "ID": image_id,
+            "CreatedAt": created,
+            "CreatedSince": time_ago(created),
+            "Size": size,
+            "Platforms": [str(of_config(i.config) or "unknown") for i in images],
         })
     if args.quiet:
         seen: list[str] = []

@@ -22,7 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--message", default="", help="commit message for the history")
     parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip", help="layer compression")
     parser.add_argument("--compression-level", type=int, default=None, help="compression level")
-    parser.add_argument("--platform", default=None, help="os/arch of the image (default: the host's)")
+    parser.add_argument("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
+                        help="platform the rootfs is for (default: the host's), e.g. linux/arm64")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
 
 
@@ -30,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from registry.errors import PybuildError
     from registry.layer import extract_layer, open_layer, write_layer
     from registry.reference import parse
-    from registry.store import disk_errors, host_platform
+    from registry.platform import host
+    from registry.platform import parse as parse_platform
+    from registry.store import disk_errors
 
     from ._common import open_store
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise PybuildError(f"cannot import under a digest reference {args.name!r}; use NAME[:TAG]")
     epoch = _source_date_epoch()
     created = _rfc3339(epoch)
-    os_name, arch = (args.platform or host_platform()).split("/")[:2]
+    platform = parse_platform(args.platform) if args.platform else host()
     store.sweep_temp()
     with store.transaction():
         if os.path.isdir(args.source):
@@ -62,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
                 shutil.rmtree(rootfs, ignore_errors=True)
         config = {
             "created": created,
-            "architecture": arch,
-            "os": os_name,
+            **platform.to_json(),
             "config": {},
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
             "history": [{"created": created, "created_by": "pybuild import",

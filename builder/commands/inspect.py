@@ -9,6 +9,8 @@ from typing import Any
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="+", metavar="IMAGE")
+    parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                        help="which platform of a multi-platform image to describe (default: the host's)")
     parser.add_argument("-f", "--format", help="print one top-level field (e.g. Id, Config) instead of the whole JSON")
     parser.add_argument("--attestations", action="store_true",
                         help="print the in-toto attestations (SBOM, provenance) attached to each image, from the "
@@ -16,11 +18,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure", action="store_true", help="with --attestations: allow plain HTTP registries")
 
 
-def describe(store, name: str) -> dict[str, Any]:
-    """The docker-shaped description of one image."""
+def describe(store, name: str, platform: str | None = None) -> dict[str, Any]:
+    """The docker-shaped description of one image (one platform of a multi-platform image)."""
     top = store.resolve(name)
-    image = store.image_at(top)
-    ours = {top.digest, image.descriptor.digest}  # an index (image + attestations) names the image too
+    image = store.image_at(top, platform)
+    ours = {top.digest, image.descriptor.digest}  # an index (platforms, attestations) names the image too
     names = [(ref, desc) for ref, desc in store.entries() if ref is not None and desc.digest in ours]
     config = image.config
     return {
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         found = [a for name in args.names for a in attestations_of(store, name, insecure=args.insecure)]
         print(json.dumps(found, indent=4))
         return 0
-    results = [describe(store, name) for name in args.names]
+    results = [describe(store, name, args.platform) for name in args.names]
     if args.format:
         field = args.format.strip("{} .")
         for result in results:

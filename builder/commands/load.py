@@ -15,7 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from registry.archive import ArchiveReader
     from registry.errors import PybuildError
-    from registry.image import StoreSink, copy_image
+    from registry.image import StoreSink, copy_index
 
     from registry.store import disk_errors
 
@@ -37,13 +37,14 @@ def run(args: argparse.Namespace) -> int:
             with ArchiveReader(path) as reader:
                 for image in reader.images(store):
                     sink = StoreSink(store)
-                    copy_image(image, sink, image.refs)
+                    copied = copy_index(image, sink, image.refs)  # an OCI archive's index stays whole
                     if args.quiet:
                         continue
                     for ref in image.refs:
                         print(f"Loaded image: {ref.familiar()}")
                     if not image.refs:
-                        print(f"Loaded image ID: {store.image_at(sink.written).id}")
+                        shown = sink.written.digest if copied.is_index else store.image_at(sink.written).id
+                        print(f"Loaded image ID: {shown}")
         finally:
             if spool is not None:
                 shutil.rmtree(spool, ignore_errors=True)

@@ -35,6 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--stop-signal", help="signal to stop the container (default: the image's, else SIGTERM)")
     add("--policy", metavar="FILE", help="verification policy for an image that must be pulled "
                                           "(containers' policy.json; default: $PYBUILD_POLICY, then the system's)")
+    add("--platform", metavar="OS/ARCH[/VARIANT]",
+        help="platform to run (picks it from a multi-platform image; foreign ones run under qemu emulation)")
     add("image", help="image name or ID")
     add("command", nargs=argparse.REMAINDER, help="command and arguments")
 
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         memory_swap=args.memory_swap, cpus=args.cpus, pids_limit=args.pids_limit, read_only=args.read_only,
         cap_add=args.cap_add, cap_drop=args.cap_drop, init=args.init, stop_signal=args.stop_signal,
         security_opt=args.security_opt,
+        platform=args.platform,
     )
     container = create_container(args.root, opts)
     if args.detach:

@@ -12,11 +12,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", help="write to FILE instead of standard output")
     parser.add_argument("--format", choices=["docker", "oci"], default="docker",
                         help="docker-archive (what 'docker load' reads; default) or OCI archive")
+    parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                        help="the platform a docker-archive holds of a multi-platform image (default: the host's)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from registry import oci
     from registry.archive import ArchiveWriter
     from registry.errors import PybuildError
+    from registry.platform import of_config
     from registry.reference import parse
 
     from ._common import open_store
@@ -24,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args)
     images = []
     for name in args.names:
-        image = store.image(name)
+        top = store.resolve(name)
+        image = top if top.media_type in oci.INDEX_TYPES else store.image_at(top)
         try:
             ref = parse(name)
         except PybuildError:
@@ -32,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         if ref is not None and ref.digest is None and any(r == ref for r, _ in store.entries()):
             refs = [ref]
         else:
-            refs = [r for r, d in store.entries() if r is not None and d.digest == image.descriptor.digest]
+            refs = [r for r, d in store.entries() if r is not None and d.digest == top.digest]
         images.append((image, refs))
     if args.output is None and sys.stdout.isatty():
         raise PybuildError("refusing to write an archive to a terminal; use -o FILE or redirect standard output")
@@ -43,7 +48,14 @@ def run(args: argparse.Namespace) -> int:
         with (open(temp, "wb") if temp else os.fdopen(os.dup(sys.stdout.fileno()), "wb")) as out:
             writer = ArchiveWriter(store, out, fmt)
             for image, refs in images:
-                writer.add(image, refs)
+                if isinstance(image, oci.Descriptor):  # a multi-platform image: its index
+                    chosen = writer.add_index(image, refs, args.platform)
+                    if chosen is not None:
+                        print(f"{_name(refs, image)} is a multi-platform image; a docker-archive holds one platform: "
+                              f"saved {of_config(chosen.config)} (use --format oci to save every platform)",
+                              file=sys.stderr)
+                else:
+                    writer.add(image, refs)
             writer.close()
         if temp:
             os.replace(temp, target)
@@ -51,3 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if temp and os.path.exists(temp):
             os.unlink(temp)
     return 0
+
+
+def _name(refs, desc) -> str:
+    return refs[0].familiar() if refs else desc.digest

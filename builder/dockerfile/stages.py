@@ -44,10 +44,14 @@ class BuildArgs:
     ignores it).
     """
 
-    def __init__(self, given: Mapping[str, str | None] | None = None) -> None:
+    def __init__(self, given: Mapping[str, str | None] | None = None,
+                 automatic: Mapping[str, str] | None = None) -> None:
         self.given = dict(given or {})
         self.meta: dict[str, str | None] = {}
         self.consumed: set[str] = set()
+        # BuildKit's platform args (TARGETPLATFORM, BUILDARCH, ...): global without a
+        # declaration, in a stage once declared; a global ARG or --build-arg overrides them
+        self.automatic = dict(automatic or {})
 
     def override(self, name: str) -> str | None:
         """The ``--build-arg`` value for ``name`` (None if not given)."""
@@ -59,7 +63,7 @@ class BuildArgs:
 
     def meta_env(self) -> dict[str, str]:
         """Variables FROM lines (and global ARG defaults) expand against."""
-        env = self.proxies()
+        env = {**self.automatic, **self.proxies()}
         for name, default in self.meta.items():
             value = self.resolve(name, default)
             if value is not None:
@@ -72,7 +76,8 @@ class BuildArgs:
         if given is not None:
             return given
         if default is None:
-            return self.meta.get(name)
+            meta = self.meta.get(name)
+            return meta if meta is not None else self.automatic.get(name)
         return default
 
     def declare_meta(self, inst: Arg) -> Arg:
@@ -92,7 +97,8 @@ class BuildArgs:
 
     def unused(self) -> list[str]:
         """Build args given but never declared (sorted); proxies never count."""
-        return sorted(k for k in self.given if k not in self.consumed and k not in PROXY_ARGS)
+        return sorted(k for k in self.given if k not in self.consumed and k not in PROXY_ARGS
+                      and k not in self.automatic)
 
 
 class Stage(Record):
@@ -261,11 +267,14 @@ def _copy_from(inst: Instruction) -> list[str]:
 
 
 def plan(source: str | Document, build_args: Mapping[str, str | None] | None = None,
-         target: str | None = None, path: str = "Dockerfile") -> Plan:
-    """Parse (if given text) and plan a build; every problem is a :class:`DockerfileError`."""
+         target: str | None = None, path: str = "Dockerfile", automatic: Mapping[str, str] | None = None) -> Plan:
+    """Parse (if given text) and plan a build; every problem is a :class:`DockerfileError`.
+
+    ``automatic``: args every stage may declare without a value (BuildKit's platform args).
+    """
     doc = source if isinstance(source, Document) else parse(source, path)
     insts = _instructions(doc)
-    args = BuildArgs(build_args)
+    args = BuildArgs(build_args, automatic)
     meta: list[Arg] = []
     i = 0
     while i < len(insts) and not isinstance(insts[i], From):

@@ -8,8 +8,8 @@ from typing import BinaryIO, Callable, Sequence
 
 from .. import oci
 from ..image import ImageManifest
+from ..platform import select_descriptor
 from ..reference import Reference
-from ..store import select_platform
 from .client import RegistryClient, RemoteManifest
 from .readahead import ReadAhead
 
@@ -20,19 +20,32 @@ _READ_AHEAD_FROM = 4 << 20
 class RemoteSource:
     """An image at ``client``'s repository, by tag or digest; an index resolves to ``platform``."""
 
-    def __init__(self, client: RegistryClient, ref: Reference, platform: str | None = None):
+    def __init__(self, client: RegistryClient, ref: Reference, platform: str | None = None, pinned: str | None = None):
         self.client = client
         self.ref = ref
         self.platform = platform
+        self.pinned = pinned  # one manifest of an index, by digest
         self.top: RemoteManifest | None = None
         self._manifest: ImageManifest | None = None
 
+    def _top(self) -> RemoteManifest:
+        if self.top is None:
+            self.top = self.client.get_manifest(self.pinned or self.ref.digest or self.ref.tag or "latest")
+        return self.top
+
+    def index(self) -> ImageManifest | None:
+        top = self._top()
+        return ImageManifest(top.raw, top.media_type) if top.media_type in oci.INDEX_TYPES else None
+
+    def child(self, desc: oci.Descriptor) -> "RemoteSource":
+        return RemoteSource(self.client, self.ref, pinned=desc.digest)
+
     def manifest(self) -> ImageManifest:
         if self._manifest is None:
-            top = self.top = self.client.get_manifest(self.ref.digest or self.ref.tag or "latest")
+            top = self._top()
             chosen = top
             if top.media_type in oci.INDEX_TYPES:
-                desc = select_platform(json.loads(top.raw), self.platform)
+                desc = select_descriptor(json.loads(top.raw), self.platform)
                 chosen = self.client.get_manifest(desc.digest)
             self._manifest = ImageManifest(chosen.raw, chosen.media_type)
         return self._manifest
@@ -102,6 +115,9 @@ class RemoteSink:
             location = self._locations.pop(desc.digest, None)
         chunks = iter(lambda: stream.read(_READ), b"")
         self.client.upload_blob(desc, chunks, chunk_size=self.chunk_size, location=location)
+
+    def write_child(self, manifest: ImageManifest) -> None:
+        self.client.put_manifest(manifest.digest, manifest.raw, manifest.media_type)
 
     def write_manifest(self, manifest: ImageManifest, refs: Sequence[Reference]) -> None:
         targets = [ref.tag or ref.digest for ref in refs if ref.tag or ref.digest] or [manifest.digest]

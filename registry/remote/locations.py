@@ -28,7 +28,8 @@ from .. import oci
 from ..errors import BadArchive, DigestMismatch, ImageNotFound, PybuildError
 from ..image import ImageManifest, ImageSink, ImageSource, StoreSink, StoreSource
 from ..reference import Reference, parse
-from ..store import Store, select_platform
+from ..platform import select_descriptor
+from ..store import Store
 from .origins import BlobOrigins
 from .transfer import Reporter, transfer
 
@@ -66,10 +67,11 @@ def parse_location(text: str) -> Location:
 class OCIDirectory:
     """An OCI image layout directory as a source (by tag) and a sink (blobs + index entry)."""
 
-    def __init__(self, path: str, tag: str, platform: str | None = None):
+    def __init__(self, path: str, tag: str, platform: str | None = None, pinned: oci.Descriptor | None = None):
         self.path = Path(path)
         self.tag = tag
         self.platform = platform
+        self.pinned = pinned  # one manifest of an index
         self.blobs = self.path / "blobs" / "sha256"
 
     def _index(self) -> dict[str, Any]:
@@ -86,17 +88,30 @@ class OCIDirectory:
             raise BadArchive(f"{self.path}: blob {digest} is corrupt")
         return data
 
-    def manifest(self) -> ImageManifest:
+    def _top(self) -> tuple[oci.Descriptor, bytes]:
+        if self.pinned is not None:
+            return self.pinned, self._blob_bytes(self.pinned.digest)
         entries = self._index().get("manifests", [])
         named = [e for e in entries if (e.get("annotations") or {}).get(oci.ANNOTATION_REF_NAME) == self.tag]
         chosen = named or (entries if not self.tag and len(entries) == 1 else [])
         if not chosen:
             raise ImageNotFound(f"no image {self.tag or '(untagged)'} in OCI layout {self.path}")
         desc = oci.Descriptor.from_json(chosen[0])
-        raw = self._blob_bytes(desc.digest)
+        return desc, self._blob_bytes(desc.digest)
+
+    def index(self) -> ImageManifest | None:
+        desc, raw = self._top()
+        manifest = ImageManifest(raw, json.loads(raw).get("mediaType") or desc.media_type)
+        return manifest if manifest.is_index else None
+
+    def child(self, desc: oci.Descriptor) -> "OCIDirectory":
+        return OCIDirectory(str(self.path), self.tag, pinned=desc)
+
+    def manifest(self) -> ImageManifest:
+        desc, raw = self._top()
         doc = json.loads(raw)
         if (doc.get("mediaType") or desc.media_type) in oci.INDEX_TYPES:
-            desc = select_platform(doc, self.platform)
+            desc = select_descriptor(doc, self.platform)
             raw = self._blob_bytes(desc.digest)
         return ImageManifest(raw, json.loads(raw).get("mediaType") or desc.media_type)
 
@@ -121,10 +136,14 @@ class OCIDirectory:
                 raise DigestMismatch(f"blob {desc.digest} did not match its digest or size; nothing was written")
             os.replace(temp, self.blobs / desc.digest.split(":", 1)[1])
 
-    def write_manifest(self, manifest: ImageManifest, refs: Sequence[Reference]) -> None:
+    def write_child(self, manifest: ImageManifest) -> None:
+        self.blobs.mkdir(parents=True, exist_ok=True)
         with self._temp() as temp:
             temp.write_bytes(manifest.raw)
             os.replace(temp, self.blobs / manifest.digest.split(":", 1)[1])
+
+    def write_manifest(self, manifest: ImageManifest, refs: Sequence[Reference]) -> None:
+        self.write_child(manifest)
         layout = self.path / "oci-layout"
         if not layout.exists():
             layout.write_text(json.dumps({"imageLayoutVersion": oci.OCI_LAYOUT_VERSION}))
@@ -150,37 +169,44 @@ class OCIDirectory:
 
 def copy_between(store: Store, src: str | Location, dst: str | Location, *, platform: str | None = None,
                  insecure: bool = False, jobs: int | None = None, chunk_size: int | None = None,
-                 reporter: Reporter | None = None, policy: str | None = None) -> ImageManifest:
+                 reporter: Reporter | None = None, policy: str | None = None,
+                 all_platforms: bool = False) -> ImageManifest:
     """Copy one image from ``src`` to ``dst`` (any two locations); return its manifest.
 
     An image read from a registry must pass the verification policy (``policy``, else the
-    default one) first, as skopeo copy does.
-
-    A registry destination that already has the manifest gets only its tags;
-    blobs that came from or went to a registry are recorded for later mounts.
+    default one) first, as skopeo copy does. With ``all_platforms`` a multi-platform
+    source is copied whole and the index is returned. A registry destination that
+    already has the manifest gets only its tags; blobs that came from or went to a
+    registry are recorded for later mounts.
     """
+    if all_platforms and platform:
+        raise PybuildError("--all copies every platform; leave out --platform")
     src = parse_location(src) if isinstance(src, str) else src
     dst = parse_location(dst) if isinstance(dst, str) else dst
     origins = BlobOrigins(store.root)
     with contextlib.ExitStack() as stack:
-        source, src_ref = open_source(store, src, platform, insecure, stack)
+        source, src_ref = open_source(store, src, platform, insecure, stack, all_platforms)
         if src.kind == "docker":
             from .image import enforce_policy
 
             assert src_ref is not None
             enforce_policy(policy, src_ref, source)  # type: ignore[arg-type]
+        index = getattr(source, "index", None)
+        whole = all_platforms and index is not None and index() is not None
         if dst.kind in ("docker-archive", "oci-archive"):
-            manifest = _copy_to_archive(store, source, src_ref, dst, jobs, reporter)
+            manifest = _copy_to_archive(store, source, src_ref, dst, jobs, reporter, whole)
         else:
             sink, refs = _open_sink(store, dst, src_ref if src.kind == "docker" else None, insecure, chunk_size,
                                     origins, stack)
-            manifest = source.manifest()
+            manifest = index() if whole else source.manifest()  # type: ignore[misc]
             if getattr(sink, "has_manifest", None) and sink.has_manifest(manifest, refs):
-                for desc in manifest.blobs():
+                for desc in ([] if whole else manifest.blobs()):
                     if reporter is not None:
                         reporter.finish(desc, "exists")
             else:
-                transfer(source, sink, refs, jobs=jobs, reporter=reporter)
+                transfer(source, sink, refs, jobs=jobs, reporter=reporter, all_platforms=whole)
+    if whole:
+        return manifest
     digests = [d.digest for d in manifest.blobs()]
     for loc in (src, dst):
         if loc.kind == "docker":
@@ -190,7 +216,7 @@ def copy_between(store: Store, src: str | Location, dst: str | Location, *, plat
 
 
 def open_source(store: Store, loc: Location, platform: str | None, insecure: bool,
-                stack: contextlib.ExitStack) -> tuple[ImageSource, Reference | None]:
+                stack: contextlib.ExitStack, all_platforms: bool = False) -> tuple[ImageSource, Reference | None]:
     """An image source for ``loc`` (archives stay open until ``stack`` closes) and its name."""
     if loc.kind == "docker":
         from .client import RegistryClient
@@ -199,7 +225,7 @@ def open_source(store: Store, loc: Location, platform: str | None, insecure: boo
         ref = parse(loc.name)
         return RemoteSource(RegistryClient(ref.registry, ref.repository, insecure=insecure), ref, platform), ref
     if loc.kind == "store":
-        source = StoreSource.named(store, loc.name, platform)
+        source = StoreSource.named(store, loc.name, platform, all_platforms)
         return source, _try_parse(loc.name)
     if loc.kind == "oci":
         return OCIDirectory(loc.path, loc.name, platform), None
@@ -240,7 +266,7 @@ def _open_sink(store: Store, loc: Location, remote_src: Reference | None, insecu
 
 
 def _copy_to_archive(store: Store, source: ImageSource, src_ref: Reference | None, dst: Location,
-                     jobs: int | None, reporter: Reporter | None) -> ImageManifest:
+                     jobs: int | None, reporter: Reporter | None, whole: bool = False) -> ImageManifest:
     from ..archive import ArchiveWriter
 
     refs = [parse(dst.name)] if dst.name else ([src_ref] if src_ref else [])
@@ -248,13 +274,17 @@ def _copy_to_archive(store: Store, source: ImageSource, src_ref: Reference | Non
     try:
         scratch = Store(scratch_dir)
         sink = StoreSink(scratch)
-        manifest = transfer(source, sink, [], jobs=jobs, reporter=reporter)
+        manifest = transfer(source, sink, [], jobs=jobs, reporter=reporter, all_platforms=whole)
         assert sink.written is not None
         partial = Path(dst.path + f".partial-{os.getpid()}")
         try:
             with open(partial, "wb") as out:
                 writer = ArchiveWriter(scratch, out, dst.kind)
-                writer.add(scratch.image_at(sink.written), refs)
+                if whole:
+                    written = oci.Descriptor(manifest.media_type, sink.written.digest, sink.written.size)
+                    writer.add_index(written, refs)
+                else:
+                    writer.add(scratch.image_at(sink.written), refs)
                 writer.close()
             os.replace(partial, dst.path)
         finally:

@@ -15,7 +15,7 @@ from typing import BinaryIO, Protocol, Sequence
 
 from .. import oci
 from ..errors import DigestMismatch
-from ..image import ImageManifest, ImageSink, ImageSource, copy_image
+from ..image import ImageManifest, ImageSink, ImageSource, copy_image, copy_index
 from ..reference import Reference
 from .errors import RegistryTimeout, TransferError
 from .transport import debug
@@ -65,6 +65,13 @@ class _ObservedSource:
     def manifest(self) -> ImageManifest:
         return self.source.manifest()
 
+    def index(self) -> ImageManifest | None:
+        index = getattr(self.source, "index", None)
+        return index() if index is not None else None
+
+    def child(self, desc: oci.Descriptor) -> "_ObservedSource":
+        return _ObservedSource(self.source.child(desc), self.reporter)  # type: ignore[attr-defined]
+
     def open_blob(self, desc: oci.Descriptor) -> BinaryIO:
         stream = self.source.open_blob(desc)
         if self.reporter is None:
@@ -98,10 +105,16 @@ class _RetryingSink:
     def write_manifest(self, manifest: ImageManifest, refs: Sequence[Reference]) -> None:
         self.sink.write_manifest(manifest, refs)
 
+    def write_child(self, manifest: ImageManifest) -> None:
+        self.sink.write_child(manifest)
+
 
 def transfer(source: ImageSource, sink: ImageSink, refs: Sequence[Reference] = (), *, jobs: int | None = None,
-             reporter: Reporter | None = None, attempts: int = 3) -> ImageManifest:
-    """Copy one image from ``source`` to ``sink`` (see :func:`registry.image.copy_image`)."""
+             reporter: Reporter | None = None, attempts: int = 3, all_platforms: bool = False) -> ImageManifest:
+    """Copy one image from ``source`` to ``sink`` (see :func:`registry.image.copy_image`).
+
+    With ``all_platforms``, an index the source names is copied whole (:func:`registry.image.copy_index`).
+    """
     observed = _ObservedSource(source, reporter)
     status_of = getattr(sink, "mounted", {})
 
@@ -109,5 +122,6 @@ def transfer(source: ImageSource, sink: ImageSink, refs: Sequence[Reference] = (
         if reporter is not None:
             reporter.finish(desc, "mounted" if desc.digest in status_of else status)
 
-    return copy_image(observed, _RetryingSink(sink, observed, attempts), refs, jobs=jobs or default_jobs(),
-                      on_blob=on_blob)
+    copy = copy_index if all_platforms else copy_image
+    return copy(observed, _RetryingSink(sink, observed, attempts), refs, jobs=jobs or default_jobs(),  # type: ignore[operator]
+                on_blob=on_blob)

@@ -76,7 +76,7 @@ def _layers(raw: bytes, digest: str) -> list[oci.Descriptor]:
     """The layers of a signature manifest (a registry's answer: anything may be malformed)."""
     try:
         layers = [oci.Descriptor.from_json(entry) for entry in json.loads(raw).get("layers") or []]
-    except (ValueError, AttributeError, TypeError, KeyError):
+    except (ValueError, AttributeError, TypeError, KeyError, oci.InvalidManifest):
         layers = None
     if layers is None or not all(is_digest(d.digest) for d in layers):
         raise VerificationFailed(f"the signature manifest of {digest} is malformed; refusing it")
