@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 
+from base import safepath
+
 from . import syscalls as sc
+from .overlay import overlay_options
 from .spec import SandboxSpec
 from .textfile import read_text, write_text
 
@@ -75,31 +78,6 @@ def _forget_volatile(workdir: str) -> None:
         shutil.rmtree(marker)
 
 
-
-
-def overlay_options(lowerdirs: list[str], upperdir: str, workdir: str, top: str) -> tuple[str, str]:
-    """``(cwd, data)`` for the overlay mount of ``lowerdirs`` (bottom first) under ``top``.
-
-    The image's lowerdirs are given relative to their common parent (the mount runs
-    with that as cwd), which keeps the option string under the 4096-byte page for
-    100+ layers; ``top`` (the init layer), upper and work dirs stay absolute.
-    ``volatile`` (Linux 5.10+) skips syncing the upper filesystem when the mount goes
-    away: that sync cost ~100 ms per container, and an upper dir is never reused
-    after a crash (a RUN step's layer is made durable as a blob, not in place).
-    ``redirect_dir``, ``metacopy`` and ``index`` are off whatever the kernel's
-    defaults: the upper dir must stay a self-contained diff (a renamed directory is
-    copied up whole, not recorded as a redirect xattr pointing into a lower layer).
-    """
-    if len(lowerdirs) > 1:
-        base = os.path.commonpath(lowerdirs)
-    else:
-        base = os.path.dirname(lowerdirs[0]) if lowerdirs else "/"
-    rel = [os.path.relpath(p, base) for p in reversed(lowerdirs)]
-    data = (f"lowerdir={':'.join([top] + rel)},upperdir={upperdir},workdir={workdir},"
-            "volatile,redirect_dir=off,metacopy=off,index=off")
-    if len(data) >= 4096:
-        raise RootfsError(f"overlay options for {len(lowerdirs)} layers exceed one page; move the snapshots to a shorter path")
-    return base, data
 
 
 def mount_overlay(spec: SandboxSpec, rootfs: str) -> None:
