@@ -258,7 +258,7 @@ def open_in_root(root: Root, path: PathArg, flags: int = os.O_RDONLY, mode: int 
                 if not parts:
                     return os.open(".", flags | os.O_CLOEXEC, mode, dir_fd=parent)
                 name = parts[-1]
-                st = _lstat(name, parent)
+                st = lstat_at(name, parent)
                 if st is None or not stat.S_ISLNK(st.st_mode) or flags & os.O_NOFOLLOW:
                     return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=parent)
                 hops += 1
@@ -274,7 +274,8 @@ def open_in_root(root: Root, path: PathArg, flags: int = os.O_RDONLY, mode: int 
             os.close(rootfd)
 
 
-def _lstat(name: bytes, dirfd: int) -> os.stat_result | None:
+def lstat_at(name: bytes, dirfd: int) -> os.stat_result | None:
+    """``lstat`` of ``name`` in ``dirfd``; None if it does not exist."""
     try:
         return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
     except FileNotFoundError:
@@ -291,6 +292,15 @@ def _in_root_parts(rootfd: int, fd: int) -> list[bytes]:
     if not here.startswith(prefix):
         raise OSError(errno.EXDEV, f"{here} is not inside {top}")
     return _components(here[len(prefix):])
+
+
+def path_of(root: str | os.PathLike[str], fd: int) -> str:
+    """The host path, under ``root`` as the caller spells it, of an fd opened inside it."""
+    rootfd, _ = _root_fd(root)
+    try:
+        return os.path.join(os.fspath(root), *map(os.fsdecode, _in_root_parts(rootfd, fd)))
+    finally:
+        os.close(rootfd)
 
 
 def resolve(root: str | os.PathLike[str], path: PathArg, *, create_parents: bool = False, mode: int = 0o755,

@@ -60,6 +60,8 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         security.capability_set(opts.cap_add, opts.cap_drop)
     except security.SecurityError as err:
         raise RunError(str(err)) from None
+    if opts.workdir and not opts.workdir.startswith("/"):
+        raise RunError(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path")
     limits = _limits(opts)
     image_id, cfg, lowerdirs = images.resolve(root, opts.image)
     argv = imageconfig.command_line(cfg, opts.args, opts.entrypoint)

@@ -119,7 +119,7 @@ class RunStep:
     def _mounts(self, scratch) -> list:
         from runner.spec import Mount  # noqa: PLC0415
 
-        from .copy import resolve_in_root  # noqa: PLC0415
+        from base.safepath import resolve as resolve_in_root  # noqa: PLC0415
 
         opts = self.executor.opts
         out = []

@@ -47,13 +47,16 @@ class ExtractStats:
     skipped: int = 0
 
 
-def clean_name(name: bytes, label: str) -> list[bytes]:
-    """Path components of an entry name, inside the root; ``[]`` for the root itself."""
+def clean_name(name: bytes, label: str, clamp: bool = False) -> list[bytes]:
+    """Path components of an entry name, inside the root; ``[]`` for the root itself.
+    A ``..`` above the root rejects the archive, or with ``clamp`` stays at the root."""
     parts: list[bytes] = []
     for part in name.split(b"/"):
         if part in (b"", b"."):
             continue
         if part == b"..":
+            if not parts and clamp:
+                continue
             if not parts:
                 raise BadArchive(f"{label}: entry {name.decode(errors='replace')!r} points outside the layer")
             parts.pop()
@@ -84,11 +87,7 @@ def _reopen(fd: int, name: bytes) -> int:
     return new
 
 
-def _lstat(name: bytes, dirfd: int) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
+_lstat = safepath.lstat_at
 
 
 class _Root:
@@ -166,7 +165,7 @@ class _Root:
 
 class _Extractor:
     def __init__(self, root: _Root, whiteouts: str, allow_devices: bool, allow_setuid: bool,
-                 max_bytes: int | None):
+                 max_bytes: int | None, clamp: bool = False):
         if whiteouts not in ("overlay", "apply", "none"):
             raise ValueError(f"whiteouts must be 'overlay', 'apply' or 'none', not {whiteouts!r}")
         self.root = root
@@ -176,6 +175,7 @@ class _Extractor:
         self.allow_devices = allow_devices
         self.allow_setuid = allow_setuid
         self.max_bytes = max_bytes
+        self.clamp = clamp
         self.chown = os.geteuid() == 0
         self.stats = ExtractStats()
         self.dir_times: list[tuple[list[bytes], int]] = []
@@ -184,7 +184,7 @@ class _Extractor:
 
     # -- entry dispatch ---------------------------------------------------------------------
     def entry(self, entry: Entry, reader: TarReader) -> None:
-        parts = clean_name(entry.name, self.label)
+        parts = clean_name(entry.name, self.label, self.clamp)
         if not parts:
             return  # the root itself: its metadata belongs to whoever owns the target
         *parent, base = parts
@@ -274,7 +274,7 @@ class _Extractor:
             os.close(fd)
 
     def hardlink(self, dirfd: int, base: bytes, entry: Entry) -> None:
-        *target_parent, target_base = clean_name(entry.linkname, self.label) or [b""]
+        *target_parent, target_base = clean_name(entry.linkname, self.label, self.clamp) or [b""]
         source_fd = self.root.open_dir(target_parent, create=False) if target_base else None
         if source_fd is None:
             self.skip(entry, f"hard link target {entry.linkname.decode(errors='replace')!r} is not in the layer")
@@ -406,7 +406,7 @@ class _Extractor:
 
 def extract_layer(stream: IO[bytes], target_dir: str | os.PathLike[str] | int, *, whiteouts: str = "overlay",
                   allow_devices: bool = False, allow_setuid: bool = True, max_bytes: int | None = None,
-                  name: str = "layer") -> ExtractStats:
+                  name: str = "layer", clamp_dotdot: bool = False) -> ExtractStats:
     """Unpack the uncompressed tar ``stream`` into ``target_dir`` (created if missing; or
     an open directory fd, the root every entry is resolved in).
 
@@ -414,11 +414,13 @@ def extract_layer(stream: IO[bytes], target_dir: str | os.PathLike[str] | int, *
     overlayfs snapshot, ``"none"`` for an archive that is not a layer (ADD: ``.wh.`` names
     are ordinary files).  Devices are skipped (with a warning) unless ``allow_devices``;
     setuid/setgid bits are dropped unless ``allow_setuid``; more than ``max_bytes`` of
-    file data rejects the layer.  ``name`` labels error messages.  Raises BadArchive.
+    file data rejects the layer.  ``name`` labels error messages.  A name or hard link
+    with ``..`` above the target rejects the archive, or with ``clamp_dotdot`` stays at
+    the target (docker unpacks ADD archives chrooted into the destination).  Raises BadArchive.
     """
     root = _Root(target_dir, name)
     try:
-        extractor = _Extractor(root, whiteouts, allow_devices, allow_setuid, max_bytes)
+        extractor = _Extractor(root, whiteouts, allow_devices, allow_setuid, max_bytes, clamp_dotdot)
         reader = TarReader(stream, name)
         for entry in reader:
             extractor.entry(entry, reader)
