@@ -34,6 +34,7 @@ Root = Union[str, "os.PathLike[str]", int]
 MAX_SYMLINKS = 40  # the kernel's limit (ELOOP beyond it)
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_IN_ROOT = 0x10
 # openat2 is 437 on every architecture with the unified syscall table (x86_64, aarch64,
 # arm, riscv64, ppc64le, s390x); only alpha, ia64 and mips differ, and pybuild runs on none.
@@ -56,8 +57,8 @@ class _Openat2:
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.syscall.restype = ctypes.c_long
 
-    def __call__(self, dirfd: int, path: bytes, flags: int, mode: int) -> int:
-        how = self.how_type(flags, mode if flags & os.O_CREAT else 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+    def __call__(self, dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
+        how = self.how_type(flags, mode if flags & os.O_CREAT else 0, resolve)
         while True:
             fd = self.libc.syscall(_SYS_OPENAT2, self.ctypes.c_int(dirfd), self.ctypes.c_char_p(path),
                                    self.ctypes.byref(how), self.ctypes.c_size_t(self.ctypes.sizeof(how)))
@@ -71,15 +72,17 @@ class _Openat2:
 _binding: _Openat2 | None = None
 
 
-def openat2(dirfd: int, path: PathArg, flags: int, mode: int = 0o644) -> int | None:
-    """``openat2(dirfd, path, RESOLVE_IN_ROOT)``; None when the kernel has no openat2."""
+def openat2(dirfd: int, path: PathArg, flags: int, mode: int = 0o644, follow: bool = True) -> int | None:
+    """``openat2(dirfd, path, RESOLVE_IN_ROOT)`` (and no symlink at all unless ``follow``);
+    None when the kernel has no openat2."""
     global _binding, use_openat2
     if not use_openat2:
         return None
     if _binding is None:
         _binding = _Openat2()
     try:
-        return _binding(dirfd, os.fsencode(path) or b".", flags | os.O_CLOEXEC, mode)
+        resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | (0 if follow else RESOLVE_NO_SYMLINKS)
+        return _binding(dirfd, os.fsencode(path) or b".", flags | os.O_CLOEXEC, mode, resolve)
     except OSError as err:
         if err.errno != errno.ENOSYS:  # (a kernel before 5.6, or a seccomp filter that does not know it)
             raise
@@ -101,7 +104,8 @@ def _root_fd(root: Root) -> tuple[int, bool]:
 class _Walk:
     """The by-hand resolution: a stack of open directory fds from the root down."""
 
-    def __init__(self, rootfd: int, path: PathArg):
+    def __init__(self, rootfd: int, path: PathArg, follow: bool = True):
+        self.follow_links = follow
         self.stack = [os.dup(rootfd)]
         self.todo = list(reversed(_components(path)))
         self.hops = 0
@@ -120,6 +124,8 @@ class _Walk:
             return False
         if not stat.S_ISLNK(st.st_mode):
             return False
+        if not self.follow_links:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fsdecode(self.path))
         self.hops += 1
         if self.hops > MAX_SYMLINKS:
             raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fsdecode(self.path))
@@ -211,23 +217,25 @@ def _mkdir(dirfd: int, name: bytes, mode: int, owner: tuple[int, int] | None) ->
 
 
 def open_dir(root: Root, path: PathArg, *, create: bool = False, mode: int = 0o755,
-             owner: tuple[int, int] | None = None, replace: bool = False) -> int | None:
+             owner: tuple[int, int] | None = None, replace: bool = False, follow: bool = True) -> int | None:
     """An fd of the directory ``path`` inside ``root`` (a path or a directory fd).
 
     Missing: None, or with ``create`` the missing directories are made (``mode``,
     ``owner``), including the target of a dangling symlink.  A non-directory on the way
     raises :class:`NotADirectoryError` (its name in ``filename``), or with ``replace`` is
-    removed for the directory.  The caller closes the fd.
+    removed for the directory.  Without ``follow`` a symlink anywhere on the way raises
+    ELOOP (for trees whose symlinks mean nothing yet, like an upper dir).  The caller
+    closes the fd.
     """
     rootfd, own = _root_fd(root)
     try:
         try:
-            fd = openat2(rootfd, path, os.O_RDONLY | os.O_DIRECTORY)
+            fd = openat2(rootfd, path, os.O_RDONLY | os.O_DIRECTORY, follow=follow)
         except (FileNotFoundError, NotADirectoryError):
             fd = None  # the walk below creates, replaces or reports it
         if fd is not None:
             return fd
-        walk = _Walk(rootfd, path)
+        walk = _Walk(rootfd, path, follow)
         try:
             if walk.dirs(create, mode, owner, replace):
                 return None

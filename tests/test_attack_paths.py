@@ -180,3 +180,15 @@ def test_short_passwd_lines_are_read_the_same_by_chown_and_user(pybuild, root, b
     proc = pybuild("run", "--rm", "-u", "bob", "short:1", "sh", "-c", "id -u; id -g; id -G")
     uid, gid, groups = proc.stdout.decode().splitlines()
     assert (uid, gid, sorted(groups.split())) == ("1234", "4321", ["4321", "777"])
+
+
+def test_volume_cleanup_after_run_does_not_follow_symlinks_to_the_host(pybuild, busybox_image, tmp_path, host_dir):
+    # writes a RUN makes under a declared VOLUME are dropped from the upper dir after the
+    # step; the step replaced the volume's parent by a symlink to a host directory, which
+    # the cleanup followed on the host (emptying and removing host_dir/vol)
+    victim = host_dir / "vol"
+    victim.mkdir()
+    (victim / "precious").write_text("keep\n")
+    ctx = _ctx(tmp_path, f"FROM busybox\nVOLUME /data/vol\nRUN rm -rf /data && ln -s {host_dir} /data\n")
+    _build(pybuild, ctx)
+    assert (victim / "precious").read_text() == "keep\n"

@@ -97,3 +97,15 @@ def test_replace_makes_way_for_a_directory(backend, tree):
     fd = safepath.open_dir(str(root), "file/sub", create=True, replace=True)
     os.close(fd)
     assert (root / "file" / "sub").is_dir()
+
+
+def test_no_follow_refuses_every_symlink(backend, tree):
+    root, _ = tree
+    (root / "etc" / "sub").mkdir()
+    fd = safepath.open_dir(str(root), "etc/sub", follow=False)
+    os.close(fd)
+    for path in ("abs/sub", "dangling", "dotdot"):
+        with pytest.raises(OSError) as err:
+            safepath.open_dir(str(root), path, follow=False)
+        assert err.value.errno == 40, path  # ELOOP
+    assert safepath.open_dir(str(root), "etc/missing", follow=False) is None
