@@ -26,10 +26,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Union
 
-PathArg = Union[str, bytes]
-Root = Union[str, "os.PathLike[str]", int]
+# (no typing import: this module is on the run path, which keeps its imports light)
 
 MAX_SYMLINKS = 40  # the kernel's limit (ELOOP beyond it)
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -72,7 +70,7 @@ class _Openat2:
 _binding: _Openat2 | None = None
 
 
-def openat2(dirfd: int, path: PathArg, flags: int, mode: int = 0o644, follow: bool = True) -> int | None:
+def openat2(dirfd: int, path: str | bytes, flags: int, mode: int = 0o644, follow: bool = True) -> int | None:
     """``openat2(dirfd, path, RESOLVE_IN_ROOT)`` (and no symlink at all unless ``follow``);
     None when the kernel has no openat2."""
     global _binding, use_openat2
@@ -90,11 +88,11 @@ def openat2(dirfd: int, path: PathArg, flags: int, mode: int = 0o644, follow: bo
         return None
 
 
-def _components(path: PathArg) -> list[bytes]:
+def _components(path: str | bytes) -> list[bytes]:
     return [p for p in os.fsencode(path).split(b"/") if p not in (b"", b".")]
 
 
-def _root_fd(root: Root) -> tuple[int, bool]:
+def _root_fd(root: str | os.PathLike[str] | int) -> tuple[int, bool]:
     """An fd of ``root`` and whether the caller must close it."""
     if isinstance(root, int):
         return root, False
@@ -104,7 +102,7 @@ def _root_fd(root: Root) -> tuple[int, bool]:
 class _Walk:
     """The by-hand resolution: a stack of open directory fds from the root down."""
 
-    def __init__(self, rootfd: int, path: PathArg, follow: bool = True):
+    def __init__(self, rootfd: int, path: str | bytes, follow: bool = True):
         self.follow_links = follow
         self.stack = [os.dup(rootfd)]
         self.todo = list(reversed(_components(path)))
@@ -216,8 +214,9 @@ def _mkdir(dirfd: int, name: bytes, mode: int, owner: tuple[int, int] | None) ->
         os.close(fd)
 
 
-def open_dir(root: Root, path: PathArg, *, create: bool = False, mode: int = 0o755,
-             owner: tuple[int, int] | None = None, replace: bool = False, follow: bool = True) -> int | None:
+def open_dir(root: str | os.PathLike[str] | int, path: str | bytes, *, create: bool = False,
+             mode: int = 0o755, owner: tuple[int, int] | None = None, replace: bool = False,
+             follow: bool = True) -> int | None:
     """An fd of the directory ``path`` inside ``root`` (a path or a directory fd).
 
     Missing: None, or with ``create`` the missing directories are made (``mode``,
@@ -247,7 +246,8 @@ def open_dir(root: Root, path: PathArg, *, create: bool = False, mode: int = 0o7
             os.close(rootfd)
 
 
-def open_in_root(root: Root, path: PathArg, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
+def open_in_root(root: str | os.PathLike[str] | int, path: str | bytes, flags: int = os.O_RDONLY,
+                 mode: int = 0o644) -> int:
     """``os.open`` of ``path`` resolved inside ``root``; every symlink (the last one too,
     unless ``O_NOFOLLOW``) is followed inside the root.  With ``O_CREAT`` the file is
     made in its (existing) parent directory."""
@@ -311,7 +311,7 @@ def path_of(root: str | os.PathLike[str], fd: int) -> str:
         os.close(rootfd)
 
 
-def resolve(root: str | os.PathLike[str], path: PathArg, *, create_parents: bool = False, mode: int = 0o755,
+def resolve(root: str | os.PathLike[str], path: str | bytes, *, create_parents: bool = False, mode: int = 0o755,
             owner: tuple[int, int] | None = None) -> str:
     """The host path of ``path`` inside ``root``, every symlink (the last one too) followed
     inside the root; a missing rest is appended as named.  With ``create_parents`` the

@@ -156,8 +156,8 @@ def mount_etc_files(spec: SandboxSpec, rootfs: str) -> None:
 
 
 # Files inside /proc that runc lets a bind mount cover (what lxcfs emulates).
-_PROC_FILES = ("cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg", "slabinfo", "net/dev",
-               "sys/kernel/ns_last_pid")
+_PROC_FILES = ("cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg", "slabinfo",
+               "net/dev", "sys/kernel/ns_last_pid")
 
 
 def _check_proc(inside: str) -> None:

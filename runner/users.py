@@ -12,7 +12,6 @@ groups come from /etc/group only when no group is given.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 
 class UserError(Exception):
@@ -32,21 +31,23 @@ class ExecUser:
         return f"ExecUser(uid={self.uid}, gid={self.gid}, groups={self.groups}, home={self.home!r})"
 
 
-class PasswdEntry(NamedTuple):
-    """One /etc/passwd line (the fields pybuild uses)."""
+class PasswdEntry:
+    """One /etc/passwd line (the fields pybuild uses).  A plain class: typing's
+    NamedTuple would put ``typing`` on the run path."""
 
-    name: str
-    uid: int
-    gid: int
-    home: str
+    __slots__ = ("name", "uid", "gid", "home")
+
+    def __init__(self, name: str, uid: int, gid: int, home: str):
+        self.name, self.uid, self.gid, self.home = name, uid, gid, home
 
 
-class GroupEntry(NamedTuple):
+class GroupEntry:
     """One /etc/group line."""
 
-    name: str
-    gid: int
-    members: list[str]
+    __slots__ = ("name", "gid", "members")
+
+    def __init__(self, name: str, gid: int, members: list[str]):
+        self.name, self.gid, self.members = name, gid, members
 
 
 def _id(text: str) -> int | None:

@@ -173,7 +173,8 @@ def test_copy_chown_out_of_range_is_one_clear_error(pybuild, busybox_image, tmp_
 def test_short_passwd_lines_are_read_the_same_by_chown_and_user(pybuild, root, busybox_image, tmp_path):
     # runc (docker run -u) and the legacy builder (--chown) read a short line as an entry
     # with the missing fields empty; pybuild's runner required all 7 passwd fields.
-    ctx = _ctx(tmp_path, "FROM busybox\nRUN echo 'bob:x:1234:4321' >> /etc/passwd && echo 'crew:x:777:bob' >> /etc/group\n"
+    ctx = _ctx(tmp_path, "FROM busybox\n"
+               "RUN echo 'bob:x:1234:4321' >> /etc/passwd && echo 'crew:x:777:bob' >> /etc/group\n"
                "COPY --chown=bob:crew a.txt /a\nUSER bob\nRUN id\n", {"a.txt": "a\n"})
     fs = _fs(root, _build(pybuild, ctx, "-t", "short:1"))
     assert (fs["a"]["uid"], fs["a"]["gid"]) == (1234, 777)

@@ -159,7 +159,8 @@ class _Root:
             return None
         except OSError as err:
             if err.errno == errno.ELOOP:
-                raise BadArchive(f"{self.label}: too many levels of symbolic links under {b'/'.join(parts)!r}") from None
+                raise BadArchive(f"{self.label}: too many levels of symbolic links "
+                                 f"under {b'/'.join(parts)!r}") from None
             raise
 
 
