@@ -82,10 +82,28 @@ def openat2(dirfd: int, path: str | bytes, flags: int, mode: int = 0o644, follow
         resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | (0 if follow else RESOLVE_NO_SYMLINKS)
         return _binding(dirfd, os.fsencode(path) or b".", flags | os.O_CLOEXEC, mode, resolve)
     except OSError as err:
-        if err.errno != errno.ENOSYS:  # (a kernel before 5.6, or a seccomp filter that does not know it)
+        # ENOSYS: a kernel before 5.6, or a seccomp filter that does not know openat2;
+        # EPERM: older filters (docker's before 20.10.?) answer unknown calls with it
+        if err.errno == errno.EPERM and _openat2_works():
+            raise
+        if err.errno not in (errno.ENOSYS, errno.EPERM):
             raise
         use_openat2 = False
         return None
+
+
+def _openat2_works() -> bool:
+    """Whether openat2 itself is allowed (a probe on ``/``), to tell a seccomp EPERM from
+    a real one."""
+    assert _binding is not None
+    root = os.open("/", os.O_PATH | os.O_CLOEXEC)
+    try:
+        os.close(_binding(root, b".", os.O_PATH | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(root)
 
 
 def _components(path: str | bytes) -> list[bytes]:

@@ -109,3 +109,35 @@ def test_no_follow_refuses_every_symlink(backend, tree):
             safepath.open_dir(str(root), path, follow=False)
         assert err.value.errno == 40, path  # ELOOP
     assert safepath.open_dir(str(root), "etc/missing", follow=False) is None
+
+
+PROBE = """
+import errno, os, sys
+from runner.security import load_seccomp_module
+seccomp = load_seccomp_module()
+f = seccomp.SyscallFilter(seccomp.ALLOW)
+f.add_rule(seccomp.ERRNO(getattr(errno, sys.argv[2])), "openat2")
+f.load()
+from base import safepath
+root = sys.argv[1]
+fd = safepath.open_dir(root, "dangling/made", create=True)
+os.close(fd)
+print(safepath.use_openat2, safepath.resolve(root, "abs/secret"))
+"""
+
+
+@pytest.mark.parametrize("answer", ["ENOSYS", "EPERM"])
+def test_falls_back_to_the_walk_where_seccomp_hides_openat2(tree, answer):
+    # a container runtime's filter that predates openat2 answers ENOSYS (or EPERM)
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from runner.security import load_seccomp_module  # noqa: PLC0415
+
+    if load_seccomp_module() is None:
+        pytest.fail("python3-seccomp is missing (scripts/setup.sh installs it)")
+    root, _ = tree
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(root), answer], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", str(root / "etc" / "secret")]
+    assert (root / "made" / "by" / "link" / "made").is_dir()
