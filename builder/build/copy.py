@@ -11,7 +11,8 @@ and devices are kept.  Everything written is owned by ``--chown`` (names resolve
 in the stage's /etc/passwd and /etc/group) or root; new parent directories are 0755
 and owned the same way; an existing destination directory keeps its owner and mode.
 ADD extracts local tar archives (plain, gzip, bzip2, xz, zstd) with their owners,
-and downloads URLs (0600, ``--checksum`` verified).
+by the layer codec's extractor, and downloads URLs (0600, ``--checksum`` verified).
+Every container path is resolved inside the rootfs by :mod:`base.safepath`.
 """
 
 from __future__ import annotations
