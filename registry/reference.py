@@ -1,8 +1,9 @@
-"""Image references with Docker's normalisation.
+r"""Image references with Docker's normalisation.
 
 ``busybox`` is ``docker.io/library/busybox:latest``; ``localhost:5000/app`` keeps
 its registry; ``name@sha256:...`` pins a digest.  :func:`parse` rejects what docker
-rejects (upper-case repositories, empty components, bad tags) with a clear message.
+rejects (upper-case repositories, empty components, bad tags, anything not ASCII:
+docker's grammar is Go regexps, whose ``\w`` and classes are ASCII) with a clear message.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ DEFAULT_TAG = "latest"
 _LEGACY_REGISTRIES = {"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
 
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)  # Go's \w: ASCII only
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
 _SHA256 = re.compile(r"^sha256:[a-f0-9]{64}$")
 _HOST = re.compile(
@@ -97,6 +98,8 @@ def parse(text: str, default_tag: bool = True) -> Reference:
     """
     if not text or text != text.strip():
         raise InvalidReference(f"invalid reference format: {text!r} (empty or surrounded by spaces)")
+    if not text.isascii():
+        raise InvalidReference(f"invalid reference format: {text!r} has characters outside ASCII")
     rest, digest = text, None
     if "@" in rest:
         rest, digest = rest.split("@", 1)

@@ -61,6 +61,8 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         security.capability_set(opts.cap_add, opts.cap_drop)
     except security.SecurityError as err:
         raise RunError(str(err)) from None
+    if opts.workdir and not opts.workdir.startswith("/"):
+        raise RunError(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path")
     limits = _limits(opts)
     security_opts = parse_security_opts(opts.security_opt)
     image_id, cfg, lowerdirs = images.resolve(root, opts.image, opts.platform)

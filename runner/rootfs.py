@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 
+from base import safepath
+
 from . import syscalls as sc
+from .overlay import overlay_options
 from .spec import SandboxSpec
 from .textfile import read_text, write_text
 
@@ -75,31 +78,6 @@ def _forget_volatile(workdir: str) -> None:
         shutil.rmtree(marker)
 
 
-
-
-def overlay_options(lowerdirs: list[str], upperdir: str, workdir: str, top: str) -> tuple[str, str]:
-    """``(cwd, data)`` for the overlay mount of ``lowerdirs`` (bottom first) under ``top``.
-
-    The image's lowerdirs are given relative to their common parent (the mount runs
-    with that as cwd), which keeps the option string under the 4096-byte page for
-    100+ layers; ``top`` (the init layer), upper and work dirs stay absolute.
-    ``volatile`` (Linux 5.10+) skips syncing the upper filesystem when the mount goes
-    away: that sync cost ~100 ms per container, and an upper dir is never reused
-    after a crash (a RUN step's layer is made durable as a blob, not in place).
-    ``redirect_dir``, ``metacopy`` and ``index`` are off whatever the kernel's
-    defaults: the upper dir must stay a self-contained diff (a renamed directory is
-    copied up whole, not recorded as a redirect xattr pointing into a lower layer).
-    """
-    if len(lowerdirs) > 1:
-        base = os.path.commonpath(lowerdirs)
-    else:
-        base = os.path.dirname(lowerdirs[0]) if lowerdirs else "/"
-    rel = [os.path.relpath(p, base) for p in reversed(lowerdirs)]
-    data = (f"lowerdir={':'.join([top] + rel)},upperdir={upperdir},workdir={workdir},"
-            "volatile,redirect_dir=off,metacopy=off,index=off")
-    if len(data) >= 4096:
-        raise RootfsError(f"overlay options for {len(lowerdirs)} layers exceed one page; move the snapshots to a shorter path")
-    return base, data
 
 
 def mount_overlay(spec: SandboxSpec, rootfs: str) -> None:
@@ -177,64 +155,65 @@ def mount_etc_files(spec: SandboxSpec, rootfs: str) -> None:
         bind(os.path.join(spec.state_dir, name), f"{rootfs}/etc/{name}", readonly=False, flags=sc.MS_NOSUID | sc.MS_NODEV)
 
 
-def resolve_in_root(rootfs: str, path: str) -> str:
-    """Host path of container ``path``, following symlinks as if ``rootfs`` were ``/``."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(rootfs, *resolved, part)
-        try:
-            target = os.readlink(candidate)
-        except OSError:
-            resolved.append(part)
-            continue
-        links += 1
-        if links > 40:
-            raise RootfsError(f"too many levels of symbolic links in {path}")
-        if target.startswith("/"):
-            resolved = []
-        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-    return os.path.join(rootfs, *resolved)
+# Files inside /proc that runc lets a bind mount cover (what lxcfs emulates).
+_PROC_FILES = ("cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg", "slabinfo",
+               "net/dev", "sys/kernel/ns_last_pid")
 
 
-def _make_mountpoint(host_path: str, is_dir: bool) -> None:
-    if os.path.lexists(host_path):
-        return
-    os.makedirs(os.path.dirname(host_path), exist_ok=True)
-    if is_dir:
-        os.mkdir(host_path, 0o755)
-    else:
-        os.close(os.open(host_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+def _check_proc(inside: str) -> None:
+    """Refuse a mount over /proc or in it, as runc does (``inside``: the resolved
+    target, absolute in the container): it would hide or fake the kernel's view."""
+    if inside == "/proc":
+        raise RootfsError(f'"{inside}" cannot be mounted because it is not of type proc')
+    if inside.startswith("/proc/") and inside[len("/proc/"):] not in _PROC_FILES:
+        raise RootfsError(f'"{inside}" cannot be mounted because it is inside /proc')
+
+
+def _mount_target(rootfs: str, target: str, is_dir: bool) -> str:
+    """Host path of the mount point for container path ``target``, resolved inside the
+    rootfs (symlinks taken from it, ``..`` stopped at it) and made if missing."""
+    target = os.path.normpath("/" + target)  # lexically first, as docker cleans a volume's path
+    rel = os.path.relpath(safepath.resolve(rootfs, target), rootfs)
+    _check_proc("/" if rel == "." else "/" + rel)
+    host = safepath.resolve(rootfs, target, create_parents=True)
+    if not os.path.lexists(host):
+        if is_dir:
+            os.mkdir(host, 0o755)
+        else:
+            os.close(os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+    return host
 
 
 def mount_user(spec: SandboxSpec, rootfs: str) -> None:
     """Volumes, tmpfs, cache and secret mounts, at targets resolved inside the rootfs."""
     for m in spec.mounts:
-        target = resolve_in_root(rootfs, m.target)
-        if m.type == "tmpfs":
-            _make_mountpoint(target, True)
-            flags = sc.MS_NOSUID | sc.MS_NODEV | (sc.MS_RDONLY if m.readonly else 0)
-            sc.mount("tmpfs", target, "tmpfs", flags, m.options or "mode=1777")
-        elif m.type == "bind":
-            if m.source is None or not os.path.exists(m.source):
-                raise RootfsError(f"bind source path does not exist: {m.source}")
-            _make_mountpoint(target, os.path.isdir(m.source))
-            bind(m.source, target, m.readonly, flags=sc.MS_NODEV)
-        else:
-            raise RootfsError(f"unknown mount type {m.type!r}")
+        what = "tmpfs" if m.type == "tmpfs" else m.source
+        try:
+            if m.type == "tmpfs":
+                target = _mount_target(rootfs, m.target, True)
+                flags = sc.MS_NOSUID | sc.MS_NODEV | (sc.MS_RDONLY if m.readonly else 0)
+                sc.mount("tmpfs", target, "tmpfs", flags, m.options or "mode=1777")
+            elif m.type == "bind":
+                if m.source is None or not os.path.exists(m.source):
+                    raise RootfsError(f"bind source path does not exist: {m.source}")
+                target = _mount_target(rootfs, m.target, os.path.isdir(m.source))
+                bind(m.source, target, m.readonly, flags=sc.MS_NODEV)
+            else:
+                raise RootfsError(f"unknown mount type {m.type!r}")
+        except (RootfsError, OSError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise RootfsError(f'error mounting "{what}" to rootfs at "{m.target}": {reason}') from None
 
 
 def _make_workdir(rootfs: str, cwd: str) -> None:
-    """Create a missing working directory (root-owned, 0755, as docker does), while the root is still writable."""
-    path = resolve_in_root(rootfs, cwd)
-    if not os.path.lexists(path):
-        os.makedirs(path, 0o755, exist_ok=True)
+    """Create a missing working directory (root-owned, 0755, as docker does), inside the
+    rootfs also through a dangling symlink, while the root is still writable."""
+    try:
+        fd = safepath.open_dir(rootfs, cwd, create=True, mode=0o755, owner=(0, 0))
+    except NotADirectoryError:
+        return  # the chdir into it fails with docker's message
+    if fd is not None:
+        os.close(fd)
 
 
 def pivot(rootfs: str) -> None:

@@ -50,8 +50,27 @@ PR_GET_NO_NEW_PRIVS = 39
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
-SYS_PIVOT_ROOT = 155  # x86_64
-SYS_CLOSE_RANGE = 436
+# System call numbers glibc has no wrapper for, per architecture (``platform.machine()``,
+# read as ``os.uname().machine``: the same string without importing platform on the run path).
+# x86_64 has its own table; aarch64, riscv64 and the other newer ports share the
+# generic one (asm-generic/unistd.h); calls added since 5.1 have one number everywhere.
+SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
+    "x86_64": {"pivot_root": 155, "close_range": 436},
+    "aarch64": {"pivot_root": 41, "close_range": 436},
+    "riscv64": {"pivot_root": 41, "close_range": 436},
+}
+
+
+def syscall_numbers(machine: str) -> dict[str, int]:
+    """The numbers for ``machine``; an unknown architecture is a clear error, not a wrong call."""
+    try:
+        return SYSCALL_NUMBERS[machine]
+    except KeyError:
+        raise OSError(f"unsupported architecture {machine!r}: pybuild knows the system calls of "
+                      f"{', '.join(sorted(SYSCALL_NUMBERS))}") from None
+
+
+_NUMBERS = SYSCALL_NUMBERS.get(os.uname().machine, {})
 CLOSE_RANGE_CLOEXEC = 4
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -103,13 +122,15 @@ def umount(target: str, flags: int = 0) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2) (glibc has no wrapper)."""
-    _check(_libc.syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root", new_root)
+    number = _NUMBERS.get("pivot_root") or syscall_numbers(os.uname().machine)["pivot_root"]
+    _check(_libc.syscall(number, _b(new_root), _b(put_old)), "pivot_root", new_root)
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, cloexec: bool = False) -> None:
     """Close (or mark close-on-exec) fds ``first..last`` in one syscall, whatever RLIMIT_NOFILE."""
     flags = CLOSE_RANGE_CLOEXEC if cloexec else 0
-    _check(_libc.syscall(SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)), "close_range")
+    number = _NUMBERS.get("close_range") or syscall_numbers(os.uname().machine)["close_range"]
+    _check(_libc.syscall(number, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)), "close_range")
 
 
 def sethostname(name: str) -> None:

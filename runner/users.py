@@ -1,4 +1,7 @@
-"""Resolve docker's ``-u USER[:GROUP]`` against the image's /etc/passwd and /etc/group.
+"""The one /etc/passwd and /etc/group parser, and docker's ``-u USER[:GROUP]`` on it.
+
+Used inside the container for ``-u``/USER and by the builder for ``--chown`` (reading
+the stage's files through the safe in-root resolver).
 
 Read inside the container (after pivot_root), so the image's files and symlinks are
 what count, never the host's.  Rules follow runc's ``GetExecUser``: a name must
@@ -7,6 +10,8 @@ groups come from /etc/group only when no group is given.
 """
 
 from __future__ import annotations
+
+import os
 
 
 class UserError(Exception):
@@ -26,47 +31,98 @@ class ExecUser:
         return f"ExecUser(uid={self.uid}, gid={self.gid}, groups={self.groups}, home={self.home!r})"
 
 
-def _read_db(path: str, fields: int) -> list[list[str]]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
-    except OSError:
-        return []
+class PasswdEntry:
+    """One /etc/passwd line (the fields pybuild uses).  A plain class: typing's
+    NamedTuple would put ``typing`` on the run path."""
+
+    __slots__ = ("name", "uid", "gid", "home")
+
+    def __init__(self, name: str, uid: int, gid: int, home: str):
+        self.name, self.uid, self.gid, self.home = name, uid, gid, home
+
+
+class GroupEntry:
+    """One /etc/group line."""
+
+    __slots__ = ("name", "gid", "members")
+
+    def __init__(self, name: str, gid: int, members: list[str]):
+        self.name, self.gid, self.members = name, gid, members
+
+
+def _id(text: str) -> int | None:
+    """A decimal id (ASCII digits only, as Go's strconv), else None."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _rows(text: str, fields: int) -> list[list[str]]:
+    """Lines split on ``:`` as runc's parser reads them: trimmed, empty lines skipped,
+    missing fields empty (a short line is still an entry)."""
     rows = []
-    for line in lines:
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split(":")
-        if len(parts) >= fields:
-            rows.append(parts)
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            parts = line.split(":")
+            rows.append(parts + [""] * (fields - len(parts)))
     return rows
 
 
-def _num(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+def parse_passwd(text: str) -> list[PasswdEntry]:
+    """Entries of an /etc/passwd text; an id that is not a number reads as 0 (as runc)."""
+    return [PasswdEntry(r[0], _id(r[2]) or 0, _id(r[3]) or 0, r[5]) for r in _rows(text, 7)]
+
+
+def parse_group(text: str) -> list[GroupEntry]:
+    """Entries of an /etc/group text."""
+    return [GroupEntry(r[0], _id(r[2]) or 0, [m for m in r[3].split(",") if m]) for r in _rows(text, 4)]
+
+
+def _read(path: str, root: str | None) -> str:
+    """The text of ``path``, resolved inside ``root`` when given (a rootfs seen from the
+    host); "" when missing or unreadable."""
+    try:
+        if root is None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        else:
+            from base import safepath  # noqa: PLC0415 (not needed inside the container)
+            fd = safepath.open_in_root(root, path)
+        with open(fd, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def read_passwd(path: str = "/etc/passwd", root: str | None = None) -> list[PasswdEntry]:
+    """The image's users (inside the container, or in ``root``)."""
+    return parse_passwd(_read(path, root))
+
+
+def read_group(path: str = "/etc/group", root: str | None = None) -> list[GroupEntry]:
+    """The image's groups (inside the container, or in ``root``)."""
+    return parse_group(_read(path, root))
 
 
 def resolve(spec: str, passwd: str = "/etc/passwd", group: str = "/etc/group") -> ExecUser:
     """Resolve ``""``, ``name``, ``uid``, ``name:group``, ``uid:gid`` (any mix)."""
     user_part, _, group_part = (spec or "0").partition(":")
     user_part = user_part or "0"
-    users = _read_db(passwd, 7)
-    groups = _read_db(group, 3)
-    uid_num = _num(user_part)
-    match = next((u for u in users if (u[0] == user_part if uid_num is None else _num(u[2]) == uid_num)), None)
+    users = read_passwd(passwd)
+    groups = read_group(group)
+    uid_num = _id(user_part)
+    match = next((u for u in users if (u.name == user_part if uid_num is None else u.uid == uid_num)), None)
     if match is None:
         if uid_num is None:
             raise UserError(f"unable to find user {user_part}: no matching entries in passwd file")
         uid, gid, home, name = uid_num, 0, "/", None
     else:
-        name, uid, gid, home = match[0], int(match[2]), int(match[3] or 0), match[5] or "/"
+        name, uid, gid, home = match.name, match.uid, match.gid, match.home or "/"
     if group_part:
-        gid_num = _num(group_part)
-        row = next((g for g in groups if (g[0] == group_part if gid_num is None else _num(g[2]) == gid_num)), None)
+        gid_num = _id(group_part)
+        row = next((g for g in groups if (g.name == group_part if gid_num is None else g.gid == gid_num)), None)
         if row is None and gid_num is None:
             raise UserError(f"unable to find group {group_part}: no matching entries in group file")
-        group_id = gid_num if row is None else int(row[2])
+        group_id = gid_num if row is None else row.gid
         return ExecUser(uid, group_id, [group_id], home)
-    extra = [int(g[2]) for g in groups if name is not None and name in g[3].split(",") and g[2].isdigit()]
+    extra = [g.gid for g in groups if name is not None and name in g.members]
     supplementary = [gid] + [g for g in extra if g != gid]
     return ExecUser(uid, gid, supplementary, home)

@@ -39,11 +39,16 @@ def test_normalisation(text, full, familiar):
     (" app", "spaces"),
     ("app:" + "x" * 200, "invalid tag"),
     ("bad_host:5000/app", "invalid registry host"),
+    # docker's grammar is ASCII only (Go's \w): each of these parsed before
+    ("busybox:tést", "outside ASCII"),
+    ("x:a\u0663", "outside ASCII"),
+    ("b\u00fc/x", "outside ASCII"),
 ])
 def test_invalid(text, words):
     with pytest.raises(InvalidReference) as err:
         parse(text)
     assert words in str(err.value)
+    assert str(err.value).startswith("invalid reference format")  # docker's words
 
 
 def test_uppercase_registry_host_is_allowed():

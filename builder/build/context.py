@@ -144,9 +144,9 @@ class Context:
         plain = os.path.normpath(os.path.join(self.root, rel))
         if os.path.realpath(plain) == plain:  # no symlink on the way: nothing to scope
             return plain
-        from runner.rootfs import resolve_in_root  # noqa: PLC0415 (ctypes: not on the cached path)
+        from base.safepath import resolve  # noqa: PLC0415 (not on the cached path)
 
-        return resolve_in_root(self.root, rel)
+        return resolve(self.root, rel)
 
     def _visible(self, rel: str) -> bool:
         try:

@@ -11,19 +11,22 @@ and devices are kept.  Everything written is owned by ``--chown`` (names resolve
 in the stage's /etc/passwd and /etc/group) or root; new parent directories are 0755
 and owned the same way; an existing destination directory keeps its owner and mode.
 ADD extracts local tar archives (plain, gzip, bzip2, xz, zstd) with their owners,
-and downloads URLs (0600, ``--checksum`` verified).
+by the layer codec's extractor, and downloads URLs (0600, ``--checksum`` verified).
+Every container path is resolved inside the rootfs by :mod:`base.safepath`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import IO
 
+from base import safepath
 from registry.errors import PybuildError
-from runner.rootfs import resolve_in_root
 
 from .copy_step import absolute_dest
 
@@ -56,7 +59,7 @@ def run_copy(rootfs: str, req: CopyRequest) -> None:
     wants_dir = dest.endswith("/")
     if (req.multiple or count > 1) and not wants_dir:
         raise CopyError("When using COPY with more than one source file, the destination must be a directory and end with a /")
-    dest_host = resolve_in_root(rootfs, dest)
+    dest_host = _resolve(rootfs, dest)
     dest_is_dir = wants_dir or os.path.isdir(dest_host)
     links: dict[tuple[int, int], str] = {}
     for rel in req.sources:
@@ -83,6 +86,16 @@ def run_copy(rootfs: str, req: CopyRequest) -> None:
         _write_file(path, data, 0o600 if req.chmod is None else req.chmod, new_dirs)
 
 
+def _resolve(rootfs: str, path: str, parents_owner: tuple[int, int] | None = None) -> str:
+    """Host path of container ``path`` (symlinks followed inside the rootfs); with
+    ``parents_owner`` the directories leading to it are made, also where a dangling
+    symlink points (as docker does)."""
+    try:
+        return safepath.resolve(rootfs, path, create_parents=parents_owner is not None, owner=parents_owner)
+    except NotADirectoryError:
+        raise CopyError(f"failed to copy files: {path}: not a directory") from None
+
+
 def _file_dest(rootfs: str, dest: str, dest_is_dir: bool, name: str, owner: tuple[int, int]) -> str:
     """Host path a file source goes to; like docker, an existing symlink there is followed
     (inside the rootfs), so the file lands at the link's target."""
@@ -92,23 +105,36 @@ def _file_dest(rootfs: str, dest: str, dest_is_dir: bool, name: str, owner: tupl
     else:
         path = dest.rstrip("/")
         _ensure_dir(rootfs, os.path.dirname(path) or "/", owner)
-    return resolve_in_root(rootfs, path)
+    return _resolve(rootfs, path, owner)
+
+
+def _open_dir(rootfs: str, path: str, owner: tuple[int, int]) -> int:
+    """An fd of container dir ``path``, missing parts made 0755 owned by ``owner``."""
+    try:
+        fd = safepath.open_dir(rootfs, path, create=True, mode=0o755, owner=owner)
+    except NotADirectoryError:
+        raise CopyError(f"failed to copy files: mkdir {path}: not a directory") from None
+    assert fd is not None
+    return fd
 
 
 def _ensure_dir(rootfs: str, path: str, owner: tuple[int, int]) -> str:
     """Host path of container dir ``path``, creating missing parts 0755 owned by ``owner``."""
-    current = "/"
-    for part in [p for p in path.split("/") if p]:
-        current = os.path.join(current, part)
-        host = resolve_in_root(rootfs, current)
-        if os.path.isdir(host):
-            continue
-        if os.path.lexists(host):
-            raise CopyError(f"failed to copy files: mkdir {current}: not a directory")
-        os.mkdir(host, 0o755)
-        os.chmod(host, 0o755)
-        os.lchown(host, *owner)
-    return resolve_in_root(rootfs, path)
+    fd = _open_dir(rootfs, path, owner)
+    try:
+        return safepath.path_of(rootfs, fd)
+    finally:
+        os.close(fd)
+
+
+def make_workdir(rootfs: str, path: str) -> None:
+    """WORKDIR: create ``path`` root-owned 0755 if missing, through symlinks inside the rootfs."""
+    try:
+        fd = safepath.open_dir(rootfs, path, create=True, mode=0o755, owner=(0, 0))
+    except NotADirectoryError:
+        raise CopyError(f"Cannot mkdir: {path} is not a directory") from None
+    assert fd is not None
+    os.close(fd)
 
 
 def _remove(path: str, keep_dir: bool) -> None:
@@ -205,87 +231,56 @@ def _write_file(path: str, data: bytes, mode: int, owner: tuple[int, int]) -> No
 
 # --- ADD of local archives -------------------------------------------------------------
 
-_MAGIC = ((b"\x1f\x8b", "gz"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zst"))
+_BZIP2, _XZ = b"BZh", b"\xfd7zXZ\x00"
 
 
-def _open_archive(path: str):
-    """A tar reader for ``path`` if it is a (possibly compressed) tar archive, else None."""
-    import tarfile  # noqa: PLC0415 (only ADD needs it)
+@contextlib.contextmanager
+def _tar_stream(path: str) -> Iterator[IO[bytes]]:
+    """The uncompressed stream of ``path`` (plain, gzip, bzip2, xz or zstd)."""
+    from registry.layer import open_layer  # noqa: PLC0415 (only ADD needs it)
 
-    with open(path, "rb") as fh:
+    with open(path, "rb") as fh, contextlib.ExitStack() as stack:
         head = fh.read(6)
-    kind = next((k for magic, k in _MAGIC if head.startswith(magic)), None)
-    try:
-        if kind == "zst":
-            import zstandard  # noqa: PLC0415 (only for zstd archives)
-            fobj = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
-            tar = tarfile.open(fileobj=fobj, mode="r|")
+        fh.seek(0)
+        if head.startswith(_BZIP2):
+            import bz2  # noqa: PLC0415
+            yield stack.enter_context(bz2.BZ2File(fh))
+        elif head.startswith(_XZ):
+            import lzma  # noqa: PLC0415
+            yield stack.enter_context(lzma.LZMAFile(fh))
         else:
-            tar = tarfile.open(path, mode=f"r:{kind}" if kind else "r:")
-        return tar
-    except (tarfile.TarError, OSError, EOFError, ImportError):
-        return None
+            yield stack.enter_context(open_layer(fh))  # gzip, zstd or plain
+
+
+def _is_archive(path: str) -> bool:
+    """Docker's test: the (decompressed) file starts with a readable tar header."""
+    from registry.layer.tarreader import TarReader  # noqa: PLC0415
+
+    try:
+        with _tar_stream(path) as stream:
+            return next(iter(TarReader(stream, path)), None) is not None
+    except (PybuildError, OSError, EOFError, ValueError):
+        return False
 
 
 def _try_extract(src: str, rootfs: str, dest: str) -> bool:
-    """Extract ``src`` under container dir ``dest`` if it is an archive; False if not."""
-    import tarfile  # noqa: PLC0415
+    """Extract ``src`` under container dir ``dest`` if it is an archive; False if not.
 
-    tar = _open_archive(src)
-    if tar is None:
+    The codec's extractor unpacks it with the destination as its root, as docker
+    unpacks chrooted there: names and links with ``..`` or ``/`` stay inside it, and
+    ``.wh.`` names are plain files (this is not a layer)."""
+    if not _is_archive(src):
         return False
-    with tar:
-        try:
-            first = tar.next()
-        except tarfile.TarError:
-            return False
-        if first is None:
-            return True
-        _ensure_dir(rootfs, dest, (0, 0))
-        extract_members(_chain(first, tar), tar, rootfs, dest)
+    from registry.layer import extract_layer  # noqa: PLC0415
+
+    fd = _open_dir(rootfs, dest, (0, 0))
+    try:
+        with _tar_stream(src) as stream:
+            extract_layer(stream, fd, whiteouts="none", allow_devices=True, clamp_dotdot=True,
+                          name=os.path.basename(src))
+    finally:
+        os.close(fd)
     return True
-
-
-def _chain(first, tar) -> Iterator:
-    yield first
-    while (member := tar.next()) is not None:
-        yield member
-
-
-def extract_members(members, tar, rootfs: str, dest: str) -> None:
-    """Write tar ``members`` under container dir ``dest``; nothing escapes ``rootfs``."""
-    for m in members:
-        name = os.path.normpath("/" + m.name).lstrip("/")
-        if name in ("", "."):
-            continue
-        parent = _ensure_dir(rootfs, os.path.join(dest, os.path.dirname(name)), (0, 0))
-        path = os.path.join(parent, os.path.basename(name))
-        if m.isdir():
-            _remove(path, keep_dir=True)
-            if not os.path.isdir(path):
-                os.mkdir(path, 0o700)
-        elif m.isreg():
-            _remove(path, keep_dir=False)
-            with open(path, "wb") as out:
-                shutil.copyfileobj(tar.extractfile(m), out, 1 << 20)
-        elif m.issym():
-            _remove(path, keep_dir=False)
-            os.symlink(m.linkname, path)
-        elif m.islnk():
-            target = resolve_in_root(rootfs, os.path.join(dest, os.path.normpath("/" + m.linkname).lstrip("/")))
-            _remove(path, keep_dir=False)
-            os.link(target, path)
-            continue
-        elif m.isfifo() or m.ischr() or m.isblk():
-            _remove(path, keep_dir=False)
-            kind = stat.S_IFIFO if m.isfifo() else stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-            os.mknod(path, kind | 0o600, os.makedev(m.devmajor, m.devminor))
-        else:
-            continue
-        os.lchown(path, m.uid, m.gid)
-        if not m.issym():
-            os.chmod(path, m.mode & 0o7777)
-            os.utime(path, (m.mtime, m.mtime))
 
 
 def read_url(url: str, checksum: str | None) -> tuple[str, bytes]:
@@ -312,34 +307,32 @@ def read_url(url: str, checksum: str | None) -> tuple[str, bytes]:
     return name, data
 
 
+MAX_ID = 4294967294  # (uid_t)-1 is "leave unchanged" to chown(2); above it does not fit
+
+
 def resolve_owner(spec: str, rootfs: str | None) -> tuple[int, int]:
     """``--chown`` value to ``(uid, gid)``, legacy rules: no group part means group = user."""
+    from runner.users import read_group, read_passwd  # noqa: PLC0415
+
     user, sep, group = spec.partition(":")
     if not sep:
         group = user
-    passwd = _read_db(rootfs, "/etc/passwd")
-    groups = _read_db(rootfs, "/etc/group")
+    passwd = [(u.name, u.uid) for u in read_passwd(root=rootfs)] if rootfs else []
+    groups = [(g.name, g.gid) for g in read_group(root=rootfs)] if rootfs else []
     uid = _lookup(user, passwd, "uid", "user", spec)
     gid = _lookup(group, groups, "gid", "group", spec)
     return uid, gid
 
 
-def _lookup(name: str, rows: list[list[str]], what: str, kind: str, spec: str) -> int:
-    if name.isdigit():
+def _lookup(name: str, rows: list[tuple[str, int]], what: str, kind: str, spec: str) -> int:
+    if name.isascii() and name.isdigit():
+        # docker 20.10 passes these on to chown(2) truncated (2^32 becomes root, 2^32-1
+        # leaves the owner as is); BuildKit refuses them: so do we
+        if int(name) > MAX_ID:
+            raise CopyError(f"invalid --chown={spec}: {what} {name} is out of range (0 to {MAX_ID})")
         return int(name)
-    for row in rows:
-        if row[0] == name and row[2].isdigit():
-            return int(row[2])
+    for row_name, number in rows:
+        if row_name == name:
+            return number
     raise CopyError(f"unable to convert uid/gid chown string to host mapping: can't find {what} for "
                     f"{kind} {name}: no such {kind}: {name} (in --chown={spec})")
-
-
-def _read_db(rootfs: str | None, path: str) -> list[list[str]]:
-    if rootfs is None:
-        return []
-    try:
-        with open(resolve_in_root(rootfs, path), encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
-    except OSError:
-        return []
-    return [line.split(":") for line in text.splitlines() if line.count(":") >= 2]

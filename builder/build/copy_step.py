@@ -17,11 +17,12 @@ if TYPE_CHECKING:
 
 
 def absolute_dest(dest: str, workdir: str) -> str:
-    """The destination as an absolute container path, keeping a trailing ``/``."""
-    if dest.startswith("/"):
-        return dest
+    """The destination as an absolute container path, keeping a trailing ``/``; cleaned
+    lexically (``..`` applied before any symlink is followed), as docker does."""
     slash = dest.endswith("/") or dest in (".", "")
     joined = os.path.normpath(os.path.join(workdir or "/", dest))
+    if joined.startswith("//"):
+        joined = joined[1:]
     return joined + "/" if slash and not joined.endswith("/") else joined
 
 
@@ -145,9 +146,9 @@ def _resolve_all(tree: Context, sources: list[str], count: int) -> list[tuple[st
 def _touch_dest(merged: str, dest: str) -> None:
     """A COPY that wrote nothing (an empty directory into an existing one) still makes a
     layer in docker, holding the destination directory: copy it up by a no-op chown."""
-    from runner.rootfs import resolve_in_root  # noqa: PLC0415
+    from base.safepath import resolve  # noqa: PLC0415
 
-    host = resolve_in_root(merged, dest)
+    host = resolve(merged, dest)
     try:
         st = os.lstat(host)
     except OSError:

@@ -393,13 +393,11 @@ class Executor:
             created_by = nop_created_by(state.shell, f"WORKDIR {path}", metadata=False)
 
             def action(merged: str, upper: str) -> None:
-                from runner.rootfs import resolve_in_root  # noqa: PLC0415
-
-                from .copy import _ensure_dir  # noqa: PLC0415
-                host = resolve_in_root(merged, path)
-                if os.path.lexists(host) and not os.path.isdir(host):
-                    raise inst.error(f"Cannot mkdir: {path} is not a directory")
-                _ensure_dir(merged, path, (0, 0))
+                from .copy import CopyError, make_workdir  # noqa: PLC0415
+                try:
+                    make_workdir(merged, path)
+                except CopyError as err:
+                    raise inst.error(str(err)) from None
             self._layer_step(state, desc, created_by, text, mounted=action)
         elif isinstance(inst, ins.Run):
             from .run import RunStep  # noqa: PLC0415

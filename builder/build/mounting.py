@@ -14,25 +14,13 @@ import threading
 from collections.abc import Iterator
 
 from runner import syscalls as sc
+from runner.overlay import overlay_options
 
 _CWD_LOCK = threading.Lock()
 
 
-def _options(lowers: list[str], upper: str | None, work: str | None) -> tuple[str, str]:
-    """``(cwd, data)``: lowerdirs (bottom first) relative to their common parent, so 100+
-    layers fit in the one page the kernel takes; ``volatile`` as the runner's mounts
-    (an upper dir is never reused after a crash: the layer is made durable as a blob)."""
-    base = os.path.commonpath(lowers) if len(lowers) > 1 else os.path.dirname(lowers[0])
-    data = "lowerdir=" + ":".join(os.path.relpath(p, base) for p in reversed(lowers))
-    if upper is not None:
-        data += f",upperdir={upper},workdir={work},volatile"
-    if len(data) >= 4096:
-        raise OSError(f"overlay options for {len(lowers)} layers exceed one page; use a shorter PYBUILD_ROOT")
-    return base, data
-
-
 def _mount(lowers: list[str], target: str, upper: str | None = None, work: str | None = None) -> None:
-    base, data = _options(lowers, upper, work)
+    base, data = overlay_options(lowers, upper, work)
     with _CWD_LOCK:
         old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
         try:

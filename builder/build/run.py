@@ -18,6 +18,7 @@ import stat
 import threading
 from typing import TYPE_CHECKING, Any
 
+from base import safepath
 from builder.dockerfile import instructions as ins
 
 if TYPE_CHECKING:
@@ -121,7 +122,6 @@ class RunStep:
     def _mounts(self, scratch) -> list:
         from runner.spec import Mount  # noqa: PLC0415
 
-        from .copy import resolve_in_root  # noqa: PLC0415
 
         opts = self.executor.opts
         out = []
@@ -153,7 +153,7 @@ class RunStep:
                     root, _ = self.executor.source_root(m.from_, self.inst, self.stage)
                 else:
                     root = opts.context.root
-                source = resolve_in_root(root, m.source or "/")
+                source = safepath.resolve(root, m.source or "/")
                 if not m.readonly and os.path.isdir(source):
                     # rw as in BuildKit: writable during the RUN, the writes thrown away after
                     from .mounting import writable  # noqa: PLC0415
@@ -172,14 +172,24 @@ class RunStep:
         return out
 
     def _clean_upper(self, upper: str, lowers: list[str], targets: list[str]) -> None:
+        """Drop what the step wrote under declared volumes and its leftover mount points.
+        The upper dir's symlinks are the image's: none is followed (a step may have made
+        a volume's parent a link to a host path)."""
         for vol in self.volumes:
-            path = os.path.join(upper, vol.lstrip("/"))
-            if os.path.isdir(path) and not os.path.islink(path):
-                for entry in os.scandir(path):
+            try:
+                fd = safepath.open_dir(upper, vol, follow=False)
+            except OSError:
+                continue  # a symlink or a file where the volume was: nothing under it to drop
+            if fd is None:
+                continue
+            try:
+                for entry in os.scandir(fd):
                     if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path)
+                        shutil.rmtree(entry.name, dir_fd=fd)
                     else:
-                        os.unlink(entry.path)
+                        os.unlink(entry.name, dir_fd=fd)
+            finally:
+                os.close(fd)
         for target in targets + self.volumes:
             rel = os.path.normpath(target).lstrip("/")
             while rel:
@@ -189,43 +199,58 @@ class RunStep:
 
 
 def _in_lowers(lowers: list[str], rel: str) -> os.stat_result | None:
+    """``lstat`` of ``rel`` in the topmost lower that has it (no symlink followed)."""
     for lower in reversed(lowers):
         try:
-            return os.lstat(os.path.join(lower, rel))
+            fd = safepath.open_dir(lower, os.path.dirname(rel), follow=False)
         except OSError:
             continue
+        if fd is None:
+            continue
+        try:
+            st = safepath.lstat_at(os.fsencode(os.path.basename(rel)), fd)
+        finally:
+            os.close(fd)
+        if st is not None:
+            return st
     return None
 
 
 def _drop_if_mountpoint(upper: str, lowers: list[str], rel: str) -> bool:
-    """Remove ``rel`` from the upper dir if it is an empty leftover mount point."""
-    path = os.path.join(upper, rel)
+    """Remove ``rel`` from the upper dir if it is an empty leftover mount point (never
+    following a symlink in the upper dir)."""
     try:
-        st = os.lstat(path)
+        parent = safepath.open_dir(upper, os.path.dirname(rel), follow=False)
     except OSError:
+        return False  # a symlink or a file on the way: not a mount point we made
+    if parent is None:
         return True
-    if stat.S_ISDIR(st.st_mode):
-        if any(os.scandir(path)) or _has_xattr(path):
-            return False
-    elif not (stat.S_ISREG(st.st_mode) and st.st_size == 0):
-        return False
-    lower = _in_lowers(lowers, rel)
-    if lower is not None and (stat.S_IFMT(lower.st_mode) != stat.S_IFMT(st.st_mode)
-                              or stat.S_IMODE(lower.st_mode) != stat.S_IMODE(st.st_mode)
-                              or (lower.st_uid, lower.st_gid) != (st.st_uid, st.st_gid)):
-        return False
-    if stat.S_ISDIR(st.st_mode):
-        os.rmdir(path)
-    else:
-        os.unlink(path)
-    return True
-
-
-def _has_xattr(path: str) -> bool:
+    name = os.path.basename(rel)
     try:
-        return "trusted.overlay.opaque" in os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return False
+        st = safepath.lstat_at(os.fsencode(name), parent)
+        if st is None:
+            return True
+        if stat.S_ISDIR(st.st_mode):
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            try:
+                if any(os.scandir(fd)) or "trusted.overlay.opaque" in os.listxattr(fd):
+                    return False
+            finally:
+                os.close(fd)
+        elif not (stat.S_ISREG(st.st_mode) and st.st_size == 0):
+            return False
+        lower = _in_lowers(lowers, rel)
+        if lower is not None and (stat.S_IFMT(lower.st_mode) != stat.S_IFMT(st.st_mode)
+                                  or stat.S_IMODE(lower.st_mode) != stat.S_IMODE(st.st_mode)
+                                  or (lower.st_uid, lower.st_gid) != (st.st_uid, st.st_gid)):
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            os.rmdir(name, dir_fd=parent)
+        else:
+            os.unlink(name, dir_fd=parent)
+    finally:
+        os.close(parent)
+    return True
 
 
 def _pump(fd: int, step: "Step") -> None:

@@ -1,9 +1,9 @@
 """Unpack a layer's tar stream into a directory, treating the archive as hostile.
 
-Every path is resolved inside the target, as openat2(RESOLVE_IN_ROOT) would: names
-are cleaned (a leading ``/`` is dropped; ``..`` that would leave the target rejects
-the layer), parent directories are opened one component at a time relative to a
-directory fd with ``O_NOFOLLOW``, and a symlink met on the way is followed by hand
+Every path is resolved inside the target by :mod:`base.safepath` (openat2 with
+RESOLVE_IN_ROOT, or its fd walk): names are cleaned (a leading ``/`` is dropped; ``..``
+that would leave the target rejects the layer), parent directories are opened
+relative to a directory fd of the target, and a symlink met on the way is followed
 with ``/`` and ``..`` clamped to the target.  The last component is always handled
 without following it.  Nothing is ever written outside the target.
 
@@ -23,6 +23,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import IO
 
+from base import safepath
+
 from ..errors import BadArchive
 from . import tarformat as tf
 from .tarreader import Entry, TarReader
@@ -30,7 +32,6 @@ from .tarwriter import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX
 
 log = logging.getLogger("pybuild.layer")
 
-MAX_SYMLINK_HOPS = 40
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 MIN_MTIME, MAX_MTIME = -(1 << 31), 1 << 33
@@ -46,13 +47,16 @@ class ExtractStats:
     skipped: int = 0
 
 
-def clean_name(name: bytes, label: str) -> list[bytes]:
-    """Path components of an entry name, inside the root; ``[]`` for the root itself."""
+def clean_name(name: bytes, label: str, clamp: bool = False) -> list[bytes]:
+    """Path components of an entry name, inside the root; ``[]`` for the root itself.
+    A ``..`` above the root rejects the archive, or with ``clamp`` stays at the root."""
     parts: list[bytes] = []
     for part in name.split(b"/"):
         if part in (b"", b"."):
             continue
         if part == b"..":
+            if not parts and clamp:
+                continue
             if not parts:
                 raise BadArchive(f"{label}: entry {name.decode(errors='replace')!r} points outside the layer")
             parts.pop()
@@ -83,19 +87,18 @@ def _reopen(fd: int, name: bytes) -> int:
     return new
 
 
-def _lstat(name: bytes, dirfd: int) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
+_lstat = safepath.lstat_at
 
 
 class _Root:
     """The target directory and in-root path resolution relative to its fd."""
 
-    def __init__(self, path: str | os.PathLike[str], label: str):
-        os.makedirs(path, exist_ok=True)
-        self.fd = os.open(path, DIR_FLAGS)
+    def __init__(self, path: str | os.PathLike[str] | int, label: str):
+        if isinstance(path, int):
+            self.fd = os.dup(path)
+        else:
+            os.makedirs(path, exist_ok=True)
+            self.fd = os.open(path, DIR_FLAGS)
         self.label = label
         self._cache: tuple[tuple[bytes, ...], int] | None = None
         self._stale = False
@@ -147,63 +150,33 @@ class _Root:
         return fd
 
     def open_dir(self, parts: list[bytes], create: bool) -> int | None:
-        """A new fd of the directory ``parts`` resolved inside the root (symlinks clamped to it)."""
-        stack = [os.dup(self.fd)]
-        todo = list(reversed(parts))
-        hops = 0
+        """A new fd of the directory ``parts`` resolved inside the root (symlinks clamped to
+        it); with ``create`` missing directories are made and a file in the way is replaced
+        (the later entry wins), else None for a missing or non-directory path."""
         try:
-            while todo:
-                part = todo.pop()
-                if part in (b"", b"."):
-                    continue
-                if part == b"..":
-                    if len(stack) > 1:
-                        os.close(stack.pop())
-                    continue
-                cur = stack[-1]
-                try:
-                    stack.append(os.open(part, DIR_FLAGS, dir_fd=cur))
-                    continue
-                except FileNotFoundError:
-                    if not create:
-                        return None
-                    os.mkdir(part, 0o755, dir_fd=cur)
-                except OSError as err:
-                    if err.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
-                    st = os.stat(part, dir_fd=cur, follow_symlinks=False)
-                    if stat.S_ISLNK(st.st_mode):
-                        hops += 1
-                        if hops > MAX_SYMLINK_HOPS:
-                            raise BadArchive(f"{self.label}: too many levels of symbolic links under {b'/'.join(parts)!r}")
-                        target = os.readlink(part, dir_fd=cur)
-                        if target.startswith(b"/"):
-                            while len(stack) > 1:
-                                os.close(stack.pop())
-                        todo.extend(reversed(target.split(b"/")))
-                        continue
-                    if not create:
-                        return None
-                    os.unlink(part, dir_fd=cur)  # a file in the way of a directory: the later entry wins
-                    os.mkdir(part, 0o755, dir_fd=cur)
-                stack.append(os.open(part, DIR_FLAGS, dir_fd=cur))
-            return stack.pop()
-        finally:
-            for fd in stack:
-                os.close(fd)
+            return safepath.open_dir(self.fd, b"/".join(parts), create=create, replace=create)
+        except NotADirectoryError:
+            return None
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise BadArchive(f"{self.label}: too many levels of symbolic links "
+                                 f"under {b'/'.join(parts)!r}") from None
+            raise
 
 
 class _Extractor:
     def __init__(self, root: _Root, whiteouts: str, allow_devices: bool, allow_setuid: bool,
-                 max_bytes: int | None):
-        if whiteouts not in ("overlay", "apply"):
-            raise ValueError(f"whiteouts must be 'overlay' or 'apply', not {whiteouts!r}")
+                 max_bytes: int | None, clamp: bool = False):
+        if whiteouts not in ("overlay", "apply", "none"):
+            raise ValueError(f"whiteouts must be 'overlay', 'apply' or 'none', not {whiteouts!r}")
         self.root = root
         self.label = root.label
         self.overlay = whiteouts == "overlay"
+        self.whiteouts = whiteouts != "none"
         self.allow_devices = allow_devices
         self.allow_setuid = allow_setuid
         self.max_bytes = max_bytes
+        self.clamp = clamp
         self.chown = os.geteuid() == 0
         self.stats = ExtractStats()
         self.dir_times: list[tuple[list[bytes], int]] = []
@@ -212,15 +185,15 @@ class _Extractor:
 
     # -- entry dispatch ---------------------------------------------------------------------
     def entry(self, entry: Entry, reader: TarReader) -> None:
-        parts = clean_name(entry.name, self.label)
+        parts = clean_name(entry.name, self.label, self.clamp)
         if not parts:
             return  # the root itself: its metadata belongs to whoever owns the target
         *parent, base = parts
-        if base.startswith(WHITEOUT_PREFIX):
+        if base.startswith(WHITEOUT_PREFIX) and self.whiteouts:
             self.whiteout(parent, base[len(WHITEOUT_PREFIX):], entry)
             return
         self.stats.entries += 1
-        if not self.overlay:
+        if not self.overlay and self.whiteouts:
             self.remember(parts)
         kind = entry.typeflag
         if kind in (tf.CHARDEV, tf.BLOCKDEV) and not self.allow_devices:
@@ -302,7 +275,7 @@ class _Extractor:
             os.close(fd)
 
     def hardlink(self, dirfd: int, base: bytes, entry: Entry) -> None:
-        *target_parent, target_base = clean_name(entry.linkname, self.label) or [b""]
+        *target_parent, target_base = clean_name(entry.linkname, self.label, self.clamp) or [b""]
         source_fd = self.root.open_dir(target_parent, create=False) if target_base else None
         if source_fd is None:
             self.skip(entry, f"hard link target {entry.linkname.decode(errors='replace')!r} is not in the layer")
@@ -432,19 +405,23 @@ class _Extractor:
                 os.utime(parts[-1], ns=(mtime, mtime), dir_fd=fd, follow_symlinks=False)
 
 
-def extract_layer(stream: IO[bytes], target_dir: str | os.PathLike[str], *, whiteouts: str = "overlay",
+def extract_layer(stream: IO[bytes], target_dir: str | os.PathLike[str] | int, *, whiteouts: str = "overlay",
                   allow_devices: bool = False, allow_setuid: bool = True, max_bytes: int | None = None,
-                  name: str = "layer") -> ExtractStats:
-    """Unpack the uncompressed tar ``stream`` into ``target_dir`` (created if missing).
+                  name: str = "layer", clamp_dotdot: bool = False) -> ExtractStats:
+    """Unpack the uncompressed tar ``stream`` into ``target_dir`` (created if missing; or
+    an open directory fd, the root every entry is resolved in).
 
     ``whiteouts``: ``"apply"`` for a flat unpack over lower content, ``"overlay"`` for an
-    overlayfs snapshot.  Devices are skipped (with a warning) unless ``allow_devices``;
+    overlayfs snapshot, ``"none"`` for an archive that is not a layer (ADD: ``.wh.`` names
+    are ordinary files).  Devices are skipped (with a warning) unless ``allow_devices``;
     setuid/setgid bits are dropped unless ``allow_setuid``; more than ``max_bytes`` of
-    file data rejects the layer.  ``name`` labels error messages.  Raises BadArchive.
+    file data rejects the layer.  ``name`` labels error messages.  A name or hard link
+    with ``..`` above the target rejects the archive, or with ``clamp_dotdot`` stays at
+    the target (docker unpacks ADD archives chrooted into the destination).  Raises BadArchive.
     """
     root = _Root(target_dir, name)
     try:
-        extractor = _Extractor(root, whiteouts, allow_devices, allow_setuid, max_bytes)
+        extractor = _Extractor(root, whiteouts, allow_devices, allow_setuid, max_bytes, clamp_dotdot)
         reader = TarReader(stream, name)
         for entry in reader:
             extractor.entry(entry, reader)
