@@ -129,7 +129,19 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ["PYBUILD_DEBUG"] = "1"
         logging.basicConfig(level=logging.DEBUG, format="pybuild: %(name)s: %(message)s")
+    _sweep_networks(args.root)
     return _run(module, args)
+
+
+def _sweep_networks(root: str) -> None:
+    """Undo the networks of containers whose pybuild was killed (one listdir when there are none)."""
+    if os.path.isdir(os.path.join(root, "netns")):
+        from runner.network import sweep
+
+        try:
+            sweep(root)
+        except OSError as err:  # e.g. not root: the command itself may still work
+            print(f"pybuild: warning: cannot clean up networks of dead containers: {err}", file=sys.stderr)
 
 
 def _run(module, args: argparse.Namespace) -> int:

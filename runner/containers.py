@@ -172,6 +172,10 @@ def refresh(container: Container) -> Container | None:
     if not (crashed or stale_created):
         return container
     container.cgroup().remove()  # kills whatever is left
+    from . import network
+
+    if network.needs_setup(container.config.get("network", "host")):
+        network.backend().teardown(container.root, container.id)
     if container.config.get("rm"):
         remove(container)
         return None

@@ -22,15 +22,18 @@ class RunOptions(Record):
     ``env``, ``env_files``, ``volumes``, ``tmpfs``, ``workdir``, ``user``, ``entrypoint``,
     ``hostname``, ``network``, ``memory``, ``memory_swap`` (strings as typed),
     ``cpus``, ``pids_limit``, ``read_only``, ``cap_add``, ``cap_drop``, ``init``,
-    ``stop_signal``.
+    ``stop_signal``; networking: ``publish`` (``-p`` values), ``publish_all``,
+    ``network_aliases``, ``ip``, ``add_hosts``, ``dns``, ``dns_search``, ``dns_options``.
+    ``network`` None means ``$PYBUILD_NETWORK`` or ``bridge`` (docker's default).
     """
 
     _FIELDS = {
         "image": REQUIRED, "args": list, "name": None, "rm": False, "detach": False, "interactive": False,
         "tty": False, "env": list, "env_files": list, "volumes": list, "tmpfs": list, "workdir": None,
-        "user": None, "entrypoint": None, "hostname": None, "network": "host", "memory": None,
+        "user": None, "entrypoint": None, "hostname": None, "network": None, "memory": None,
         "memory_swap": None, "cpus": None, "pids_limit": None, "read_only": False, "cap_add": list,
-        "cap_drop": list, "init": False, "stop_signal": None,
+        "cap_drop": list, "init": False, "stop_signal": None, "publish": list, "publish_all": False,
+        "network_aliases": list, "ip": None, "add_hosts": list, "dns": list, "dns_search": list, "dns_options": list,
     }
 
 
@@ -54,20 +57,25 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
     """Resolve the image and make the container record (not started)."""
     if os.geteuid() != 0:
         raise RunError("pybuild run needs root (namespaces, mounts, cgroups); rootless containers are not supported")
-    if opts.network not in ("host", "none"):
-        raise RunError(f"network {opts.network!r} is not supported: use host or none")
     try:
         security.capability_set(opts.cap_add, opts.cap_drop)
     except security.SecurityError as err:
         raise RunError(str(err)) from None
     limits = _limits(opts)
+    network = opts.network or os.environ.get("PYBUILD_NETWORK") or "bridge"
+    net_config = _network_config(root, opts, network)
     image_id, cfg, lowerdirs = images.resolve(root, opts.image)
+    if opts.publish_all and "ports" in net_config:
+        from .network import ports
+
+        net_config["ports"] += ports.exposed(cfg.get("ExposedPorts"))
     argv = imageconfig.command_line(cfg, opts.args, opts.entrypoint)
     if not argv:
         raise RunError("no command specified: the image has no Cmd or Entrypoint; give one after the image name")
     env_items = [item for f in opts.env_files for item in imageconfig.read_env_file(f)] + list(opts.env)
     cid = containers.new_id()
-    hostname = opts.hostname or (os.uname().nodename if opts.network == "host" else cid[:12])
+    hostname = opts.hostname or net_config.pop("hostname", None) or (
+        os.uname().nodename if network == "host" else cid[:12])
     env = [f"HOSTNAME={hostname}"] + imageconfig.merge_env(cfg.get("Env") or [], env_items, dict(os.environ))
     if opts.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")
@@ -83,7 +91,8 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "cwd": opts.workdir or cfg.get("WorkingDir") or "/",
         "user": opts.user if opts.user is not None else (cfg.get("User") or ""),
         "hostname": hostname,
-        "network": opts.network,
+        "network": network,
+        **net_config,
         "mounts": [m.to_json() for m in mounts],
         "readonly_rootfs": opts.read_only,
         "cap_add": list(opts.cap_add),
@@ -96,3 +105,49 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "rm": opts.rm,
     }
     return containers.create(root, cid, config)
+
+
+def _network_config(root: str, opts: RunOptions, network: str) -> dict:
+    """The ``networks``, ``ports``, ``add_hosts`` and ``dns`` of the container record, checked."""
+    from . import network as net
+
+    scoped = opts.network_aliases or opts.ip
+    if not net.needs_setup(network):
+        if scoped:
+            raise RunError("--network-alias and --ip need a user-defined network (pybuild network create)")
+        if network.startswith("container:"):
+            if opts.publish or opts.publish_all or opts.hostname or opts.add_hosts or opts.dns or opts.dns_search:
+                raise RunError("conflicting options: -p, -P, --hostname, --add-host and --dns cannot be used "
+                               "with --network container:ID (they belong to that container)")
+            other = containers.lookup(root, network.partition(":")[2])
+            if not other.running:
+                raise RunError(f"cannot join the network of container {other.name}: it is not running")
+            return {"network_of": other.id, "hostname": other.config["hostname"]}
+        return {}
+    from .network import config as netconfig
+    from .network import ports
+
+    if scoped and network == netconfig.DEFAULT:
+        raise RunError("--network-alias and --ip need a user-defined network, not the default bridge")
+    netconfig.load(root, network)  # a missing network fails now, not at start
+    for item in opts.add_hosts:
+        name, _, address = item.partition(":")
+        if not name or not _is_ip(address):
+            raise RunError(f"invalid --add-host {item!r}: use NAME:IP")
+    for address in [*opts.dns, *([opts.ip] if opts.ip else [])]:
+        if not _is_ip(address):
+            raise RunError(f"invalid IP address {address!r}")
+    mappings = [m for spec in opts.publish for m in ports.parse(spec)]
+    return {"networks": [{"name": network, "aliases": list(opts.network_aliases), "ip": opts.ip}],
+            "ports": mappings, "add_hosts": list(opts.add_hosts),
+            "dns": {"servers": list(opts.dns), "search": list(opts.dns_search), "options": list(opts.dns_options)}}
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

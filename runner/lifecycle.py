@@ -78,9 +78,11 @@ def parse_tmpfs(text: str) -> Mount:
     return Mount(target=target, type="tmpfs", options=options or "mode=1777")
 
 
-def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int) -> SandboxSpec:
-    """The sandbox spec of a container record."""
+def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int,
+             net: dict[str, str] | None = None) -> SandboxSpec:
+    """The sandbox spec of a container record (``net``: what :func:`_network_up` gave)."""
     cfg = container.config
+    net = net or {}
     cg = container.cgroup()
     return SandboxSpec(
         argv=cfg["argv"], lowerdirs=cfg["lowerdirs"], upperdir=container.path("upper"),
@@ -89,8 +91,40 @@ def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int) 
         mounts=[Mount(**m) for m in cfg["mounts"]], readonly_rootfs=cfg["readonly_rootfs"],
         cap_add=cfg["cap_add"], cap_drop=cfg["cap_drop"], init=cfg["init"],
         cgroup_procs=cg.procs_files(), cgroup_dirs=cg.dirs(), stdin=stdin, stdout=stdout, stderr=stderr,
-        tty=cfg["tty"],
+        tty=cfg["tty"], netns=net.get("netns", ""), hosts=net.get("hosts"), resolv_conf=net.get("resolv_conf"),
     )
+
+
+def _network_up(container: Container) -> dict[str, str]:
+    """Namespace and attachments of a bridge or user-defined network (nothing for host/none)."""
+    mode = container.config["network"]
+    if mode in ("host", "none"):
+        return {}
+    from . import network
+
+    if mode.startswith("container:"):
+        return network.backend().shared(container.root, mode.partition(":")[2])
+    return network.backend().setup(container)
+
+
+def _network_started(container: Container) -> None:
+    if network_attached(container):
+        from . import network
+
+        network.backend().started(container)
+
+
+def network_attached(container: Container) -> bool:
+    """Whether the container has attachments of its own to tear down."""
+    mode = container.config.get("network", "host")
+    return mode not in ("host", "none") and not mode.startswith("container:")
+
+
+def _network_down(container: Container) -> None:
+    if network_attached(container):
+        from . import network
+
+        network.backend().teardown_quietly(container.root, container.id)
 
 
 def _make_cgroup(container: Container) -> cgroups.Cgroup:
@@ -106,6 +140,7 @@ def _finish(container: Container, proc: sandbox.Process | None, code: int, cg: c
     """Record the exit, remove the cgroup (and the container with --rm): (code, oom)."""
     oom = cg.oom_killed() if proc is not None else False
     cg.remove()
+    _network_down(container)
     if container.config.get("rm"):
         containers.remove(container, background=True)
     else:
@@ -138,14 +173,15 @@ def run_foreground(container: Container, interactive: bool) -> int:
     log = None
     master = None
     try:
+        net = _network_up(container)
         if container.config["tty"]:
-            spec = spec_for(container, None, 1, 2)
+            spec = spec_for(container, None, 1, 2, net)
         elif container.config.get("rm"):
-            spec = spec_for(container, 0 if interactive else None, 1, 2)
+            spec = spec_for(container, 0 if interactive else None, 1, 2, net)
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
-            spec = spec_for(container, 0 if interactive else None, out_w, err_w)
+            spec = spec_for(container, 0 if interactive else None, out_w, err_w, net)
         try:
             proc = sandbox.start(spec)
         except sandbox.SandboxError as err:
@@ -154,6 +190,7 @@ def run_foreground(container: Container, interactive: bool) -> int:
             raise
         forwarder.attach(proc)
         _started(container, proc)
+        _network_started(container)
         master = proc.console
         if master is not None:
             from . import stdio  # output relaying: not needed by a plain --rm run
@@ -213,14 +250,15 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
     cg = None
     try:
         cg = _make_cgroup(container)
+        net = _network_up(container)
         if container.config["tty"]:
-            spec = spec_for(container, None, null, null)
+            spec = spec_for(container, None, null, null, net)
             pipes = []
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             in_r, in_w = os.pipe() if interactive else (null, None)
-            spec = spec_for(container, in_r, out_w, err_w)
+            spec = spec_for(container, in_r, out_w, err_w, net)
             pipes = [out_w, err_w] + ([in_r] if interactive else [])
             sources = {out_r: ("stdout", None), err_r: ("stderr", None)}
         proc = sandbox.start(spec)
@@ -230,6 +268,7 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
         os.write(report, f"{getattr(err, 'exit_code', 125)} {err}".encode())
         if cg is not None:
             cg.remove()
+        _network_down(container)
         containers.remove(container) if container.config.get("rm") else container.save_state(
             status="exited", exit_code=getattr(err, "exit_code", 125), error=str(err), finished_at=now())
         os._exit(0)
@@ -239,6 +278,7 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
         os.dup2(null, fd)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _started(container, proc)
+    _network_started(container)
     os.write(report, b"ok")
     os.close(report)
     from . import stdio

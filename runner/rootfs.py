@@ -55,10 +55,11 @@ def write_state_files(spec: SandboxSpec) -> None:
         hosts = read_text("/etc/hosts") or hosts
     else:
         hosts += f"127.0.1.1\t{spec.hostname}\n"
-    write_text(os.path.join(state, "hosts"), hosts)
+    write_text(os.path.join(state, "hosts"), hosts if spec.hosts is None else spec.hosts)
     write_text(os.path.join(state, "hostname"), spec.hostname + "\n")
     _forget_volatile(spec.workdir)
-    write_text(os.path.join(state, "resolv.conf"), read_text("/etc/resolv.conf") if spec.network == "host" else "")
+    resolv = read_text("/etc/resolv.conf") if spec.network == "host" else ""
+    write_text(os.path.join(state, "resolv.conf"), resolv if spec.resolv_conf is None else spec.resolv_conf)
 
 
 def _forget_volatile(workdir: str) -> None:

@@ -113,7 +113,7 @@ def _container_main(spec: SandboxSpec, report: int) -> None:
         os.setsid()
         _join_cgroups(spec.cgroup_procs)
         _preload(spec)
-        if spec.network == "none":
+        if spec.network != "host":
             _loopback_up()
         rootfs.prepare(spec, os.path.join(spec.state_dir, "rootfs"))
         rootfs.harden_proc()
@@ -206,7 +206,7 @@ def _init(spec: SandboxSpec, report: int) -> None:
 def namespace_flags(spec: SandboxSpec) -> int:
     """The namespaces a new container gets."""
     flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
-    if spec.network == "none":
+    if spec.network != "host" and not spec.netns:
         flags |= sc.CLONE_NEWNET
     return flags
 
@@ -221,6 +221,8 @@ def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None =
         _die_with_parent()
         os.setsid()  # out of the terminal's process group: signals come from the caller
         if target is None:
+            if spec.netns:
+                _join_netns(spec.netns)
             sc.unshare(namespace_flags(spec))
         else:
             _preload(spec)
@@ -238,6 +240,15 @@ def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None =
         signal.signal(sig, signal.SIG_IGN)
     _, status = os.waitpid(pid, 0)
     os._exit(exit_status(status))
+
+
+def _join_netns(path: str) -> None:
+    """Enter the network namespace the network layer made (a bind-mounted file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(fd, sc.CLONE_NEWNET)
+    finally:
+        os.close(fd)
 
 
 _ENTER_ORDER = ("ipc", "uts", "net", "pid", "mnt")

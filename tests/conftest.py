@@ -25,7 +25,9 @@ class CLI:
 
     def __init__(self, root: Path):
         self.root = root
-        self.env = {**os.environ, "PYBUILD_ROOT": str(root)}
+        # host networking unless a test asks otherwise: bridge networks are only made
+        # inside network namespaces that the network tests create (tests/netns_helpers.py)
+        self.env = {**os.environ, "PYBUILD_ROOT": str(root), "PYBUILD_NETWORK": "host"}
 
     def __call__(self, *args: str, check: bool = True, input: bytes | None = None, timeout: float = 300,
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

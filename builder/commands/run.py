@@ -21,7 +21,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("-u", "--user", help="USER[:GROUP] (name or id) to run as")
     add("--entrypoint", help="override the image's entrypoint ('' to clear it)")
     add("--hostname", help="container host name")
-    add("--network", default="host", choices=("host", "none"), help="host (default) or none")
+    add("--network", "--net", help="bridge (default; $PYBUILD_NETWORK changes it), host, none, NAME or container:ID")
+    add("-p", "--publish", action="append", default=[], metavar="[IP:][HOST:]CTR[/PROTO]", help="publish a port")
+    add("-P", "--publish-all", action="store_true", help="publish every exposed port to a free host port")
+    add("--network-alias", action="append", default=[], metavar="NAME", help="another name on the network")
+    add("--ip", help="IPv4 address on a user-defined network")
+    add("--add-host", action="append", default=[], metavar="NAME:IP", help="add a line to /etc/hosts")
+    add("--dns", action="append", default=[], metavar="IP", help="nameserver for /etc/resolv.conf")
+    add("--dns-search", action="append", default=[], metavar="DOMAIN", help="search domain")
+    add("--dns-option", action="append", default=[], metavar="OPT", help="resolv.conf option")
     add("-m", "--memory", help="memory limit (e.g. 64m)")
     add("--memory-swap", help="memory + swap limit (-1: unlimited swap)")
     add("--cpus", type=float, help="number of CPUs (e.g. 0.5)")
@@ -47,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         entrypoint=args.entrypoint, hostname=args.hostname, network=args.network, memory=args.memory,
         memory_swap=args.memory_swap, cpus=args.cpus, pids_limit=args.pids_limit, read_only=args.read_only,
         cap_add=args.cap_add, cap_drop=args.cap_drop, init=args.init, stop_signal=args.stop_signal,
+        publish=args.publish, publish_all=args.publish_all, network_aliases=args.network_alias, ip=args.ip,
+        add_hosts=args.add_host, dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option,
     )
     container = create_container(args.root, opts)
     if args.detach:
