@@ -129,7 +129,10 @@ def _network_config(root: str, opts: RunOptions, network: str) -> dict:
 
     if scoped and network == netconfig.DEFAULT:
         raise RunError("--network-alias and --ip need a user-defined network, not the default bridge")
-    netconfig.load(root, network)  # a missing network fails now, not at start
+    try:
+        netconfig.load(root, network)  # a missing network fails now, not at start
+    except netconfig.NoSuchNetwork as err:
+        raise RunError(str(err)) from None  # docker run's 125, not network inspect's 1
     for item in opts.add_hosts:
         name, _, address = item.partition(":")
         if not name or not _is_ip(address):

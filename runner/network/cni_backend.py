@@ -116,10 +116,15 @@ def teardown_quietly(root: str, cid: str) -> None:
 
 
 def _owner_alive(root: str, cid: str) -> bool:
-    from ..containers import _load
+    """Whether the container is owned by a live process (which tears it down itself);
+    a container whose owner died is recovered first (its exit recorded, its processes killed)."""
+    from ..containers import _load, refresh
     from ..procinfo import alive
 
     container = _load(root, cid)
+    if container is None:
+        return False
+    container = refresh(container)
     if container is None:
         return False
     st = container.state
