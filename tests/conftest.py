@@ -28,10 +28,11 @@ class CLI:
         # host networking unless a test asks otherwise: bridge networks are only made
         # inside network namespaces that the network tests create (tests/netns_helpers.py)
         self.env = {**os.environ, "PYBUILD_ROOT": str(root), "PYBUILD_NETWORK": "host"}
+        self.prefix: list[str] = []  # e.g. nsenter into a test's network namespace
 
     def __call__(self, *args: str, check: bool = True, input: bytes | None = None, timeout: float = 300,
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        proc = subprocess.run([PYBUILD, *args], input=input, capture_output=True, timeout=timeout,
+        proc = subprocess.run([*self.prefix, PYBUILD, *args], input=input, capture_output=True, timeout=timeout,
                               env={**self.env, **(env or {})})
         if check and proc.returncode != 0:
             raise AssertionError(f"pybuild {' '.join(args)} exited {proc.returncode}\n"

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import CLI, PYBUILD
+from conftest import CLI
 
 
 class NetnsCLI(CLI):
@@ -25,23 +25,11 @@ class NetnsCLI(CLI):
         super().__init__(root)
         self.netns = netns
         self.env = {k: v for k, v in self.env.items() if k != "PYBUILD_NETWORK"}
-
-    def __call__(self, *args: str, check: bool = True, input: bytes | None = None, timeout: float = 300,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        proc = subprocess.run(self.prefix() + [PYBUILD, *args], input=input, capture_output=True, timeout=timeout,
-                              env={**self.env, **(env or {})})
-        if check and proc.returncode != 0:
-            raise AssertionError(f"pybuild {' '.join(args)} exited {proc.returncode}\n"
-                                 f"stdout: {proc.stdout.decode(errors='replace')}\n"
-                                 f"stderr: {proc.stderr.decode(errors='replace')}")
-        return proc
-
-    def prefix(self) -> list[str]:
-        return ["nsenter", f"--net=/run/netns/{self.netns}"]
+        self.prefix = ["nsenter", f"--net=/run/netns/{netns}"]
 
     def host(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
         """A command on the test's "host": its network namespace."""
-        return subprocess.run(self.prefix() + list(argv), capture_output=True, text=True, check=check, timeout=60)
+        return subprocess.run(self.prefix + list(argv), capture_output=True, text=True, check=check, timeout=60)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import PYBUILD
 from netns_helpers import netcli, netns  # noqa: F401
 from runner_helpers import container_id, image_variant, needs_root, wait_for
 
@@ -205,7 +206,7 @@ def test_kill9_of_the_owner_then_any_command_leaves_nothing(netcli, root, tmp_pa
     if detached:
         netcli("run", "-d", *args[1:])
     else:
-        owner = subprocess.Popen(netcli.prefix() + [netcli_pybuild(), *args], env=netcli.env,
+        owner = subprocess.Popen(netcli.prefix + [PYBUILD, *args], env=netcli.env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     address = fifo.read_text().strip().split("/")[0]  # blocks until the container runs
     cid = container_id(root, "k")
@@ -223,8 +224,3 @@ def test_kill9_of_the_owner_then_any_command_leaves_nothing(netcli, root, tmp_pa
     state = json.loads((root / "containers" / cid / "state.json").read_text())
     assert state["status"] == "exited"
 
-
-def netcli_pybuild() -> str:
-    from conftest import PYBUILD
-
-    return PYBUILD
