@@ -124,7 +124,7 @@ def _network_down(container: Container) -> None:
     if network_attached(container):
         from . import network
 
-        network.backend().teardown_quietly(container.root, container.id)
+        network.backend().teardown_background(container.root, container.id)
 
 
 def _make_cgroup(container: Container) -> cgroups.Cgroup:

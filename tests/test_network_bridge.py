@@ -224,3 +224,14 @@ def test_kill9_of_the_owner_then_any_command_leaves_nothing(netcli, root, tmp_pa
     state = json.loads((root / "containers" / cid / "state.json").read_text())
     assert state["status"] == "exited"
 
+
+
+def test_a_normal_exit_leaves_nothing(netcli, root):
+    out = netcli("run", "--rm", "-p", "127.0.0.1:18091:80", "busybox", "sh", "-c",
+                 "ip -o -4 addr show eth0 | awk '{print $4}'").stdout.decode()
+    address = out.strip().split("/")[0]
+    netcli("run", "--name", "kept", "busybox", "true")
+    cid = container_id(root, "kept")
+    # the DELs run after the exit code is back; inspect waits for teardowns in flight
+    assert json.loads(netcli("network", "inspect", "bridge").stdout)[0]["Containers"] == {}
+    assert leftovers(netcli, root, cid, address) == {"veth": [], "ipam": [], "iptables": [], "netns": []}

@@ -80,10 +80,15 @@ def plugin_conf(conflist: dict[str, Any], plugin: dict[str, Any], runtime: dict[
     return conf
 
 
+def _needed(plugin: dict[str, Any], runtime: dict[str, Any]) -> bool:
+    """portmap without mappings does nothing; skipping it saves a plugin start on ADD and DEL."""
+    return plugin["type"] != "portmap" or bool(runtime.get("portMappings"))
+
+
 def add(conflist: dict[str, Any], cid: str, netns: str, ifname: str, runtime: dict[str, Any]) -> dict[str, Any]:
     """ADD every plugin of the list in order; the final result (interfaces, ips, routes)."""
     result: dict[str, Any] | None = None
-    for plugin in conflist["plugins"]:
+    for plugin in filter(lambda p: _needed(p, runtime), conflist["plugins"]):
         result = call("ADD", plugin_conf(conflist, plugin, runtime, result), cid, netns, ifname) or result
     return result or {}
 
@@ -92,7 +97,7 @@ def delete(conflist: dict[str, Any], cid: str, netns: str, ifname: str, runtime:
            result: dict[str, Any] | None) -> None:
     """DEL every plugin in reverse order, all of them even if one fails; raises the first failure."""
     first: CNIError | None = None
-    for plugin in reversed(conflist["plugins"]):
+    for plugin in reversed([p for p in conflist["plugins"] if _needed(p, runtime)]):
         try:
             call("DEL", plugin_conf(conflist, plugin, runtime, result), cid, netns, ifname)
         except CNIError as err:
@@ -104,5 +109,5 @@ def delete(conflist: dict[str, Any], cid: str, netns: str, ifname: str, runtime:
 def check(conflist: dict[str, Any], cid: str, netns: str, ifname: str, runtime: dict[str, Any],
           result: dict[str, Any]) -> None:
     """CHECK every plugin: raises if the attachment is no longer as ADD left it."""
-    for plugin in conflist["plugins"]:
+    for plugin in [p for p in conflist["plugins"] if _needed(p, runtime)]:
         call("CHECK", plugin_conf(conflist, plugin, runtime, result), cid, netns, ifname)

@@ -82,9 +82,17 @@ def recorded(root: str) -> list[str]:
 
 
 def read(root: str, cid: str) -> dict[str, Any] | None:
-    """The record without locking (for display)."""
+    """The record, once no teardown or change holds it (None if that removed it)."""
     try:
-        with open(_record_path(root, cid)) as fh:
-            return json.loads(fh.read() or "null")
-    except (FileNotFoundError, ValueError):
+        fd = os.open(_record_path(root, cid), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
         return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if os.fstat(fd).st_nlink == 0:
+            return None
+        return json.loads(os.pread(fd, 1 << 22, 0) or b"null")
+    except ValueError:
+        return None
+    finally:
+        os.close(fd)
