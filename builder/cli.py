@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("builder.commands.exec", "Run a command in a running container"),
     "wait": ("builder.commands.wait", "Wait for containers to stop and print their exit codes"),
     "port": ("builder.commands.port", "List a container's published ports"),
+    "volume": ("builder.commands.volume", "Manage volumes (create, ls, inspect, rm, prune)"),
     "network": ("builder.commands.network", "Manage networks (create, ls, inspect, rm, connect, disconnect)"),
     "pull": ("builder.commands.pull", "Pull an image from a registry"),
     "push": ("builder.commands.push", "Push an image to a registry"),

@@ -12,7 +12,7 @@ from .errors import RunError
 
 from . import cgroups, containers, imageconfig, images, security
 from .lifecycle import parse_tmpfs, parse_volume
-from .spec import REQUIRED, Record
+from .spec import REQUIRED, Mount, Record
 
 
 class RunOptions(Record):
@@ -23,7 +23,8 @@ class RunOptions(Record):
     ``hostname``, ``network``, ``memory``, ``memory_swap`` (strings as typed),
     ``cpus``, ``pids_limit``, ``read_only``, ``cap_add``, ``cap_drop``, ``init``,
     ``stop_signal``; networking: ``publish`` (``-p`` values), ``publish_all``,
-    ``network_aliases``, ``ip``, ``add_hosts``, ``dns``, ``dns_search``, ``dns_options``.
+    ``network_aliases``, ``ip``, ``add_hosts``, ``dns``, ``dns_search``, ``dns_options``;
+    storage: ``mounts`` (``--mount`` values), ``volumes_from``.
     ``network`` None means ``$PYBUILD_NETWORK`` or ``bridge`` (docker's default).
     """
 
@@ -34,6 +35,7 @@ class RunOptions(Record):
         "memory_swap": None, "cpus": None, "pids_limit": None, "read_only": False, "cap_add": list,
         "cap_drop": list, "init": False, "stop_signal": None, "publish": list, "publish_all": False,
         "network_aliases": list, "ip": None, "add_hosts": list, "dns": list, "dns_search": list, "dns_options": list,
+        "mounts": list, "volumes_from": list,
     }
 
 
@@ -79,7 +81,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
     env = [f"HOSTNAME={hostname}"] + imageconfig.merge_env(cfg.get("Env") or [], env_items, dict(os.environ))
     if opts.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")
-    mounts = [parse_volume(v) for v in opts.volumes] + [parse_tmpfs(t) for t in opts.tmpfs]
+    mounts, volume_names = _mounts(root, opts)
     stop_signal = opts.stop_signal or cfg.get("StopSignal") or "SIGTERM"
     config = {
         "name": opts.name,
@@ -94,6 +96,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "network": network,
         **net_config,
         "mounts": [m.to_json() for m in mounts],
+        "volume_names": volume_names,
         "readonly_rootfs": opts.read_only,
         "cap_add": list(opts.cap_add),
         "cap_drop": list(opts.cap_drop),
@@ -154,3 +157,39 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _mounts(root: str, opts: RunOptions) -> tuple[list, list[str]]:
+    """``--volumes-from``, ``-v`` (host paths, named and anonymous volumes), ``--mount``, ``--tmpfs``."""
+    from . import volumes
+
+    mounts, names = [], []
+    for ref in opts.volumes_from:
+        ref, _, mode = ref.partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise RunError(f"invalid --volumes-from mode {mode!r}: use ro or rw")
+        other = containers.lookup(root, ref)
+        for m in other.config["mounts"]:
+            if m["type"] == "bind":
+                mounts.append(Mount(**dict(m, readonly=m["readonly"] if not mode else mode == "ro", options="")))
+        names += other.config.get("volume_names", [])
+    for text in opts.volumes:
+        parts = text.split(":")
+        if len(parts) == 1 and text.startswith("/"):  # -v /data: an anonymous volume
+            info = volumes.create(root)
+            mounts.append(volumes.volume_mount(root, info["Name"], text, False))
+            names.append(info["Name"])
+        elif len(parts) in (2, 3) and parts[0] and not parts[0].startswith((("/", ".", "~"))):
+            mode = parts[2] if len(parts) == 3 else "rw"
+            if mode not in ("ro", "rw") or not parts[1].startswith("/"):
+                raise RunError(f"invalid volume {text!r}: use -v NAME:/container/path[:ro]")
+            mounts.append(volumes.volume_mount(root, parts[0], parts[1], mode == "ro"))
+            names.append(parts[0])
+        else:
+            mounts.append(parse_volume(text))
+    for text in opts.mounts:
+        mount, name = volumes.parse_mount(root, text)
+        mounts.append(mount)
+        names += [name] if name else []
+    mounts += [parse_tmpfs(t) for t in opts.tmpfs]
+    return mounts, names

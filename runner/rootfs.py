@@ -50,6 +50,8 @@ def write_state_files(spec: SandboxSpec) -> None:
         os.makedirs(os.path.join(init, name), exist_ok=True)
     for name in ETC_FILES:
         open(os.path.join(init, "etc", name), "a").close()
+    if not os.path.lexists(os.path.join(init, "etc", "mtab")):  # docker's init layer has it too
+        os.symlink("/proc/mounts", os.path.join(init, "etc", "mtab"))
     hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
     if spec.network == "host":
         hosts = read_text("/etc/hosts") or hosts
@@ -174,8 +176,13 @@ def bind(source: str, target: str, readonly: bool, flags: int = 0) -> None:
 
 def mount_etc_files(spec: SandboxSpec, rootfs: str) -> None:
     """Bind the generated files over /etc/{hosts,hostname,resolv.conf} (never into the layer)."""
+    mine = {m.target.rstrip("/") for m in spec.mounts}
     for name in ETC_FILES:
-        bind(os.path.join(spec.state_dir, name), f"{rootfs}/etc/{name}", readonly=False, flags=sc.MS_NOSUID | sc.MS_NODEV)
+        if f"/etc/{name}" in mine:  # the user's own -v .../etc/hosts wins, as with docker
+            continue
+        target = resolve_in_root(rootfs, f"/etc/{name}")  # a volume on /etc holds the image's files: links too
+        _make_mountpoint(target, False)
+        bind(os.path.join(spec.state_dir, name), target, readonly=False, flags=sc.MS_NOSUID | sc.MS_NODEV)
 
 
 def resolve_in_root(rootfs: str, path: str) -> str:
@@ -225,6 +232,10 @@ def mount_user(spec: SandboxSpec, rootfs: str) -> None:
         elif m.type == "bind":
             if m.source is None or not os.path.exists(m.source):
                 raise RootfsError(f"bind source path does not exist: {m.source}")
+            if m.options == "populate":  # a named volume: docker copies the image's files in
+                from .volumecopy import populate
+
+                populate(target, m.source)
             _make_mountpoint(target, os.path.isdir(m.source))
             bind(m.source, target, m.readonly, flags=sc.MS_NODEV)
         else:
@@ -253,8 +264,8 @@ def prepare(spec: SandboxSpec, rootfs: str) -> None:
     mount_proc(rootfs)
     mount_dev(rootfs)
     mount_sys(rootfs, spec.cgroup_dirs)
-    mount_etc_files(spec, rootfs)
     mount_user(spec, rootfs)
+    mount_etc_files(spec, rootfs)  # after volumes, as docker: a volume on /etc still gets them
     _make_workdir(rootfs, spec.cwd)
     if spec.readonly_rootfs:
         sc.mount(None, rootfs, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NODEV)

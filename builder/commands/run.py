@@ -15,7 +15,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--name", help="assign a name to the container")
     add("-e", "--env", action="append", default=[], metavar="K[=V]", help="set an environment variable")
     add("--env-file", action="append", default=[], metavar="FILE", help="read environment variables from a file")
-    add("-v", "--volume", action="append", default=[], metavar="HOST:CTR[:ro]", help="bind-mount a host path")
+    add("-v", "--volume", action="append", default=[], metavar="HOST|NAME:CTR[:ro]", help="bind-mount a host path or a named volume")
+    add("--mount", action="append", default=[], metavar="type=..,target=..", help="bind, volume or tmpfs mount")
+    add("--volumes-from", action="append", default=[], metavar="CONTAINER[:ro|rw]", help="mount another container's volumes")
     add("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]", help="mount a tmpfs")
     add("-w", "--workdir", help="working directory inside the container")
     add("-u", "--user", help="USER[:GROUP] (name or id) to run as")
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         cap_add=args.cap_add, cap_drop=args.cap_drop, init=args.init, stop_signal=args.stop_signal,
         publish=args.publish, publish_all=args.publish_all, network_aliases=args.network_alias, ip=args.ip,
         add_hosts=args.add_host, dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option,
+        mounts=args.mount, volumes_from=args.volumes_from,
     )
     container = create_container(args.root, opts)
     if args.detach:
