@@ -61,7 +61,8 @@ def parse_volume(text: str) -> Mount:
     host, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else "rw"
     if not host.startswith("/"):
-        raise RunError(f"invalid volume {text!r}: named volumes are not supported; give an absolute host path")
+        raise RunError(f"invalid volume {text!r}: {host!r} is not a volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*); "
+                       "give an absolute path for a host directory")
     if not target.startswith("/"):
         raise RunError(f"invalid volume {text!r}: the container path must be absolute")
     if mode not in ("ro", "rw"):

@@ -54,6 +54,7 @@ ACCEPT_ONE = ("import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_
 def test_outbound_traffic_is_masqueraded(netcli, netns):
     """A second namespace plays "the internet" behind a veth: it sees the host side's address, not the container's."""
     outside = f"{netns}-out"
+    netcli.host("iptables", "-P", "FORWARD", "DROP")  # as on a host where docker runs
     subprocess.run(["ip", "netns", "add", outside], check=True)
     try:
         subprocess.run(["ip", "-n", netns, "link", "add", "up0", "type", "veth", "peer", "name", "up1",

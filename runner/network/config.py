@@ -2,7 +2,9 @@
 
 ``networks/<name>.conflist`` is both pybuild's record of the network and what the
 plugins read: a ``bridge`` (host-local IPAM, its data dir under ``$ROOT``), then
-``portmap`` (published ports) and ``firewall``.  The default network ``bridge`` is
+``portmap`` (published ports).  No ``firewall`` plugin: it costs ~0.2-1 s of
+iptables calls per container; the FORWARD rules it would add per address are
+instead two static rules per bridge (:mod:`.isolation`).  The default network ``bridge`` is
 written on first use; user-defined ones by ``pybuild network create``.  Bridges are
 named ``pybr<N>`` and subnets ``10.209.<N>.0/24`` unless given, so that one
 ``iptables`` wildcard (``pybr+``) covers every pybuild bridge for isolation.
@@ -64,7 +66,6 @@ def conflist(root: str, name: str, subnet: str, gateway: str, bridge: str, label
         {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": not internal, "hairpinMode": True,
          "capabilities": {"ips": True}, "ipam": ipam},
         {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}},
-        {"type": "firewall", "backend": "iptables"},
     ]
     return {"cniVersion": "1.0.0", "name": name, "plugins": plugins,
             "pybuild": {"subnet": subnet, "gateway": gateway, "bridge": bridge, "labels": labels,
