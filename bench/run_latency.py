@@ -101,6 +101,20 @@ def time_once(name: str, cmd: list[str], n: int) -> tuple[float, float]:
     return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def measure(commands: dict[str, list[str]], reps: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """One warm-up run each, then ``reps`` interleaved rounds: (wall, CPU) seconds per tool."""
+    for name, cmd in commands.items():
+        time_once(name, cmd, -1)
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+    for n in range(reps):
+        for name, cmd in commands.items():
+            wall, used = time_once(name, cmd, n)
+            samples[name].append(wall)
+            cpu[name].append(used)
+    return samples, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=30)
@@ -110,15 +124,7 @@ def main() -> None:
     tools = args.tools.split(",")
     with tempfile.TemporaryDirectory(prefix="run-latency-") as tmp:
         commands = prepare(Path(tmp), tools)
-        for name, cmd in commands.items():  # warm-up
-            time_once(name, cmd, -1)
-        samples: dict[str, list[float]] = {name: [] for name in commands}
-        cpu: dict[str, list[float]] = {name: [] for name in commands}
-        for n in range(args.reps):
-            for name, cmd in commands.items():
-                wall, used = time_once(name, cmd, n)
-                samples[name].append(wall)
-                cpu[name].append(used)
+        samples, cpu = measure(commands, args.reps)
     print(f"{'tool':<16}{'median ms':>10}{'p25':>8}{'p75':>8}{'CPU ms':>8}   "
           f"(n={args.reps}, interleaved; load avg {os.getloadavg()[0]:.2f}; CPU: the command and its children, "
           "not the docker/podman daemons)")

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_latency import PODMAN_RUN, PYBUILD, make_rootfs, time_once  # noqa: E402
+from run_latency import PODMAN_RUN, PYBUILD, make_rootfs, measure  # noqa: E402
 
 IMAGE = "pybuild-bench-bridge"
 
@@ -48,17 +48,6 @@ def start_dockerd(ns: list[str], work: Path) -> tuple[subprocess.Popen, list[str
             raise SystemExit(f"dockerd did not start; see {work / 'dockerd.log'}")
         time.sleep(0.2)
     return daemon, client
-
-
-def measure(commands: dict[str, list[str]], reps: int) -> dict[str, list[float]]:
-    """Warm up (the first run makes each bridge), then interleaved rounds: wall seconds per tool."""
-    for name, cmd in commands.items():
-        time_once(name, cmd, -1)
-    samples: dict[str, list[float]] = {name: [] for name in commands}
-    for n in range(reps):
-        for name, cmd in commands.items():
-            samples[name].append(time_once(name, cmd, n)[0])
-    return samples
 
 
 def main() -> None:
@@ -97,7 +86,7 @@ def main() -> None:
                 subprocess.run(ns + podman + ["import", str(tar), IMAGE], check=True, stdout=subprocess.DEVNULL)
                 commands["podman"] = ns + podman + ["run", "--rm", *PODMAN_RUN, IMAGE, "true"]
             try:
-                samples = measure(commands, args.reps)
+                samples = measure(commands, args.reps)[0]  # warm-up makes each bridge
             finally:
                 if daemon is not None:
                     subprocess.run(client + ["rmi", IMAGE], capture_output=True)
