@@ -24,7 +24,8 @@ class RunOptions(Record):
     ``cpus``, ``pids_limit``, ``read_only``, ``cap_add``, ``cap_drop``, ``init``,
     ``stop_signal``; networking: ``publish`` (``-p`` values), ``publish_all``,
     ``network_aliases``, ``ip``, ``add_hosts``, ``dns``, ``dns_search``, ``dns_options``;
-    storage: ``mounts`` (``--mount`` values), ``volumes_from``.
+    storage: ``mounts`` (``--mount`` values), ``volumes_from``; ``labels``, ``label_files``,
+    ``stop_timeout``, ``pull`` (always, missing, never), ``sysctls`` (``K=V``, ``net.*``).
     ``network`` None means ``$PYBUILD_NETWORK`` or ``bridge`` (docker's default).
     """
 
@@ -35,7 +36,8 @@ class RunOptions(Record):
         "memory_swap": None, "cpus": None, "pids_limit": None, "read_only": False, "cap_add": list,
         "cap_drop": list, "init": False, "stop_signal": None, "publish": list, "publish_all": False,
         "network_aliases": list, "ip": None, "add_hosts": list, "dns": list, "dns_search": list, "dns_options": list,
-        "mounts": list, "volumes_from": list,
+        "mounts": list, "volumes_from": list, "labels": list, "label_files": list, "stop_timeout": None,
+        "pull": "missing", "sysctls": list,
     }
 
 
@@ -66,7 +68,11 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
     limits = _limits(opts)
     network = opts.network or os.environ.get("PYBUILD_NETWORK") or "bridge"
     net_config = _network_config(root, opts, network)
-    image_id, cfg, lowerdirs = images.resolve(root, opts.image)
+    if opts.pull not in ("always", "missing", "never"):
+        raise RunError(f"invalid --pull {opts.pull!r}: use always, missing or never")
+    sysctls = _sysctls(opts.sysctls, network)
+    labels_given = _labels(opts.labels, opts.label_files)
+    image_id, cfg, lowerdirs = images.resolve(root, opts.image, opts.pull)
     if opts.publish_all and "ports" in net_config:
         from .network import ports
 
@@ -106,6 +112,9 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "limits": limits,
         "cgroup_version": cgroups.detect(),
         "rm": opts.rm,
+        "labels": {**(cfg.get("Labels") or {}), **labels_given},
+        "stop_timeout": opts.stop_timeout,
+        "sysctls": sysctls,
     }
     return containers.create(root, cid, config)
 
@@ -193,3 +202,41 @@ def _mounts(root: str, opts: RunOptions) -> tuple[list, list[str]]:
         names += [name] if name else []
     mounts += [parse_tmpfs(t) for t in opts.tmpfs]
     return mounts, names
+
+
+def _labels(items: list[str], files: list[str]) -> dict[str, str]:
+    """``-l K[=V]`` and ``--label-file`` lines, as docker reads them: ``#`` comments and blank
+    lines skipped; a file line without ``=`` takes the variable's value from the
+    environment, or is dropped when it is not set (``-l K`` alone is ``K=""``)."""
+    lines = []
+    for path in files:
+        try:
+            with open(path) as fh:
+                for line in (raw.strip() for raw in fh):
+                    if not line or line.startswith("#"):
+                        continue
+                    if "=" not in line:
+                        if line not in os.environ:
+                            continue
+                        line = f"{line}={os.environ[line]}"
+                    lines.append(line)
+        except OSError as err:
+            raise RunError(f"cannot read label file {path}: {err.strerror}") from None
+    return {key: value for key, _, value in (item.partition("=") for item in lines + list(items))}
+
+
+def _sysctls(items: list[str], network: str) -> dict[str, str]:
+    """``--sysctl net.*=V``: applied in the container's own network namespace before it starts."""
+    found = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise RunError(f"invalid --sysctl {item!r}: use KEY=VALUE")
+        if not key.startswith("net."):
+            raise RunError(f"--sysctl {key} is not supported: only the network namespace's net.* sysctls are")
+        if network in ("host", "none") or network.startswith("container:"):
+            raise RunError(f"--sysctl {key} needs a network namespace of the container's own: not --network {network}")
+        if "/" in key or ".." in key.split("."):
+            raise RunError(f"invalid --sysctl {key!r}")
+        found[key] = value
+    return found

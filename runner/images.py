@@ -26,24 +26,30 @@ def _index_key(root: str) -> list[int] | None:
     return [st.st_ino, st.st_mtime_ns, st.st_size]
 
 
-def _load_store_image(root: str, name: str):
-    """``(store, image)``, pulling the image when the store lacks it."""
+def _load_store_image(root: str, name: str, pull: str = "missing"):
+    """``(store, image)``, pulling the image when the store lacks it (``pull``: docker's
+    ``--pull`` policy: ``missing``, ``always`` or ``never``)."""
     from registry.store import Store
 
     store = Store(root)
-    try:
-        return store, store.image(name)
-    except ImageNotFound:
-        pass
+    if pull != "always":
+        try:
+            return store, store.image(name)
+        except ImageNotFound:
+            if pull == "never":
+                err = ImageNotFound(f"no such image: {name} (--pull=never: pull, load or import it first)")
+                err.exit_code = 125  # docker run's, for an image it may not pull
+                raise err from None
     try:
         from registry.remote.pull import pull_image
     except ImportError:
         raise ImageNotFound(f"image {name} is not in the store and cannot be pulled; 'pybuild load' or 'pybuild import' it") from None
-    print(f"Unable to find image '{name}' locally", file=sys.stderr)
+    if pull != "always":
+        print(f"Unable to find image '{name}' locally", file=sys.stderr)
     return store, pull_image(store, name).image
 
 
-def resolve(root: str, name: str) -> tuple[str, dict, list[str]]:
+def resolve(root: str, name: str, pull: str = "missing") -> tuple[str, dict, list[str]]:
     """``(image ID, container config, snapshot dirs bottom first)``; unpacks and pulls as needed."""
     cache_path = os.path.join(root, "snapshots", CACHE_FILE)
     key = _index_key(root)
@@ -53,11 +59,11 @@ def resolve(root: str, name: str) -> tuple[str, dict, list[str]]:
     except (OSError, ValueError):
         cache = {}
     entry = cache.get("images", {}).get(name) if cache.get("index") == key else None
-    if entry and all(os.path.isdir(p) for p in entry["lowerdirs"]):
+    if entry and pull != "always" and all(os.path.isdir(p) for p in entry["lowerdirs"]):
         return entry["id"], entry["config"], entry["lowerdirs"]
     from .snapshots import Snapshots
 
-    store, image = _load_store_image(root, name)
+    store, image = _load_store_image(root, name, pull)
     lowerdirs = [str(p) for p in Snapshots(root).ensure(store, image)]
     entry = {"id": image.id, "config": image.config.get("config") or {}, "lowerdirs": lowerdirs}
     new_key = _index_key(root)

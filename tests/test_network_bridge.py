@@ -236,3 +236,16 @@ def test_a_normal_exit_leaves_nothing(netcli, root):
     # the DELs run after the exit code is back; inspect waits for teardowns in flight
     assert json.loads(netcli("network", "inspect", "bridge").stdout)[0]["Containers"] == {}
     assert leftovers(netcli, root, cid, address) == {"veth": [], "ipam": [], "iptables": [], "netns": []}
+
+
+def test_sysctl_sets_the_containers_own_network_namespace(netcli):
+    key = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+    before = netcli.host("cat", key).stdout
+    out = run_out(netcli, "--sysctl", "net.ipv4.ip_unprivileged_port_start=80", "busybox", "cat", key)
+    assert out.strip() == "80" and netcli.host("cat", key).stdout == before
+    for bad, message in (("kernel.shmmax=1", "only the network namespace's net.* sysctls"),
+                         ("net.no.such=1", "no such file"), ("net.ipv4.ip_forward", "use KEY=VALUE")):
+        proc = netcli("run", "--rm", "--sysctl", bad, "busybox", "true", check=False)
+        assert proc.returncode == 125 and message in proc.stderr.decode(), proc.stderr
+    proc = netcli("run", "--rm", "--network", "host", "--sysctl", "net.ipv4.ip_forward=1", "busybox", "true", check=False)
+    assert proc.returncode == 125 and "not --network host" in proc.stderr.decode()

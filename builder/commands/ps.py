@@ -10,6 +10,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """``-a`` for all containers, ``-q`` for ids only."""
     parser.add_argument("-a", "--all", action="store_true", help="show all containers (default: running only)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only print container IDs")
+    parser.add_argument("-f", "--filter", action="append", default=[], metavar="label=K[=V]",
+                        help="only containers with this label (and value); repeat to require all")
 
 
 def human_duration(seconds: float) -> str:
@@ -48,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from builder.commands._common import print_table
     from runner.containers import all_containers
 
-    shown = [c for c in reversed(all_containers(args.root)) if args.all or c.running]
+    wanted = [_label_filter(f) for f in args.filter]
+    shown = [c for c in reversed(all_containers(args.root)) if (args.all or c.running)
+             and all(match(c.config.get("labels") or {}) for match in wanted)]
     if args.quiet:
         for c in shown:
             print(c.short_id)
@@ -62,3 +66,14 @@ def run(args: argparse.Namespace) -> int:
 def _command(argv: list[str]) -> str:
     text = " ".join(argv)
     return '"' + (text if len(text) <= 20 else text[:19] + "…") + '"'
+
+
+def _label_filter(text: str):
+    """``label=K`` or ``label=K=V``: a predicate on a container's labels."""
+    from registry.errors import PybuildError
+
+    kind, _, spec = text.partition("=")
+    if kind != "label" or not spec:
+        raise PybuildError(f"invalid filter {text!r}: only label=KEY or label=KEY=VALUE is supported")
+    key, eq, value = spec.partition("=")
+    return lambda labels: key in labels and (not eq or labels[key] == value)

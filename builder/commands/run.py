@@ -41,6 +41,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--cap-drop", action="append", default=[], metavar="CAP", help="drop a Linux capability")
     add("--init", action="store_true", help="run an init that forwards signals and reaps zombies")
     add("--stop-signal", help="signal to stop the container (default: the image's, else SIGTERM)")
+    add("-l", "--label", action="append", default=[], metavar="K=V", help="set a label on the container")
+    add("--label-file", action="append", default=[], metavar="FILE", help="read labels from a file")
+    add("--stop-timeout", type=float, help="seconds 'stop' waits before killing (default 10)")
+    add("--pull", default="missing", help="pull the image: always, missing (default) or never")
+    add("--sysctl", action="append", default=[], metavar="net.K=V", help="set a network namespace sysctl")
     add("image", help="image name or ID")
     add("command", nargs=argparse.REMAINDER, help="command and arguments")
 
@@ -59,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         cap_add=args.cap_add, cap_drop=args.cap_drop, init=args.init, stop_signal=args.stop_signal,
         publish=args.publish, publish_all=args.publish_all, network_aliases=args.network_alias, ip=args.ip,
         add_hosts=args.add_host, dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option,
-        mounts=args.mount, volumes_from=args.volumes_from,
+        mounts=args.mount, volumes_from=args.volumes_from, labels=args.label, label_files=args.label_file,
+        stop_timeout=args.stop_timeout, pull=args.pull, sysctls=args.sysctl,
     )
     container = create_container(args.root, opts)
     if args.detach:

@@ -71,6 +71,7 @@ def setup(container: Container) -> dict[str, str]:
     with state.Record(root, cid, create=True) as rec:
         rec.save({"cid": cid, "netns": path, "attachments": []})
         netns.create(path)
+        netns.write_sysctls(path, cfg.get("sysctls") or {})
         mappings = ports.assign(cfg.get("ports", []))
         for i, net in enumerate(cfg["networks"]):
             _attach(rec, root, cid, net, f"eth{i}", mappings if i == 0 else [])

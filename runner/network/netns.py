@@ -47,3 +47,23 @@ def is_mounted(path: str) -> bool:
         return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
     except OSError:
         return False
+
+
+def write_sysctls(path: str, values: dict[str, str]) -> None:
+    """Set ``net.*`` sysctls of the namespace at ``path`` (``/proc/sys/net`` is per opener's namespace)."""
+    from ..errors import RunError
+
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(target, sc.CLONE_NEWNET)
+        for key, value in values.items():
+            try:
+                with open("/proc/sys/" + key.replace(".", "/"), "w") as fh:
+                    fh.write(value)
+            except OSError as err:
+                raise RunError(f"--sysctl {key}={value}: {err.strerror.lower()}") from None
+    finally:
+        sc.setns(own, sc.CLONE_NEWNET)
+        os.close(own)
+        os.close(target)
