@@ -209,19 +209,11 @@ def _labels(items: list[str], files: list[str]) -> dict[str, str]:
     lines skipped; a file line without ``=`` takes the variable's value from the
     environment, or is dropped when it is not set (``-l K`` alone is ``K=""``)."""
     lines = []
-    for path in files:
-        try:
-            with open(path) as fh:
-                for line in (raw.strip() for raw in fh):
-                    if not line or line.startswith("#"):
-                        continue
-                    if "=" not in line:
-                        if line not in os.environ:
-                            continue
-                        line = f"{line}={os.environ[line]}"
-                    lines.append(line)
-        except OSError as err:
-            raise RunError(f"cannot read label file {path}: {err.strerror}") from None
+    for line in (item for path in files for item in imageconfig.read_env_file(path, "label file")):
+        if "=" in line:
+            lines.append(line)
+        elif line in os.environ:
+            lines.append(f"{line}={os.environ[line]}")
     return {key: value for key, _, value in (item.partition("=") for item in lines + list(items))}
 
 
