@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Every pybuild a test starts uses the host's network unless the test says otherwise:
+# bridge networks are made only inside network namespaces that the network tests
+# create (tests/netns_helpers.py), never in the host's.
+os.environ["PYBUILD_NETWORK"] = "host"
 PYBUILD = str(Path(sys.executable).parent / "pybuild")
 BUSYBOX = "/bin/busybox"
 
@@ -25,9 +29,7 @@ class CLI:
 
     def __init__(self, root: Path):
         self.root = root
-        # host networking unless a test asks otherwise: bridge networks are only made
-        # inside network namespaces that the network tests create (tests/netns_helpers.py)
-        self.env = {**os.environ, "PYBUILD_ROOT": str(root), "PYBUILD_NETWORK": "host"}
+        self.env = {**os.environ, "PYBUILD_ROOT": str(root)}
         self.prefix: list[str] = []  # e.g. nsenter into a test's network namespace
 
     def __call__(self, *args: str, check: bool = True, input: bytes | None = None, timeout: float = 300,
