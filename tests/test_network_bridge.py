@@ -249,3 +249,41 @@ def test_sysctl_sets_the_containers_own_network_namespace(netcli):
         assert proc.returncode == 125 and message in proc.stderr.decode(), proc.stderr
     proc = netcli("run", "--rm", "--network", "host", "--sysctl", "net.ipv4.ip_forward=1", "busybox", "true", check=False)
     assert proc.returncode == 125 and "not --network host" in proc.stderr.decode()
+
+
+LISTEN_LOCAL = ("import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                "s.bind(('127.0.0.1', 7777)); s.listen(); print('listening', flush=True); "
+                "c, peer = s.accept(); c.sendall(b'SECRET'); print(peer[0], flush=True)")
+# the container routes 127.0.0.1 through its gateway (as raw packets with NET_RAW could)
+REROUTE = ("ip rule add to 127.0.0.1 lookup main pref 10 && ip route add 127.0.0.1/32 via 10.209.0.1 dev eth0 && "
+           "ip rule del pref 0 && ip rule add pref 100 lookup local && ip route get 127.0.0.1 | grep -q eth0 && "
+           "echo rerouted; echo | nc -w 2 127.0.0.1 7777; echo")
+
+
+def loopback_attack(cli) -> str:
+    """Output of a container that tries the host's 127.0.0.1:7777, where a secret is served."""
+    server = subprocess.Popen(cli.prefix + [sys.executable, "-c", LISTEN_LOCAL], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "listening"
+        out = run_out(cli, "-p", "127.0.0.1:18096:80", "--cap-add", "NET_ADMIN", "--sysctl",
+                      "net.ipv4.conf.all.route_localnet=1", "busybox", "sh", "-c", REROUTE)
+    finally:
+        server.kill()
+        server.wait()
+    assert out.startswith("rerouted")
+    return out
+
+
+def test_attack_container_cannot_reach_the_hosts_loopback_services(netcli):
+    """portmap's route_localnet (set for -p 127.0.0.1:...) must not open the host's 127.0.0.1 to containers."""
+    assert "SECRET" not in loopback_attack(netcli)
+    # the defence is one drop before routing; without it the same attack gets through
+    rule = ["PYBUILD-LOCALNET", "-i", "pybr+", "-d", "127.0.0.0/8", "-j", "DROP"]
+    netcli.host("iptables", "-t", "mangle", "-D", *rule)
+    try:
+        assert "SECRET" in loopback_attack(netcli)
+    finally:
+        netcli.host("iptables", "-t", "mangle", "-A", *rule)
+    # published ports on 127.0.0.1 still answer with the rule in place
+    netcli("run", "-d", "--name", "web", "-p", "127.0.0.1:18097:80", "busybox", "sh", "-c", HTTPD)
+    assert wait_for(lambda: fetch(netcli, "http://127.0.0.1:18097/")).startswith("hello-")

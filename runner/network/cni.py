@@ -105,9 +105,3 @@ def delete(conflist: dict[str, Any], cid: str, netns: str, ifname: str, runtime:
     if first is not None:
         raise first
 
-
-def check(conflist: dict[str, Any], cid: str, netns: str, ifname: str, runtime: dict[str, Any],
-          result: dict[str, Any]) -> None:
-    """CHECK every plugin: raises if the attachment is no longer as ADD left it."""
-    for plugin in [p for p in conflist["plugins"] if _needed(p, runtime)]:
-        call("CHECK", plugin_conf(conflist, plugin, runtime, result), cid, netns, ifname)

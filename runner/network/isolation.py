@@ -16,7 +16,16 @@ out and answers come back, through two rules for every pybuild bridge (what the 
     PYBUILD-FORWARD:  -i pybr+ -j ACCEPT
                       -o pybr+ -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT
 
-Everything is checked with one ``iptables -C`` once it is in place.
+``portmap`` sets ``route_localnet`` on a bridge so that a port published on
+127.0.0.1 answers; that also lets a container with NET_RAW or NET_ADMIN send
+packets to the *host's* 127.0.0.1 services through its gateway (CVE-2020-8558 in
+kube-proxy).  Such packets are dropped before routing::
+
+    -t mangle -A PREROUTING -j PYBUILD-LOCALNET
+    PYBUILD-LOCALNET:  -i pybr+ -d 127.0.0.0/8 -j DROP
+
+(replies to a client on 127.0.0.1 come back addressed to the bridge: portmap
+masquerades that traffic.)  Everything is checked with one ``iptables -C`` once in place.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from .config import BRIDGE_PREFIX
 
 CHAIN = "PYBUILD-ISOLATION"
 FORWARD = "PYBUILD-FORWARD"
+LOCALNET = "PYBUILD-LOCALNET"
 _ANY = f"{BRIDGE_PREFIX}+"
 
 
@@ -43,12 +53,12 @@ def _own_rule(bridge: str) -> tuple[str, ...]:
     return ("-i", bridge, "-o", bridge, "-j", "RETURN")
 
 
-def _chain(table: str, chain: str, rules: list[tuple[str, ...]]) -> None:
-    """``chain`` exists, is jumped to first from FORWARD, and ends with ``rules``."""
+def _chain(table: str, chain: str, rules: list[tuple[str, ...]], hook: str = "FORWARD") -> None:
+    """``chain`` exists, is jumped to first from ``hook``, and ends with ``rules``."""
     if not _iptables(table, "-n", "-L", chain, check=False):
         _iptables(table, "-N", chain, check=False)  # a concurrent start may have made it meanwhile
-    if not _iptables(table, "-C", "FORWARD", "-j", chain, check=False):
-        _iptables(table, "-I", "FORWARD", "1", "-j", chain)
+    if not _iptables(table, "-C", hook, "-j", chain, check=False):
+        _iptables(table, "-I", hook, "1", "-j", chain)
     for rule in rules:
         if not _iptables(table, "-C", chain, *rule, check=False):
             _iptables(table, "-A", chain, *rule)
@@ -60,6 +70,7 @@ def ensure(bridge: str) -> None:
         return
     _chain("filter", FORWARD, [("-i", _ANY, "-j", "ACCEPT"),
                                ("-o", _ANY, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT")])
+    _chain("mangle", LOCALNET, [("-i", _ANY, "-d", "127.0.0.0/8", "-j", "DROP")], hook="PREROUTING")
     _chain("mangle", CHAIN, [("-i", _ANY, "-o", _ANY, "-j", "DROP")])
     _iptables("mangle", "-I", CHAIN, "1", *_own_rule(bridge))
 
