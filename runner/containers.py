@@ -168,7 +168,8 @@ def refresh(container: Container) -> Container | None:
     """Clean up after a dead owner; None if the record is gone (or was removed)."""
     state = container.state
     stale_created = state.get("status") == "created" and not alive(state.get("owner_pid"), state.get("owner_start"))
-    crashed = state.get("status") == "running" and not alive(state.get("owner_pid"), state.get("owner_start"))
+    crashed = state.get("status") in ("running", "restarting") and not alive(state.get("owner_pid"),
+                                                                             state.get("owner_start"))
     if not (crashed or stale_created):
         return container
     container.cgroup().remove()  # kills whatever is left

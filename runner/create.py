@@ -25,7 +25,8 @@ class RunOptions(Record):
     ``stop_signal``; networking: ``publish`` (``-p`` values), ``publish_all``,
     ``network_aliases``, ``ip``, ``add_hosts``, ``dns``, ``dns_search``, ``dns_options``;
     storage: ``mounts`` (``--mount`` values), ``volumes_from``; ``labels``, ``label_files``,
-    ``stop_timeout``, ``pull`` (always, missing, never), ``sysctls`` (``K=V``, ``net.*``).
+    ``stop_timeout``, ``pull`` (always, missing, never), ``sysctls`` (``K=V``, ``net.*``),
+    ``restart`` (no, on-failure[:N], always, unless-stopped).
     ``network`` None means ``$PYBUILD_NETWORK`` or ``bridge`` (docker's default).
     """
 
@@ -37,7 +38,7 @@ class RunOptions(Record):
         "cap_drop": list, "init": False, "stop_signal": None, "publish": list, "publish_all": False,
         "network_aliases": list, "ip": None, "add_hosts": list, "dns": list, "dns_search": list, "dns_options": list,
         "mounts": list, "volumes_from": list, "labels": list, "label_files": list, "stop_timeout": None,
-        "pull": "missing", "sysctls": list,
+        "pull": "missing", "sysctls": list, "restart": "no",
     }
 
 
@@ -71,6 +72,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
     if opts.pull not in ("always", "missing", "never"):
         raise RunError(f"invalid --pull {opts.pull!r}: use always, missing or never")
     sysctls = _sysctls(opts.sysctls, network)
+    restart = _restart(opts)
     labels_given = _labels(opts.labels, opts.label_files)
     image_id, cfg, lowerdirs = images.resolve(root, opts.image, opts.pull)
     if opts.publish_all and "ports" in net_config:
@@ -115,6 +117,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "labels": {**(cfg.get("Labels") or {}), **labels_given},
         "stop_timeout": opts.stop_timeout,
         "sysctls": sysctls,
+        "restart": restart,
     }
     return containers.create(root, cid, config)
 
@@ -232,3 +235,17 @@ def _sysctls(items: list[str], network: str) -> dict[str, str]:
             raise RunError(f"invalid --sysctl {key!r}")
         found[key] = value
     return found
+
+
+def _restart(opts: RunOptions) -> dict:
+    """``--restart`` as ``{"name", "max"}``; the detached monitor is the only supervisor there is."""
+    name, _, count = (opts.restart or "no").partition(":")
+    if name not in ("no", "on-failure", "always", "unless-stopped") or (count and name != "on-failure"):
+        raise RunError(f"invalid restart policy {opts.restart!r}: use no, on-failure[:N], always or unless-stopped")
+    if count and (not count.isdigit()):
+        raise RunError(f"invalid restart count {count!r}: use a whole number")
+    if name != "no" and opts.rm:
+        raise RunError("conflicting options: --restart and --rm")
+    if name != "no" and not opts.detach:
+        raise RunError("--restart needs -d: with no daemon, the detached monitor is what restarts a container")
+    return {"name": name, "max": int(count or 0)}

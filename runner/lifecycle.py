@@ -287,15 +287,69 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
     log = stdio.LogWriter(container.path(stdio.LOG_FILE))
     stdio.relay(sources, log)
     code = proc.wait()
+    proc, code = _supervise(container, proc, code, net, null, log)
     log.close()
     _finish(container, proc, code, cg)
     os._exit(0)
 
 
+STOPPED_BY_USER = "stopped-by-user"
+
+
+def restart_wanted(policy: dict[str, Any], code: int, count: int, stopped: bool) -> bool:
+    """Docker's rules: ``always``/``unless-stopped`` until a stop or kill; ``on-failure[:N]``
+    after a non-zero exit, at most N times (0: no limit); ``no`` never."""
+    name, limit = policy.get("name", "no"), policy.get("max", 0)
+    if stopped or name == "no":
+        return False
+    if name == "on-failure":
+        return code != 0 and (limit == 0 or count < limit)
+    return True
+
+
+def _supervise(container: Container, proc: sandbox.Process, code: int, net: dict[str, str], null: int,
+               log: Any) -> tuple[sandbox.Process, int]:
+    """``--restart``: run the container again while its policy says so (the monitor is its
+    supervisor; backoff 100 ms doubling to 1 min, as docker's); the last process and code."""
+    from . import stdio
+
+    policy = container.config.get("restart") or {}
+    count = 0
+    while restart_wanted(policy, code, count, os.path.exists(container.path(STOPPED_BY_USER))):
+        count += 1
+        container.save_state(status="restarting", exit_code=code, restart_count=count)
+        time.sleep(min(0.1 * 2 ** (count - 1), 60.0))
+        if os.path.exists(container.path(STOPPED_BY_USER)):
+            break
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        stdio_fds = (None, null, null) if container.config["tty"] else (null, out_w, err_w)
+        try:
+            proc = sandbox.start(spec_for(container, *stdio_fds, net))
+        except sandbox.SandboxError as err:
+            code = err.exit_code
+            for fd in (out_r, err_r):
+                os.close(fd)
+            continue
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        _started(container, proc)
+        _network_started(container)  # peers may have come or gone meanwhile
+        sources = {proc.console: ("stdout", None)} if proc.console is not None else {
+            out_r: ("stdout", None), err_r: ("stderr", None)}
+        stdio.relay(sources, log)
+        for fd in (out_r, err_r):
+            os.close(fd)
+        code = proc.wait()
+    return proc, code
+
+
 def signal_container(container: Container, sig: int) -> None:
-    """Send ``sig`` to the container's pid 1."""
-    if not container.running:
+    """Send ``sig`` to the container's pid 1 (a stop or kill: no ``--restart`` after it)."""
+    if not container.running and container.state.get("status") != "restarting":
         raise PybuildError(f"container {container.name} is not running")
+    open(container.path(STOPPED_BY_USER), "w").close()
     if alive(container.state.get("pid"), container.state.get("pid_start")):
         os.kill(container.state["pid"], sig)
 
@@ -305,7 +359,7 @@ def wait_exit(container: Container, timeout: float | None = None) -> bool:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         container.reload()
-        if containers.refresh(container) is None or not container.running:
+        if containers.refresh(container) is None or container.state.get("status") not in ("running", "restarting"):
             return True
         if deadline is not None and time.monotonic() >= deadline:
             return False
@@ -314,6 +368,8 @@ def wait_exit(container: Container, timeout: float | None = None) -> bool:
 
 def stop(container: Container, timeout: float) -> None:
     """StopSignal, then SIGKILL (the whole cgroup) after ``timeout`` seconds."""
+    if container.state.get("status") == "restarting":
+        open(container.path(STOPPED_BY_USER), "w").close()  # the supervisor gives up after its backoff
     if not container.running:
         return
     signal_container(container, container.config.get("stop_signal", signal.SIGTERM))

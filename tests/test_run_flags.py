@@ -3,12 +3,13 @@ on the same image where docker 20.10 has them."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
 
 import pytest
-from runner_helpers import image_variant, needs_root
+from runner_helpers import container_id, image_variant, needs_root, wait_for
 
 pytestmark = needs_root
 
@@ -69,3 +70,56 @@ def test_stop_timeout_is_the_containers_default_for_stop(pybuild, busybox_image)
     pybuild("run", "-d", "--name", "slow", "--stop-timeout", "0", busybox_image, "sleep", "1000")
     pybuild("stop", "slow", timeout=8)  # the default 10 s would overrun this
     assert pybuild("wait", "slow").stdout.decode().strip() == "137"
+
+
+def test_restart_on_failure_same_as_docker(pybuild, busybox_image, docker_labelled, tmp_path):
+    """``on-failure:2``: three runs in all, the last exit code kept, RestartCount 2 (as docker's)."""
+    script = "echo run >> /v/count; exit 3"
+    mine_dir, their_dir = tmp_path / "mine", tmp_path / "theirs"
+    mine_dir.mkdir()
+    their_dir.mkdir()
+    name = f"restart-{uuid.uuid4().hex[:8]}"
+    pybuild("run", "-d", "--name", name, "--restart", "on-failure:2", "-v", f"{mine_dir}:/v", busybox_image,
+            "sh", "-c", script)
+    try:
+        subprocess.run(["docker", "run", "-d", "--network", "host", "--name", name, "--restart", "on-failure:2",
+                        "-v", f"{their_dir}:/v", docker_labelled, "sh", "-c", script], check=True, capture_output=True)
+        theirs = subprocess.run(["docker", "wait", name], capture_output=True, text=True, check=True).stdout
+        # docker wait returns at the first exit; RestartCount reaches 2 when the last run ended
+        for _ in range(10):  # each docker wait returns at one exit: three runs at most
+            status = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}} {{.State.Restarting}} "
+                                     "{{.RestartCount}}", name], capture_output=True, text=True).stdout.split()
+            if status == ["false", "false", "2"]:
+                break
+            subprocess.run(["docker", "wait", name], capture_output=True)
+        else:
+            raise AssertionError(f"docker's container did not settle: {status}")
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    assert pybuild("wait", name).stdout.decode().strip() == theirs.strip() == "3"
+    assert (mine_dir / "count").read_text() == (their_dir / "count").read_text() == "run\nrun\nrun\n"
+    state = json.loads((pybuild.root / "containers" / container_id(pybuild.root, name) / "state.json").read_text())
+    assert state["restart_count"] == 2 and state["status"] == "exited"
+
+
+def test_restart_always_until_stopped(pybuild, busybox_image, tmp_path):
+    # the third run stays up; 'stop' ends it for good (no fourth run)
+    script = "echo run >> /v/count; [ $(wc -l < /v/count) -ge 3 ] && exec sleep 1000; exit 0"
+    pybuild("run", "-d", "--name", "always", "--restart", "always", "-v", f"{tmp_path}:/v", busybox_image,
+            "sh", "-c", script)
+    wait_for(lambda: (tmp_path / "count").exists() and (tmp_path / "count").read_text() == "run\n" * 3
+             and "Up" in pybuild("ps").stdout.decode(), timeout=30)
+    pybuild("stop", "-t", "0", "always")
+    assert pybuild("wait", "always").stdout.decode().strip() == "137"
+    assert (tmp_path / "count").read_text() == "run\n" * 3
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--restart", "sometimes"], "invalid restart policy"),
+    (["--restart", "always:3"], "invalid restart policy"),
+    (["--rm", "-d", "--restart", "always"], "conflicting options: --restart and --rm"),
+    (["--restart", "always"], "--restart needs -d"),
+])
+def test_bad_restart_policies(pybuild, busybox_image, flags, message):
+    proc = pybuild("run", *flags, busybox_image, "true", check=False)
+    assert proc.returncode == 125 and message in proc.stderr.decode()

@@ -40,6 +40,8 @@ def _ago(stamp: str | None) -> str:
 def _status(state: dict) -> str:
     if state.get("status") == "running":
         return "Up " + _ago(state.get("started_at")).removesuffix(" ago")
+    if state.get("status") == "restarting":
+        return f"Restarting ({state.get('exit_code')}) {_ago(state.get('finished_at'))}"
     if state.get("status") == "exited":
         return f"Exited ({state.get('exit_code')}) {_ago(state.get('finished_at'))}"
     return "Created"

@@ -154,7 +154,7 @@ def _owner_alive(root: str, cid: str) -> bool:
     if container is None:
         return False
     st = container.state
-    return st.get("status") in ("created", "running") and alive(st.get("owner_pid"), st.get("owner_start"))
+    return st.get("status") in ("created", "running", "restarting") and alive(st.get("owner_pid"), st.get("owner_start"))
 
 
 def sweep(root: str) -> None:
