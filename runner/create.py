@@ -26,7 +26,7 @@ class RunOptions(Record):
     ``network_aliases``, ``ip``, ``add_hosts``, ``dns``, ``dns_search``, ``dns_options``;
     storage: ``mounts`` (``--mount`` values), ``volumes_from``; ``labels``, ``label_files``,
     ``stop_timeout``, ``pull`` (always, missing, never), ``sysctls`` (``K=V``, ``net.*``),
-    ``restart`` (no, on-failure[:N], always, unless-stopped).
+    ``restart`` (no, on-failure[:N], always, unless-stopped), ``ulimits`` (``nofile=S[:H]``).
     ``network`` None means ``$PYBUILD_NETWORK`` or ``bridge`` (docker's default).
     """
 
@@ -38,7 +38,7 @@ class RunOptions(Record):
         "cap_drop": list, "init": False, "stop_signal": None, "publish": list, "publish_all": False,
         "network_aliases": list, "ip": None, "add_hosts": list, "dns": list, "dns_search": list, "dns_options": list,
         "mounts": list, "volumes_from": list, "labels": list, "label_files": list, "stop_timeout": None,
-        "pull": "missing", "sysctls": list, "restart": "no",
+        "pull": "missing", "sysctls": list, "restart": "no", "ulimits": list,
     }
 
 
@@ -73,6 +73,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         raise RunError(f"invalid --pull {opts.pull!r}: use always, missing or never")
     sysctls = _sysctls(opts.sysctls, network)
     restart = _restart(opts)
+    rlimits = _ulimits(opts.ulimits)
     labels_given = _labels(opts.labels, opts.label_files)
     image_id, cfg, lowerdirs = images.resolve(root, opts.image, opts.pull)
     if opts.publish_all and "ports" in net_config:
@@ -118,6 +119,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "stop_timeout": opts.stop_timeout,
         "sysctls": sysctls,
         "restart": restart,
+        "rlimits": rlimits,
     }
     return containers.create(root, cid, config)
 
@@ -249,3 +251,37 @@ def _restart(opts: RunOptions) -> dict:
     if name != "no" and not opts.detach:
         raise RunError("--restart needs -d: with no daemon, the detached monitor is what restarts a container")
     return {"name": name, "max": int(count or 0)}
+
+
+_ULIMITS = {"core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA", "fsize": "RLIMIT_FSIZE",
+            "locks": "RLIMIT_LOCKS", "memlock": "RLIMIT_MEMLOCK", "msgqueue": "RLIMIT_MSGQUEUE",
+            "nice": "RLIMIT_NICE", "nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "rss": "RLIMIT_RSS",
+            "rtprio": "RLIMIT_RTPRIO", "rttime": "RLIMIT_RTTIME", "sigpending": "RLIMIT_SIGPENDING",
+            "stack": "RLIMIT_STACK", "as": "RLIMIT_AS"}
+
+
+def _ulimits(items: list[str]) -> dict[str, list[int]]:
+    """``--ulimit NAME=SOFT[:HARD]`` (docker's names); never above the host's hard limit."""
+    import resource
+
+    found = {}
+    for item in items:
+        name, _, values = item.partition("=")
+        soft_text, _, hard_text = values.partition(":")
+        if name not in _ULIMITS:
+            raise RunError(f"invalid --ulimit {item!r}: unknown limit {name!r} (e.g. nofile, nproc, core, stack)")
+        try:
+            soft = int(soft_text)
+            hard = int(hard_text or soft_text)
+        except ValueError:
+            raise RunError(f"invalid --ulimit {item!r}: use NAME=SOFT[:HARD] with whole numbers (-1: unlimited)") from None
+        soft = resource.RLIM_INFINITY if soft == -1 else soft
+        hard = resource.RLIM_INFINITY if hard == -1 else hard
+        if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY or soft > hard):
+            raise RunError(f"invalid --ulimit {item!r}: the soft limit is above the hard limit")
+        host_hard = resource.getrlimit(getattr(resource, _ULIMITS[name]))[1]
+        if host_hard != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or hard > host_hard):
+            raise RunError(f"--ulimit {item}: the hard limit is above this host's ({host_hard}); "
+                           f"use at most {name}={min(soft, host_hard)}:{host_hard}")
+        found[_ULIMITS[name]] = [soft, hard]
+    return found

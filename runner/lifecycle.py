@@ -92,7 +92,7 @@ def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int,
         mounts=[Mount(**m) for m in cfg["mounts"]], readonly_rootfs=cfg["readonly_rootfs"],
         cap_add=cfg["cap_add"], cap_drop=cfg["cap_drop"], init=cfg["init"],
         cgroup_procs=cg.procs_files(), cgroup_dirs=cg.dirs(), stdin=stdin, stdout=stdout, stderr=stderr,
-        tty=cfg["tty"], netns=net.get("netns", ""), hosts=net.get("hosts"), resolv_conf=net.get("resolv_conf"),
+        tty=cfg["tty"], rlimits=cfg.get("rlimits", {}), netns=net.get("netns", ""), hosts=net.get("hosts"), resolv_conf=net.get("resolv_conf"),
     )
 
 
@@ -391,7 +391,7 @@ def exec_in(container: Container, argv: list[str], env: list[str], user: str | N
         argv=argv, lowerdirs=[], upperdir="", workdir="", state_dir="", env=[f"{k}={v}" for k, v in merged.items()],
         cwd=cwd or cfg["cwd"], user=user if user is not None else cfg["user"], cap_add=cfg["cap_add"],
         cap_drop=cfg["cap_drop"], cgroup_procs=container.cgroup().procs_files(),
-        stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=tty,
+        stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=tty, rlimits=cfg.get("rlimits", {}),
     )
     forwarder = _Forwarder()
     proc = sandbox.enter(container.state["pid"], spec, container.state.get("pid_start"))

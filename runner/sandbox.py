@@ -220,6 +220,7 @@ def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None =
     try:
         _die_with_parent()
         os.setsid()  # out of the terminal's process group: signals come from the caller
+        _set_rlimits(spec.rlimits)
         if target is None:
             if spec.netns:
                 _join_netns(spec.netns)
@@ -240,6 +241,15 @@ def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None =
         signal.signal(sig, signal.SIG_IGN)
     _, status = os.waitpid(pid, 0)
     os._exit(exit_status(status))
+
+
+def _set_rlimits(limits: dict[str, list[int]]) -> None:
+    """``--ulimit``: inherited by the container's processes (checked against the host's hard limits)."""
+    if limits:
+        import resource
+
+        for name, (soft, hard) in limits.items():
+            resource.setrlimit(getattr(resource, name), (soft, hard))
 
 
 def _join_netns(path: str) -> None:

@@ -73,6 +73,7 @@ class SandboxSpec(Record):
       name with ``netns``: the path of a namespace to join, made by :mod:`runner.network`).
     - ``hosts``, ``resolv_conf`` (str or None): the text of those files when the
       network layer made it (None: generated from ``network``).
+    - ``rlimits`` (dict): ``RLIMIT_*`` name -> ``[soft, hard]`` (``--ulimit``), set by the shim.
     - ``mounts`` (list[Mount]), ``readonly_rootfs``, ``cap_add``/``cap_drop``
       (names, ``ALL``), ``no_new_privs``, ``seccomp``, ``init`` (run under a
       minimal init that reaps zombies and forwards signals).
@@ -91,7 +92,7 @@ class SandboxSpec(Record):
         "hostname": "pybuild", "network": "host", "mounts": list, "readonly_rootfs": False,
         "cap_add": list, "cap_drop": list, "no_new_privs": True, "seccomp": True, "init": False,
         "cgroup_procs": list, "cgroup_dirs": dict, "stdin": 0, "stdout": 1, "stderr": 2, "tty": False,
-        "netns": "", "hosts": None, "resolv_conf": None,
+        "netns": "", "hosts": None, "resolv_conf": None, "rlimits": dict,
     }
 
     def to_json(self) -> dict[str, Any]:

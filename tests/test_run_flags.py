@@ -123,3 +123,28 @@ def test_restart_always_until_stopped(pybuild, busybox_image, tmp_path):
 def test_bad_restart_policies(pybuild, busybox_image, flags, message):
     proc = pybuild("run", *flags, busybox_image, "true", check=False)
     assert proc.returncode == 125 and message in proc.stderr.decode()
+
+
+@pytest.mark.parametrize("flags", [["--ulimit", "nofile=1024:2048"], ["--ulimit", "core=0", "--ulimit", "nproc=500:600"],
+                                   ["--ulimit", "stack=8388608"]])
+def test_ulimit_same_as_docker(pybuild, busybox_image, docker_labelled, flags):
+    script = "ulimit -n; ulimit -Hn; ulimit -c; ulimit -Hu; ulimit -s"
+    mine = pybuild("run", "--rm", *flags, busybox_image, "sh", "-c", script).stdout.decode()
+    theirs = subprocess.run(["docker", "run", "--rm", "--network", "host", *flags, docker_labelled, "sh", "-c", script],
+                            capture_output=True, text=True, check=True).stdout
+    changed = {f.split("=")[0] for f in flags if "=" in f}
+    lines = dict(zip(["nofile", "nofile-hard", "core", "nproc", "stack"], zip(mine.split(), theirs.split())))
+    for key, (ours, docker_value) in lines.items():
+        if key.split("-")[0] in changed:  # limits not given differ by design: docker sets its own defaults
+            assert ours == docker_value, (key, mine, theirs)
+
+
+def test_ulimit_above_the_hosts_hard_limit_is_refused(pybuild, busybox_image):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    proc = pybuild("run", "--rm", "--ulimit", f"nofile={hard + 1}", busybox_image, "true", check=False)
+    assert proc.returncode == 125 and f"above this host's ({hard})" in proc.stderr.decode()
+    for bad in ("nofiles=10", "nofile=ten", "nofile=20:10"):
+        proc = pybuild("run", "--rm", "--ulimit", bad, busybox_image, "true", check=False)
+        assert proc.returncode == 125 and "invalid --ulimit" in proc.stderr.decode(), bad
