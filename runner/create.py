@@ -26,7 +26,7 @@ class RunOptions(Record):
     ``network_aliases``, ``ip``, ``add_hosts``, ``dns``, ``dns_search``, ``dns_options``;
     storage: ``mounts`` (``--mount`` values), ``volumes_from``; ``labels``, ``label_files``,
     ``stop_timeout``, ``pull`` (always, missing, never), ``sysctls`` (``K=V``, ``net.*``),
-    ``restart`` (no, on-failure[:N], always, unless-stopped), ``ulimits`` (``nofile=S[:H]``).
+    ``restart`` (no, on-failure[:N], always, unless-stopped), ``ulimits`` (``nofile=S[:H]``), ``group_add``.
     ``network`` None means ``$PYBUILD_NETWORK`` or ``bridge`` (docker's default).
     """
 
@@ -38,7 +38,7 @@ class RunOptions(Record):
         "cap_drop": list, "init": False, "stop_signal": None, "publish": list, "publish_all": False,
         "network_aliases": list, "ip": None, "add_hosts": list, "dns": list, "dns_search": list, "dns_options": list,
         "mounts": list, "volumes_from": list, "labels": list, "label_files": list, "stop_timeout": None,
-        "pull": "missing", "sysctls": list, "restart": "no", "ulimits": list,
+        "pull": "missing", "sysctls": list, "restart": "no", "ulimits": list, "group_add": list,
     }
 
 
@@ -120,6 +120,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "sysctls": sysctls,
         "restart": restart,
         "rlimits": rlimits,
+        "group_add": list(opts.group_add),
     }
     return containers.create(root, cid, config)
 

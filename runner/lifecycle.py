@@ -92,7 +92,7 @@ def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int,
         mounts=[Mount(**m) for m in cfg["mounts"]], readonly_rootfs=cfg["readonly_rootfs"],
         cap_add=cfg["cap_add"], cap_drop=cfg["cap_drop"], init=cfg["init"],
         cgroup_procs=cg.procs_files(), cgroup_dirs=cg.dirs(), stdin=stdin, stdout=stdout, stderr=stderr,
-        tty=cfg["tty"], rlimits=cfg.get("rlimits", {}), netns=net.get("netns", ""), hosts=net.get("hosts"), resolv_conf=net.get("resolv_conf"),
+        tty=cfg["tty"], rlimits=cfg.get("rlimits", {}), group_add=cfg.get("group_add", []), netns=net.get("netns", ""), hosts=net.get("hosts"), resolv_conf=net.get("resolv_conf"),
     )
 
 
@@ -392,6 +392,7 @@ def exec_in(container: Container, argv: list[str], env: list[str], user: str | N
         cwd=cwd or cfg["cwd"], user=user if user is not None else cfg["user"], cap_add=cfg["cap_add"],
         cap_drop=cfg["cap_drop"], cgroup_procs=container.cgroup().procs_files(),
         stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=tty, rlimits=cfg.get("rlimits", {}),
+        group_add=cfg.get("group_add", []),
     )
     forwarder = _Forwarder()
     proc = sandbox.enter(container.state["pid"], spec, container.state.get("pid_start"))

@@ -70,3 +70,18 @@ def resolve(spec: str, passwd: str = "/etc/passwd", group: str = "/etc/group") -
     extra = [int(g[2]) for g in groups if name is not None and name in g[3].split(",") and g[2].isdigit()]
     supplementary = [gid] + [g for g in extra if g != gid]
     return ExecUser(uid, gid, supplementary, home)
+
+
+def group_ids(names: list[str], group: str = "/etc/group") -> list[int]:
+    """``--group-add``: numbers as they are, names looked up in the container's /etc/group."""
+    rows = _read_db(group, 3)
+    found = []
+    for item in names:
+        number = _num(item)
+        if number is None:
+            row = next((g for g in rows if g[0] == item and g[2].isdigit()), None)
+            if row is None:
+                raise UserError(f"unable to find group {item}: no matching entries in group file")
+            number = int(row[2])
+        found.append(number)
+    return found

@@ -148,3 +148,14 @@ def test_ulimit_above_the_hosts_hard_limit_is_refused(pybuild, busybox_image):
     for bad in ("nofiles=10", "nofile=ten", "nofile=20:10"):
         proc = pybuild("run", "--rm", "--ulimit", bad, busybox_image, "true", check=False)
         assert proc.returncode == 125 and "invalid --ulimit" in proc.stderr.decode(), bad
+
+
+@pytest.mark.parametrize("flags", [["--group-add", "app"], ["--group-add", "4242", "--group-add", "nogroup"],
+                                   ["-u", "app", "--group-add", "root"], ["--group-add", "ghost"]])
+def test_group_add_same_as_docker(pybuild, busybox_image, docker_labelled, flags):
+    mine = pybuild("run", "--rm", *flags, busybox_image, "id", check=False)
+    theirs = subprocess.run(["docker", "run", "--rm", "--network", "host", *flags, docker_labelled, "id"],
+                            capture_output=True, text=True)
+    assert mine.returncode == theirs.returncode
+    if theirs.returncode == 0:
+        assert mine.stdout.decode() == theirs.stdout
