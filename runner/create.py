@@ -26,7 +26,7 @@ class RunOptions(Record):
     ``network_aliases``, ``ip``, ``add_hosts``, ``dns``, ``dns_search``, ``dns_options``;
     storage: ``mounts`` (``--mount`` values), ``volumes_from``; ``labels``, ``label_files``,
     ``stop_timeout``, ``pull`` (always, missing, never), ``sysctls`` (``K=V``, ``net.*``),
-    ``restart`` (no, on-failure[:N], always, unless-stopped), ``ulimits`` (``nofile=S[:H]``), ``group_add``.
+    ``restart`` (no, on-failure[:N], always, unless-stopped), ``ulimits`` (``nofile=S[:H]``), ``group_add``, ``devices``.
     ``network`` None means ``$PYBUILD_NETWORK`` or ``bridge`` (docker's default).
     """
 
@@ -38,7 +38,7 @@ class RunOptions(Record):
         "cap_drop": list, "init": False, "stop_signal": None, "publish": list, "publish_all": False,
         "network_aliases": list, "ip": None, "add_hosts": list, "dns": list, "dns_search": list, "dns_options": list,
         "mounts": list, "volumes_from": list, "labels": list, "label_files": list, "stop_timeout": None,
-        "pull": "missing", "sysctls": list, "restart": "no", "ulimits": list, "group_add": list,
+        "pull": "missing", "sysctls": list, "restart": "no", "ulimits": list, "group_add": list, "devices": list,
     }
 
 
@@ -121,6 +121,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "restart": restart,
         "rlimits": rlimits,
         "group_add": list(opts.group_add),
+        "devices": _devices(opts.devices),
     }
     return containers.create(root, cid, config)
 
@@ -285,4 +286,26 @@ def _ulimits(items: list[str]) -> dict[str, list[int]]:
             raise RunError(f"--ulimit {item}: the hard limit is above this host's ({host_hard}); "
                            f"use at most {name}={min(soft, host_hard)}:{host_hard}")
         found[_ULIMITS[name]] = [soft, hard]
+    return found
+
+
+def _devices(items: list[str]) -> list[list[str]]:
+    """``--device HOST[:CONTAINER[:PERMS]]``: a host device node, bound under the container's /dev."""
+    import stat
+
+    found = []
+    for item in items:
+        parts = item.split(":")
+        host = parts[0]
+        target = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
+        try:
+            mode = os.stat(host).st_mode
+        except OSError:
+            raise RunError(f"--device {item}: no such device on this host: {host}") from None
+        if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
+            raise RunError(f"--device {item}: {host} is not a device node")
+        norm = os.path.normpath(target)
+        if not norm.startswith("/dev/") or norm in ("/dev/pts", "/dev/shm", "/dev/mqueue") or "/.." in norm:
+            raise RunError(f"--device {item}: the container path must be a file under /dev")
+        found.append([host, norm])
     return found

@@ -92,7 +92,8 @@ def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int,
         mounts=[Mount(**m) for m in cfg["mounts"]], readonly_rootfs=cfg["readonly_rootfs"],
         cap_add=cfg["cap_add"], cap_drop=cfg["cap_drop"], init=cfg["init"],
         cgroup_procs=cg.procs_files(), cgroup_dirs=cg.dirs(), stdin=stdin, stdout=stdout, stderr=stderr,
-        tty=cfg["tty"], rlimits=cfg.get("rlimits", {}), group_add=cfg.get("group_add", []), netns=net.get("netns", ""), hosts=net.get("hosts"), resolv_conf=net.get("resolv_conf"),
+        tty=cfg["tty"], rlimits=cfg.get("rlimits", {}), group_add=cfg.get("group_add", []),
+        devices=cfg.get("devices", []), netns=net.get("netns", ""), hosts=net.get("hosts"), resolv_conf=net.get("resolv_conf"),
     )
 
 

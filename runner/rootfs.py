@@ -123,7 +123,7 @@ def mount_proc(rootfs: str) -> None:
     sc.mount("proc", f"{rootfs}/proc", "proc", _NOSUID_NODEV_NOEXEC)
 
 
-def mount_dev(rootfs: str) -> None:
+def mount_dev(rootfs: str, devices: list[list[str]] | None = None) -> None:
     """A nodev tmpfs /dev with the usual nodes bind-mounted from the host, a private
     devpts, /dev/shm and /dev/mqueue.
 
@@ -137,6 +137,10 @@ def mount_dev(rootfs: str) -> None:
     for name in _DEVICES:
         os.close(os.open(f"{dev}/{name}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
         sc.mount(f"/dev/{name}", f"{dev}/{name}", None, sc.MS_BIND | sc.MS_NOSUID | sc.MS_NOEXEC)
+    for source, target in devices or []:  # --device: host nodes bound like the usual ones
+        os.makedirs(os.path.dirname(f"{rootfs}{target}"), exist_ok=True)
+        os.close(os.open(f"{rootfs}{target}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+        sc.mount(source, f"{rootfs}{target}", None, sc.MS_BIND | sc.MS_NOSUID | sc.MS_NOEXEC)
     for name, target in _DEV_LINKS:
         os.symlink(target, f"{dev}/{name}")
     for name in ("pts", "shm", "mqueue"):
@@ -262,7 +266,7 @@ def prepare(spec: SandboxSpec, rootfs: str) -> None:
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     mount_overlay(spec, rootfs)
     mount_proc(rootfs)
-    mount_dev(rootfs)
+    mount_dev(rootfs, spec.devices)
     mount_sys(rootfs, spec.cgroup_dirs)
     mount_user(spec, rootfs)
     mount_etc_files(spec, rootfs)  # after volumes, as docker: a volume on /etc still gets them

@@ -159,3 +159,23 @@ def test_group_add_same_as_docker(pybuild, busybox_image, docker_labelled, flags
     assert mine.returncode == theirs.returncode
     if theirs.returncode == 0:
         assert mine.stdout.decode() == theirs.stdout
+
+
+@pytest.mark.parametrize("flags,path", [(["--device", "/dev/fuse"], "/dev/fuse"),
+                                        (["--device", "/dev/fuse:/dev/myfuse"], "/dev/myfuse"),
+                                        (["--device", "/dev/loop-control:/dev/sub/lc"], "/dev/sub/lc")])
+def test_device_same_as_docker(pybuild, busybox_image, docker_labelled, flags, path):
+    if not os.path.exists(flags[1].split(":")[0]):
+        pytest.skip(f"{flags[1]} is not on this host")
+    script = f"stat -c '%F %t:%T' {path}"
+    mine = pybuild("run", "--rm", *flags, busybox_image, "sh", "-c", script).stdout.decode()
+    theirs = subprocess.run(["docker", "run", "--rm", "--network", "host", *flags, docker_labelled, "sh", "-c", script],
+                            capture_output=True, text=True, check=True).stdout
+    assert mine == theirs and mine.startswith("character special file")
+
+
+def test_device_errors(pybuild, busybox_image):
+    for bad, message in (("/dev/nosuchdevice", "no such device"), ("/etc/passwd", "not a device node"),
+                         ("/dev/null:/etc/x", "must be a file under /dev")):
+        proc = pybuild("run", "--rm", "--device", bad, busybox_image, "true", check=False)
+        assert proc.returncode == 125 and message in proc.stderr.decode(), bad
