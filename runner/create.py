@@ -26,7 +26,8 @@ class RunOptions(Record):
     ``network_aliases``, ``ip``, ``add_hosts``, ``dns``, ``dns_search``, ``dns_options``;
     storage: ``mounts`` (``--mount`` values), ``volumes_from``; ``labels``, ``label_files``,
     ``stop_timeout``, ``pull`` (always, missing, never), ``sysctls`` (``K=V``, ``net.*``),
-    ``restart`` (no, on-failure[:N], always, unless-stopped), ``ulimits`` (``nofile=S[:H]``), ``group_add``, ``devices``.
+    ``restart`` (no, on-failure[:N], always, unless-stopped), ``ulimits`` (``nofile=S[:H]``),
+    ``group_add``, ``devices``.
     ``network`` None means ``$PYBUILD_NETWORK`` or ``bridge`` (docker's default).
     """
 

@@ -15,9 +15,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--name", help="assign a name to the container")
     add("-e", "--env", action="append", default=[], metavar="K[=V]", help="set an environment variable")
     add("--env-file", action="append", default=[], metavar="FILE", help="read environment variables from a file")
-    add("-v", "--volume", action="append", default=[], metavar="HOST|NAME:CTR[:ro]", help="bind-mount a host path or a named volume")
+    add("-v", "--volume", action="append", default=[], metavar="HOST|NAME:CTR[:ro]",
+        help="bind-mount a host path or a named volume")
     add("--mount", action="append", default=[], metavar="type=..,target=..", help="bind, volume or tmpfs mount")
-    add("--volumes-from", action="append", default=[], metavar="CONTAINER[:ro|rw]", help="mount another container's volumes")
+    add("--volumes-from", action="append", default=[], metavar="CONTAINER[:ro|rw]",
+        help="mount another container's volumes")
     add("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]", help="mount a tmpfs")
     add("-w", "--workdir", help="working directory inside the container")
     add("-u", "--user", help="USER[:GROUP] (name or id) to run as")
