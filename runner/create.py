@@ -91,7 +91,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
     env = [f"HOSTNAME={hostname}"] + imageconfig.merge_env(cfg.get("Env") or [], env_items, dict(os.environ))
     if opts.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")
-    mounts, volume_names = _mounts(root, opts)
+    mounts, volume_names, anonymous = _mounts(root, opts)
     stop_signal = opts.stop_signal or cfg.get("StopSignal") or "SIGTERM"
     config = {
         "name": opts.name,
@@ -107,6 +107,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         **net_config,
         "mounts": [m.to_json() for m in mounts],
         "volume_names": volume_names,
+        "anonymous_volumes": anonymous,
         "readonly_rootfs": opts.read_only,
         "cap_add": list(opts.cap_add),
         "cap_drop": list(opts.cap_drop),
@@ -176,11 +177,12 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _mounts(root: str, opts: RunOptions) -> tuple[list, list[str]]:
-    """``--volumes-from``, ``-v`` (host paths, named and anonymous volumes), ``--mount``, ``--tmpfs``."""
+def _mounts(root: str, opts: RunOptions) -> tuple[list, list[str], list[str]]:
+    """``--volumes-from``, ``-v`` (host paths, named and anonymous volumes), ``--mount``, ``--tmpfs``:
+    the mounts, the volumes used, the anonymous ones among them (``--rm`` removes those)."""
     from . import volumes
 
-    mounts, names = [], []
+    mounts, names, anonymous = [], [], []
     for ref in opts.volumes_from:
         ref, _, mode = ref.partition(":")
         if mode not in ("", "ro", "rw"):
@@ -196,6 +198,7 @@ def _mounts(root: str, opts: RunOptions) -> tuple[list, list[str]]:
             info = volumes.create(root)
             mounts.append(volumes.volume_mount(root, info["Name"], text, False))
             names.append(info["Name"])
+            anonymous.append(info["Name"])
         elif len(parts) in (2, 3) and parts[0] and not parts[0].startswith((("/", ".", "~"))):
             mode = parts[2] if len(parts) == 3 else "rw"
             if mode not in ("ro", "rw") or not parts[1].startswith("/"):
@@ -208,8 +211,9 @@ def _mounts(root: str, opts: RunOptions) -> tuple[list, list[str]]:
         mount, name = volumes.parse_mount(root, text)
         mounts.append(mount)
         names += [name] if name else []
+        anonymous += [name] if name and "source=" not in text and "src=" not in text else []
     mounts += [parse_tmpfs(t) for t in opts.tmpfs]
-    return mounts, names
+    return mounts, names, anonymous
 
 
 def _labels(items: list[str], files: list[str]) -> dict[str, str]:

@@ -145,6 +145,11 @@ def _finish(container: Container, proc: sandbox.Process | None, code: int, cg: c
     _network_down(container)
     if container.config.get("rm"):
         containers.remove(container, background=True)
+        if container.config.get("anonymous_volumes"):  # docker run --rm removes them too
+            from . import volumes
+
+            for name in container.config["anonymous_volumes"]:
+                volumes.remove(container.root, name, force=True)
     else:
         container.save_state(status="exited", exit_code=code, oom_killed=oom, finished_at=now())
     return code, oom

@@ -124,3 +124,9 @@ def test_anonymous_volume(pybuild, busybox_image):
     out = pybuild("run", "--name", "anon", "-v", "/etc", busybox_image, "cat", "/etc/passwd").stdout.decode()
     assert out.startswith("root:")
     assert len(pybuild("volume", "ls", "-q").stdout.decode().split()) == 1
+
+
+def test_rm_removes_anonymous_volumes_only(pybuild, busybox_image, vol):
+    pybuild("run", "--rm", "-v", "/anon", "--mount", "type=volume,target=/anon2", "-v", f"{vol}:/named",
+            busybox_image, "true")
+    assert pybuild("volume", "ls", "-q").stdout.decode().split() == [vol]
