@@ -27,7 +27,7 @@ class RunOptions(Record):
     storage: ``mounts`` (``--mount`` values), ``volumes_from``; ``labels``, ``label_files``,
     ``stop_timeout``, ``pull`` (always, missing, never), ``sysctls`` (``K=V``, ``net.*``),
     ``restart`` (no, on-failure[:N], always, unless-stopped), ``ulimits`` (``nofile=S[:H]``),
-    ``group_add``, ``devices``.
+    ``group_add``, ``devices``, ``privileged``.
     ``network`` None means ``$PYBUILD_NETWORK`` or ``bridge`` (docker's default).
     """
 
@@ -40,6 +40,7 @@ class RunOptions(Record):
         "network_aliases": list, "ip": None, "add_hosts": list, "dns": list, "dns_search": list, "dns_options": list,
         "mounts": list, "volumes_from": list, "labels": list, "label_files": list, "stop_timeout": None,
         "pull": "missing", "sysctls": list, "restart": "no", "ulimits": list, "group_add": list, "devices": list,
+        "privileged": False,
     }
 
 
@@ -109,8 +110,8 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "volume_names": volume_names,
         "anonymous_volumes": anonymous,
         "readonly_rootfs": opts.read_only,
-        "cap_add": list(opts.cap_add),
-        "cap_drop": list(opts.cap_drop),
+        "cap_add": _bounding_caps() if opts.privileged else list(opts.cap_add),
+        "cap_drop": ["ALL"] if opts.privileged else list(opts.cap_drop),
         "init": opts.init,
         "tty": opts.tty,
         "stop_signal": imageconfig.parse_signal(stop_signal),
@@ -123,7 +124,9 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "restart": restart,
         "rlimits": rlimits,
         "group_add": list(opts.group_add),
-        "devices": _devices(opts.devices),
+        "devices": _devices(opts.devices) + (_host_devices() if opts.privileged else []),
+        "privileged": opts.privileged,
+        **({"seccomp": False} if opts.privileged else {}),
     }
     return containers.create(root, cid, config)
 
@@ -314,3 +317,31 @@ def _devices(items: list[str]) -> list[list[str]]:
             raise RunError(f"--device {item}: the container path must be a file under /dev")
         found.append([host, norm])
     return found
+
+
+def _host_devices() -> list[list[str]]:
+    """``--privileged``: every device node of the host's /dev (but the standard ones, bound anyway)."""
+    import stat
+
+    skip = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx",
+            "/dev/console"}
+    found = []
+    for folder, dirs, files in os.walk("/dev"):
+        dirs[:] = [d for d in dirs if os.path.join(folder, d) not in ("/dev/pts", "/dev/shm", "/dev/mqueue")]
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and path not in skip:
+                found.append([path, path])
+    return found
+
+
+def _bounding_caps() -> list[str]:
+    """``--privileged``: every capability this pybuild may hand on (its bounding set), as podman
+    does; docker asks for all of them and fails where the host withholds one."""
+    with open("/proc/self/status") as fh:
+        mask = next(int(line.split()[1], 16) for line in fh if line.startswith("CapBnd:"))
+    return [name for bit, name in enumerate(security.CAPABILITIES) if mask >> bit & 1]

@@ -93,7 +93,8 @@ def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int,
         cap_add=cfg["cap_add"], cap_drop=cfg["cap_drop"], init=cfg["init"],
         cgroup_procs=cg.procs_files(), cgroup_dirs=cg.dirs(), stdin=stdin, stdout=stdout, stderr=stderr,
         tty=cfg["tty"], rlimits=cfg.get("rlimits", {}), group_add=cfg.get("group_add", []),
-        devices=cfg.get("devices", []), netns=net.get("netns", ""), hosts=net.get("hosts"), resolv_conf=net.get("resolv_conf"),
+        devices=cfg.get("devices", []), privileged=cfg.get("privileged", False), seccomp=cfg.get("seccomp", True),
+        netns=net.get("netns", ""), hosts=net.get("hosts"), resolv_conf=net.get("resolv_conf"),
     )
 
 

@@ -153,10 +153,10 @@ def mount_dev(rootfs: str, devices: list[list[str]] | None = None) -> None:
         pass  # optional, as in runc
 
 
-def mount_sys(rootfs: str, cgroup_dirs: dict[str, str]) -> None:
-    """Read-only sysfs, with the container's own cgroup dirs at /sys/fs/cgroup/<name>."""
+def mount_sys(rootfs: str, cgroup_dirs: dict[str, str], writable: bool = False) -> None:
+    """Read-only sysfs (writable with --privileged), with the container's own cgroup dirs at /sys/fs/cgroup/<name>."""
     sys_dir = f"{rootfs}/sys"
-    sc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
+    sc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | (0 if writable else sc.MS_RDONLY))
     cg = f"{sys_dir}/fs/cgroup"
     if not cgroup_dirs or not os.path.isdir(cg):
         return
@@ -267,7 +267,7 @@ def prepare(spec: SandboxSpec, rootfs: str) -> None:
     mount_overlay(spec, rootfs)
     mount_proc(rootfs)
     mount_dev(rootfs, spec.devices)
-    mount_sys(rootfs, spec.cgroup_dirs)
+    mount_sys(rootfs, spec.cgroup_dirs, writable=spec.privileged)
     mount_user(spec, rootfs)
     mount_etc_files(spec, rootfs)  # after volumes, as docker: a volume on /etc still gets them
     _make_workdir(rootfs, spec.cwd)

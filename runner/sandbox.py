@@ -116,7 +116,8 @@ def _container_main(spec: SandboxSpec, report: int) -> None:
         if spec.network != "host":
             _loopback_up()
         rootfs.prepare(spec, os.path.join(spec.state_dir, "rootfs"))
-        rootfs.harden_proc()
+        if not spec.privileged:
+            rootfs.harden_proc()
         sc.sethostname(spec.hostname)
         if spec.tty:
             _attach_console(report)

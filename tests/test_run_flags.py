@@ -179,3 +179,24 @@ def test_device_errors(pybuild, busybox_image):
                          ("/dev/null:/etc/x", "must be a file under /dev")):
         proc = pybuild("run", "--rm", "--device", bad, busybox_image, "true", check=False)
         assert proc.returncode == 125 and message in proc.stderr.decode(), bad
+
+
+PRIVILEGED_PROBE = ("grep -E '^(CapEff|Seccomp):' /proc/self/status; mount | grep ' /sys ' | grep -o '(r[ow]'; "
+                    "mount | grep -c ' /proc/sys ' ; head -c 1 /proc/timer_list | wc -c; ls /dev/loop-control")
+
+
+def test_privileged(pybuild, busybox_image, docker_labelled):
+    with open("/proc/self/status") as fh:
+        bounding = next(line.split()[1] for line in fh if line.startswith("CapBnd:"))
+    out = pybuild("run", "--rm", "--privileged", busybox_image, "sh", "-c", PRIVILEGED_PROBE).stdout.decode().split()
+    # every capability the host lets us hand on, no seccomp, writable /sys, no read-only /proc/sys,
+    # nothing masked, the host's devices
+    assert out == ["CapEff:", bounding, "Seccomp:", "0", "(rw", "0", "1", "/dev/loop-control"]
+    plain = pybuild("run", "--rm", busybox_image, "sh", "-c", PRIVILEGED_PROBE, check=False).stdout.decode().split()
+    assert plain[3] == "2" and plain[4:7] == ["(ro", "1", "0"]  # the same probe without the flag
+    theirs = subprocess.run(["docker", "run", "--rm", "--network", "host", "--privileged", docker_labelled, "sh", "-c",
+                             PRIVILEGED_PROBE], capture_output=True, text=True)
+    if theirs.returncode != 0:  # docker asks for every capability, even those this host withholds
+        assert "unable to apply caps" in theirs.stderr
+    else:
+        assert theirs.stdout.split() == out

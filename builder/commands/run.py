@@ -49,6 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--pull", default="missing", help="pull the image: always, missing (default) or never")
     add("--sysctl", action="append", default=[], metavar="net.K=V", help="set a network namespace sysctl")
     add("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]", help="resource limit (e.g. nofile=1024)")
+    add("--privileged", action="store_true", help="all capabilities and devices, no seccomp, writable /sys")
     add("--device", action="append", default=[], metavar="HOST[:CTR]", help="add a host device to /dev")
     add("--group-add", action="append", default=[], metavar="GROUP", help="another supplementary group")
     add("--restart", default="no", help="no, on-failure[:N], always or unless-stopped (needs -d)")
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         add_hosts=args.add_host, dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option,
         mounts=args.mount, volumes_from=args.volumes_from, labels=args.label, label_files=args.label_file,
         stop_timeout=args.stop_timeout, pull=args.pull, sysctls=args.sysctl, restart=args.restart,
-        ulimits=args.ulimit, group_add=args.group_add, devices=args.device,
+        ulimits=args.ulimit, group_add=args.group_add, devices=args.device, privileged=args.privileged,
     )
     container = create_container(args.root, opts)
     if args.detach:
