@@ -84,6 +84,8 @@ def test_published_port_answers_on_localhost(netcli, flags, expected):
     netcli("run", "-d", "--name", "web", *flags, "busybox", "sh", "-c", HTTPD)
     assert netcli("port", "web").stdout.decode().strip() == expected
     port = expected.rsplit(":", 1)[1]
+    host_side, container_side = expected.split(" -> ")[1], expected.split(" -> ")[0]
+    assert f"{host_side}->{container_side}" in netcli("ps").stdout.decode()  # docker's PORTS column
     body = wait_for(lambda: fetch(netcli, f"http://127.0.0.1:{port}/"))
     assert body.startswith("hello-")
 
@@ -167,7 +169,7 @@ def test_ip_and_container_network_mode(netcli):
     assert "10.211.0.50/24" in addr
 
 
-def test_network_commands(netcli):
+def test_network_commands(netcli, root):
     netcli("network", "create", "--label", "team=web", "n1")
     assert "n1" in netcli("network", "ls").stdout.decode()
     dup = netcli("network", "create", "n1", check=False)
@@ -183,6 +185,7 @@ def test_network_commands(netcli):
     netcli("rm", "-f", "x")
     netcli("network", "rm", "n1")
     assert "pybr1" not in netcli.host("ip", "-o", "link").stdout
+    assert not (root / "networks" / "ipam" / "n1").exists()
     assert "n1" not in netcli("network", "ls").stdout.decode()
 
 

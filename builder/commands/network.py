@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import shutil
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +125,7 @@ def _rm(args: argparse.Namespace) -> int:
         isolation.release(bridge)
         _delete_link(bridge)
         config.remove(args.root, name)
+        shutil.rmtree(os.path.join(config.ipam_dir(args.root), name), ignore_errors=True)
         print(name)
     return 0
 

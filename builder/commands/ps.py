@@ -60,9 +60,18 @@ def run(args: argparse.Namespace) -> int:
             print(c.short_id)
         return 0
     rows = [[c.short_id, c.config["image"], _command(c.config["argv"]), _ago(c.config.get("created")),
-             _status(c.state), c.name] for c in shown]
-    print_table(rows, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"])
+             _status(c.state), _ports(c), c.name] for c in shown]
+    print_table(rows, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"])
     return 0
+
+
+def _ports(container) -> str:
+    """Docker's PORTS column: ``127.0.0.1:8080->80/tcp, ...`` while the container runs."""
+    if not container.running:
+        return ""
+    mappings = (container.state.get("network") or {}).get("ports", [])
+    return ", ".join(f"{m['hostIP'] or '0.0.0.0'}:{m['hostPort']}->{m['containerPort']}/{m['protocol']}"
+                     for m in mappings)
 
 
 def _command(argv: list[str]) -> str:
