@@ -290,3 +290,37 @@ def test_attack_container_cannot_reach_the_hosts_loopback_services(netcli):
     # published ports on 127.0.0.1 still answer with the rule in place
     netcli("run", "-d", "--name", "web", "-p", "127.0.0.1:18097:80", "busybox", "sh", "-c", HTTPD)
     assert wait_for(lambda: fetch(netcli, "http://127.0.0.1:18097/")).startswith("hello-")
+
+
+def test_concurrent_starts_on_one_network_all_resolve_each_other(netcli):
+    netcli("network", "create", "crowd")
+    names = [f"n{i}" for i in range(4)]
+    starts = [subprocess.Popen(netcli.prefix + [PYBUILD, "run", "-d", "--name", name, "--network", "crowd",
+                                                "busybox", "sleep", "300"], env=netcli.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE) for name in names]
+    for proc in starts:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    addresses = set()
+    for name in names:
+        hosts = netcli("exec", name, "cat", "/etc/hosts").stdout.decode()
+        peers = {line.split()[1] for line in hosts.splitlines() if line.startswith("10.209.")}
+        assert peers >= set(names) - {name}, (name, hosts)
+        addresses.add(netcli("exec", name, "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'").stdout)
+    assert len(addresses) == 4  # host-local gave each its own address
+
+
+def test_a_killed_owner_leaves_the_peers_hosts_files(netcli, root, tmp_path):
+    netcli("network", "create", "pair")
+    netcli("run", "-d", "--name", "peer", "--network", "pair", "busybox", "sleep", "300")
+    fifo = tmp_path / "ready"
+    os.mkfifo(fifo)
+    owner = subprocess.Popen(netcli.prefix + [PYBUILD, "run", "--name", "gone", "--network", "pair", "-v",
+                                              f"{tmp_path}:/t", "busybox", "sh", "-c", "echo up > /t/ready; exec sleep 1000"],
+                             env=netcli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert fifo.read_text() == "up\n"
+    assert "\tgone " in netcli("exec", "peer", "cat", "/etc/hosts").stdout.decode()
+    owner.kill()
+    owner.wait()
+    netcli("images")
+    assert "\tgone " not in netcli("exec", "peer", "cat", "/etc/hosts").stdout.decode()
