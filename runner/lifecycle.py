@@ -303,6 +303,14 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
 STOPPED_BY_USER = "stopped-by-user"
 
 
+def mark_stopped(container: Container) -> None:
+    """A stop, kill or ``rm -f`` by the user: its ``--restart`` supervisor must not start it again."""
+    try:
+        open(container.path(STOPPED_BY_USER), "w").close()
+    except FileNotFoundError:
+        pass  # removed meanwhile
+
+
 def restart_wanted(policy: dict[str, Any], code: int, count: int, stopped: bool) -> bool:
     """Docker's rules: ``always``/``unless-stopped`` until a stop or kill; ``on-failure[:N]``
     after a non-zero exit, at most N times (0: no limit); ``no`` never."""
@@ -356,7 +364,7 @@ def signal_container(container: Container, sig: int) -> None:
     """Send ``sig`` to the container's pid 1 (a stop or kill: no ``--restart`` after it)."""
     if not container.running and container.state.get("status") != "restarting":
         raise PybuildError(f"container {container.name} is not running")
-    open(container.path(STOPPED_BY_USER), "w").close()
+    mark_stopped(container)
     if alive(container.state.get("pid"), container.state.get("pid_start")):
         os.kill(container.state["pid"], sig)
 
@@ -376,7 +384,7 @@ def wait_exit(container: Container, timeout: float | None = None) -> bool:
 def stop(container: Container, timeout: float) -> None:
     """StopSignal, then SIGKILL (the whole cgroup) after ``timeout`` seconds."""
     if container.state.get("status") == "restarting":
-        open(container.path(STOPPED_BY_USER), "w").close()  # the supervisor gives up after its backoff
+        mark_stopped(container)  # the supervisor gives up after its backoff
     if not container.running:
         return
     signal_container(container, container.config.get("stop_signal", signal.SIGTERM))

@@ -324,3 +324,19 @@ def test_a_killed_owner_leaves_the_peers_hosts_files(netcli, root, tmp_path):
     owner.wait()
     netcli("images")
     assert "\tgone " not in netcli("exec", "peer", "cat", "/etc/hosts").stdout.decode()
+
+
+def test_inspect_shows_a_containers_network_ports_labels_and_mounts(netcli, tmp_path):
+    netcli("network", "create", "insp")
+    netcli("run", "-d", "--name", "seen", "--network", "insp", "--network-alias", "see", "-l", "team=web",
+           "-p", "127.0.0.1:18098:80", "-v", f"{tmp_path}:/h:ro", "--restart", "on-failure:3", "busybox", "sleep", "300")
+    info = json.loads(netcli("inspect", "seen").stdout)[0]
+    net = info["NetworkSettings"]["Networks"]["insp"]
+    assert net["Aliases"] == ["see"] and net["IPAddress"].startswith("10.209.") and net["Gateway"].endswith(".1")
+    assert info["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18098"}]}
+    assert info["Config"]["Labels"] == {"team": "web"} and info["Name"] == "/seen"
+    assert info["State"]["Running"] and info["HostConfig"]["RestartPolicy"] == {"Name": "on-failure",
+                                                                                 "MaximumRetryCount": 3}
+    assert info["Mounts"] == [{"Type": "bind", "Source": str(tmp_path), "Destination": "/h", "RW": False}]
+    missing = netcli("inspect", "nothing-called-this", check=False)
+    assert missing.returncode != 0 and b"Traceback" not in missing.stderr

@@ -200,3 +200,10 @@ def test_privileged(pybuild, busybox_image, docker_labelled):
         assert "unable to apply caps" in theirs.stderr
     else:
         assert theirs.stdout.split() == out
+
+
+def test_rm_force_ends_a_restart_policy(pybuild, busybox_image):
+    """rm -f kills with SIGKILL (a failure for on-failure): it must not be restarted, nor wait for it."""
+    pybuild("run", "-d", "--name", "sup", "--restart", "on-failure:3", busybox_image, "sleep", "300")
+    pybuild("rm", "-f", "sup", timeout=60)
+    assert pybuild("ps", "-aq").stdout == b""

@@ -1,4 +1,5 @@
-"""``pybuild inspect NAME...``: image details as JSON shaped like ``docker image inspect``."""
+"""``pybuild inspect NAME...``: images (as ``docker image inspect``) or containers (as
+``docker container inspect``) as JSON; an image name wins, as with ``docker inspect``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="+", metavar="IMAGE")
+    parser.add_argument("names", nargs="+", metavar="IMAGE|CONTAINER")
     parser.add_argument("-f", "--format", help="print one top-level field (e.g. Id, Config) instead of the whole JSON")
 
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ._common import open_store
 
     store = open_store(args)
-    results = [describe(store, name) for name in args.names]
+    results = [_one(args.root, store, name) for name in args.names]
     if args.format:
         field = args.format.strip("{} .")
         for result in results:
@@ -55,3 +56,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(json.dumps(results, indent=4))
     return 0
+
+
+def _one(root: str, store, name: str) -> dict[str, Any]:
+    """The image called ``name``, else the container."""
+    from registry.errors import ImageNotFound
+
+    try:
+        return describe(store, name)
+    except ImageNotFound as image_error:
+        from runner import containers
+
+        try:
+            container = containers.lookup(root, name)
+        except containers.NoSuchContainer:
+            raise image_error from None
+        from ._container_view import describe as describe_container
+
+        return describe_container(container)
