@@ -54,6 +54,7 @@ def prepare(work: Path, tools: list[str]) -> dict[str, list[str]]:
     tar = work / "rootfs.tar"
     subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
     root = work / "pybuild-root"
+    os.environ.setdefault("PYBUILD_NETWORK", "host")  # this bench is the host-network one; see run_latency_bridge.py
     env_root = {**os.environ, "PYBUILD_ROOT": str(root)}
     subprocess.run([PYTHON, "-m", "compileall", "-q", "builder", "registry", "runner"], cwd=REPO,
                    check=True, stdout=subprocess.DEVNULL)
@@ -101,6 +102,20 @@ def time_once(name: str, cmd: list[str], n: int) -> tuple[float, float]:
     return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def measure(commands: dict[str, list[str]], reps: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """One warm-up run each, then ``reps`` interleaved rounds: (wall, CPU) seconds per tool."""
+    for name, cmd in commands.items():
+        time_once(name, cmd, -1)
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+    for n in range(reps):
+        for name, cmd in commands.items():
+            wall, used = time_once(name, cmd, n)
+            samples[name].append(wall)
+            cpu[name].append(used)
+    return samples, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=30)
@@ -110,15 +125,7 @@ def main() -> None:
     tools = args.tools.split(",")
     with tempfile.TemporaryDirectory(prefix="run-latency-") as tmp:
         commands = prepare(Path(tmp), tools)
-        for name, cmd in commands.items():  # warm-up
-            time_once(name, cmd, -1)
-        samples: dict[str, list[float]] = {name: [] for name in commands}
-        cpu: dict[str, list[float]] = {name: [] for name in commands}
-        for n in range(args.reps):
-            for name, cmd in commands.items():
-                wall, used = time_once(name, cmd, n)
-                samples[name].append(wall)
-                cpu[name].append(used)
+        samples, cpu = measure(commands, args.reps)
     print(f"{'tool':<16}{'median ms':>10}{'p25':>8}{'p75':>8}{'CPU ms':>8}   "
           f"(n={args.reps}, interleaved; load avg {os.getloadavg()[0]:.2f}; CPU: the command and its children, "
           "not the docker/podman daemons)")

@@ -26,6 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rm": ("builder.commands.rm", "Remove containers"),
     "exec": ("builder.commands.exec", "Run a command in a running container"),
     "wait": ("builder.commands.wait", "Wait for containers to stop and print their exit codes"),
+    "port": ("builder.commands.port", "List a container's published ports"),
+    "volume": ("builder.commands.volume", "Manage volumes (create, ls, inspect, rm, prune)"),
+    "network": ("builder.commands.network", "Manage networks (create, ls, inspect, rm, connect, disconnect)"),
     "pull": ("builder.commands.pull", "Pull an image from a registry"),
     "push": ("builder.commands.push", "Push an image to a registry"),
     "copy": ("builder.commands.copy", "Copy an image between registries, the store and archives"),
@@ -133,7 +136,19 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ["PYBUILD_DEBUG"] = "1"
         logging.basicConfig(level=logging.DEBUG, format="pybuild: %(name)s: %(message)s")
+    _sweep_networks(args.root)
     return _run(module, args)
+
+
+def _sweep_networks(root: str) -> None:
+    """Undo the networks of containers whose pybuild was killed (one listdir when there are none)."""
+    if os.path.isdir(os.path.join(root, "netns")):
+        from runner.network import sweep
+
+        try:
+            sweep(root)
+        except OSError as err:  # e.g. not root: the command itself may still work
+            print(f"pybuild: warning: cannot clean up networks of dead containers: {err}", file=sys.stderr)
 
 
 def _run(module, args: argparse.Namespace) -> int:

@@ -168,10 +168,15 @@ def refresh(container: Container) -> Container | None:
     """Clean up after a dead owner; None if the record is gone (or was removed)."""
     state = container.state
     stale_created = state.get("status") == "created" and not alive(state.get("owner_pid"), state.get("owner_start"))
-    crashed = state.get("status") == "running" and not alive(state.get("owner_pid"), state.get("owner_start"))
+    crashed = state.get("status") in ("running", "restarting") and not alive(state.get("owner_pid"),
+                                                                             state.get("owner_start"))
     if not (crashed or stale_created):
         return container
     container.cgroup().remove()  # kills whatever is left
+    from . import network
+
+    if network.needs_setup(container.config.get("network", "host")):
+        network.backend().teardown(container.root, container.id)
     if container.config.get("rm"):
         remove(container)
         return None

@@ -45,13 +45,14 @@ def merge_env(image_env: list[str], overrides: list[str], host_env: dict[str, st
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def read_env_file(path: str) -> list[str]:
-    """Lines of a docker ``--env-file``: ``K=V`` or ``K``; blank lines and ``#`` comments skipped."""
+def read_env_file(path: str, what: str = "env file") -> list[str]:
+    """Lines of a docker ``--env-file`` (or ``--label-file``, same format): ``K=V`` or ``K``;
+    blank lines and ``#`` comments skipped."""
     try:
         with open(path, encoding="utf-8") as fh:
             lines = fh.read().splitlines()
     except OSError as err:
-        raise RunError(f"cannot read env file {path}: {err.strerror}") from None
+        raise RunError(f"cannot read {what} {path}: {err.strerror}") from None
     return [line.lstrip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 

@@ -26,20 +26,26 @@ def _index_key(root: str) -> list[int] | None:
     return [st.st_ino, st.st_mtime_ns, st.st_size]
 
 
-def _load_store_image(root: str, name: str, platform: str | None = None):
-    """``(store, image)`` (for ``platform`` when given), pulling the image when the store lacks it."""
+def _load_store_image(root: str, name: str, platform: str | None = None, pull: str = "missing"):
+    """``(store, image)`` (for ``platform`` when given), pulling the image when the store lacks
+    it (``pull``: docker's ``--pull`` policy: ``missing``, ``always`` or ``never``)."""
     from registry.store import Store
 
     store = Store(root)
-    try:
-        return store, store.image(name, platform)
-    except ImageNotFound:
-        pass
+    if pull != "always":
+        try:
+            return store, store.image(name, platform)
+        except ImageNotFound:
+            if pull == "never":
+                err = ImageNotFound(f"no such image: {name} (--pull=never: pull, load or import it first)")
+                err.exit_code = 125  # docker run's, for an image it may not pull
+                raise err from None
     try:
         from registry.remote.pull import pull_image
     except ImportError:
         raise ImageNotFound(f"image {name} is not in the store and cannot be pulled; 'pybuild load' or 'pybuild import' it") from None
-    print(f"Unable to find image '{name}' locally", file=sys.stderr)
+    if pull != "always":
+        print(f"Unable to find image '{name}' locally", file=sys.stderr)
     return store, pull_image(store, name, platform=platform).image
 
 
@@ -67,10 +73,11 @@ def check_platform(name: str, image_platform: str | None, wanted: str | None) ->
     emulation.require(actual)
 
 
-def resolve(root: str, name: str, platform: str | None = None) -> tuple[str, dict, list[str]]:
+def resolve(root: str, name: str, platform: str | None = None, pull: str = "missing") -> tuple[str, dict, list[str]]:
     """``(image ID, container config, snapshot dirs bottom first)``; unpacks and pulls as needed.
 
-    ``platform`` picks one manifest of a multi-platform image (default: the host's).
+    ``platform`` picks one manifest of a multi-platform image (default: the host's); ``pull``
+    is docker's ``--pull`` policy.
     """
     cache_path = os.path.join(root, "snapshots", CACHE_FILE)
     key = _index_key(root)
@@ -81,14 +88,14 @@ def resolve(root: str, name: str, platform: str | None = None) -> tuple[str, dic
         cache = {}
     cache_name = name if platform is None else f"{name} {platform}"
     entry = cache.get("images", {}).get(cache_name) if cache.get("index") == key else None
-    if entry and all(os.path.isdir(p) for p in entry["lowerdirs"]):
+    if entry and pull != "always" and all(os.path.isdir(p) for p in entry["lowerdirs"]):
         check_platform(name, entry.get("platform"), platform)
         return entry["id"], entry["config"], entry["lowerdirs"]
     from registry.platform import of_config
 
     from .snapshots import Snapshots
 
-    store, image = _load_store_image(root, name, platform)
+    store, image = _load_store_image(root, name, platform, pull)
     image_platform = of_config(image.config)
     check_platform(name, image_platform and str(image_platform), platform)
     lowerdirs = [str(p) for p in Snapshots(root).ensure(store, image)]

@@ -61,7 +61,8 @@ def parse_volume(text: str) -> Mount:
     host, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else "rw"
     if not host.startswith("/"):
-        raise RunError(f"invalid volume {text!r}: named volumes are not supported; give an absolute host path")
+        raise RunError(f"invalid volume {text!r}: {host!r} is not a volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*); "
+                       "give an absolute path for a host directory")
     if not target.startswith("/"):
         raise RunError(f"invalid volume {text!r}: the container path must be absolute")
     if mode not in ("ro", "rw"):
@@ -101,9 +102,11 @@ def parse_security_opts(options: list[str]) -> dict[str, bool]:
     return out
 
 
-def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int) -> SandboxSpec:
-    """The sandbox spec of a container record."""
+def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int,
+             net: dict[str, str] | None = None) -> SandboxSpec:
+    """The sandbox spec of a container record (``net``: what :func:`_network_up` gave)."""
     cfg = container.config
+    net = net or {}
     cg = container.cgroup()
     return SandboxSpec(
         argv=cfg["argv"], lowerdirs=cfg["lowerdirs"], upperdir=container.path("upper"),
@@ -113,8 +116,42 @@ def spec_for(container: Container, stdin: int | None, stdout: int, stderr: int) 
         cap_add=cfg["cap_add"], cap_drop=cfg["cap_drop"], init=cfg["init"],
         seccomp=cfg.get("seccomp", True), no_new_privs=cfg.get("no_new_privs", True),
         cgroup_procs=cg.procs_files(), cgroup_dirs=cg.dirs(), stdin=stdin, stdout=stdout, stderr=stderr,
-        tty=cfg["tty"],
+        tty=cfg["tty"], rlimits=cfg.get("rlimits", {}), group_add=cfg.get("group_add", []),
+        devices=cfg.get("devices", []), privileged=cfg.get("privileged", False),
+        netns=net.get("netns", ""), hosts=net.get("hosts"), resolv_conf=net.get("resolv_conf"),
     )
+
+
+def _network_up(container: Container) -> dict[str, str]:
+    """Namespace and attachments of a bridge or user-defined network (nothing for host/none)."""
+    mode = container.config["network"]
+    if mode in ("host", "none"):
+        return {}
+    from . import network
+
+    if mode.startswith("container:"):
+        return network.backend().shared(container.root, mode.partition(":")[2])
+    return network.backend().setup(container)
+
+
+def _network_started(container: Container) -> None:
+    if network_attached(container):
+        from . import network
+
+        network.backend().started(container)
+
+
+def network_attached(container: Container) -> bool:
+    """Whether the container has attachments of its own to tear down."""
+    mode = container.config.get("network", "host")
+    return mode not in ("host", "none") and not mode.startswith("container:")
+
+
+def _network_down(container: Container) -> None:
+    if network_attached(container):
+        from . import network
+
+        network.backend().teardown_background(container.root, container.id)
 
 
 def _make_cgroup(container: Container) -> cgroups.Cgroup:
@@ -130,8 +167,14 @@ def _finish(container: Container, proc: sandbox.Process | None, code: int, cg: c
     """Record the exit, remove the cgroup (and the container with --rm): (code, oom)."""
     oom = cg.oom_killed() if proc is not None else False
     cg.remove()
+    _network_down(container)
     if container.config.get("rm"):
         containers.remove(container, background=True)
+        if container.config.get("anonymous_volumes"):  # docker run --rm removes them too
+            from . import volumes
+
+            for name in container.config["anonymous_volumes"]:
+                volumes.remove(container.root, name, force=True)
     else:
         container.save_state(status="exited", exit_code=code, oom_killed=oom, finished_at=now())
     return code, oom
@@ -162,14 +205,15 @@ def run_foreground(container: Container, interactive: bool) -> int:
     log = None
     master = None
     try:
+        net = _network_up(container)
         if container.config["tty"]:
-            spec = spec_for(container, None, 1, 2)
+            spec = spec_for(container, None, 1, 2, net)
         elif container.config.get("rm"):
-            spec = spec_for(container, 0 if interactive else None, 1, 2)
+            spec = spec_for(container, 0 if interactive else None, 1, 2, net)
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
-            spec = spec_for(container, 0 if interactive else None, out_w, err_w)
+            spec = spec_for(container, 0 if interactive else None, out_w, err_w, net)
         try:
             proc = sandbox.start(spec)
         except sandbox.SandboxError as err:
@@ -178,6 +222,7 @@ def run_foreground(container: Container, interactive: bool) -> int:
             raise
         forwarder.attach(proc)
         _started(container, proc)
+        _network_started(container)
         master = proc.console
         if master is not None:
             from . import stdio  # output relaying: not needed by a plain --rm run
@@ -237,14 +282,15 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
     cg = None
     try:
         cg = _make_cgroup(container)
+        net = _network_up(container)
         if container.config["tty"]:
-            spec = spec_for(container, None, null, null)
+            spec = spec_for(container, None, null, null, net)
             pipes = []
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             in_r, in_w = os.pipe() if interactive else (null, None)
-            spec = spec_for(container, in_r, out_w, err_w)
+            spec = spec_for(container, in_r, out_w, err_w, net)
             pipes = [out_w, err_w] + ([in_r] if interactive else [])
             sources = {out_r: ("stdout", None), err_r: ("stderr", None)}
         proc = sandbox.start(spec)
@@ -254,6 +300,7 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
         os.write(report, f"{getattr(err, 'exit_code', 125)} {err}".encode())
         if cg is not None:
             cg.remove()
+        _network_down(container)
         containers.remove(container) if container.config.get("rm") else container.save_state(
             status="exited", exit_code=getattr(err, "exit_code", 125), error=str(err), finished_at=now())
         os._exit(0)
@@ -263,6 +310,7 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
         os.dup2(null, fd)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _started(container, proc)
+    _network_started(container)
     os.write(report, b"ok")
     os.close(report)
     from . import stdio
@@ -270,15 +318,77 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
     log = stdio.LogWriter(container.path(stdio.LOG_FILE))
     stdio.relay(sources, log)
     code = proc.wait()
+    proc, code = _supervise(container, proc, code, net, null, log)
     log.close()
     _finish(container, proc, code, cg)
     os._exit(0)
 
 
+STOPPED_BY_USER = "stopped-by-user"
+
+
+def mark_stopped(container: Container) -> None:
+    """A stop, kill or ``rm -f`` by the user: its ``--restart`` supervisor must not start it again."""
+    try:
+        open(container.path(STOPPED_BY_USER), "w").close()
+    except FileNotFoundError:
+        pass  # removed meanwhile
+
+
+def restart_wanted(policy: dict[str, Any], code: int, count: int, stopped: bool) -> bool:
+    """Docker's rules: ``always``/``unless-stopped`` until a stop or kill; ``on-failure[:N]``
+    after a non-zero exit, at most N times (0: no limit); ``no`` never."""
+    name, limit = policy.get("name", "no"), policy.get("max", 0)
+    if stopped or name == "no":
+        return False
+    if name == "on-failure":
+        return code != 0 and (limit == 0 or count < limit)
+    return True
+
+
+def _supervise(container: Container, proc: sandbox.Process, code: int, net: dict[str, str], null: int,
+               log: Any) -> tuple[sandbox.Process, int]:
+    """``--restart``: run the container again while its policy says so (the monitor is its
+    supervisor; backoff 100 ms doubling to 1 min, as docker's); the last process and code."""
+    from . import stdio
+
+    policy = container.config.get("restart") or {}
+    count = 0
+    while restart_wanted(policy, code, count, os.path.exists(container.path(STOPPED_BY_USER))):
+        count += 1
+        container.save_state(status="restarting", exit_code=code, restart_count=count)
+        time.sleep(min(0.1 * 2 ** (count - 1), 60.0))
+        if os.path.exists(container.path(STOPPED_BY_USER)):
+            break
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        stdio_fds = (None, null, null) if container.config["tty"] else (null, out_w, err_w)
+        try:
+            proc = sandbox.start(spec_for(container, *stdio_fds, net))
+        except sandbox.SandboxError as err:
+            code = err.exit_code
+            for fd in (out_r, err_r):
+                os.close(fd)
+            continue
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        _started(container, proc)
+        _network_started(container)  # peers may have come or gone meanwhile
+        sources = {proc.console: ("stdout", None)} if proc.console is not None else {
+            out_r: ("stdout", None), err_r: ("stderr", None)}
+        stdio.relay(sources, log)
+        for fd in (out_r, err_r):
+            os.close(fd)
+        code = proc.wait()
+    return proc, code
+
+
 def signal_container(container: Container, sig: int) -> None:
-    """Send ``sig`` to the container's pid 1."""
-    if not container.running:
+    """Send ``sig`` to the container's pid 1 (a stop or kill: no ``--restart`` after it)."""
+    if not container.running and container.state.get("status") != "restarting":
         raise PybuildError(f"container {container.name} is not running")
+    mark_stopped(container)
     if alive(container.state.get("pid"), container.state.get("pid_start")):
         os.kill(container.state["pid"], sig)
 
@@ -288,7 +398,7 @@ def wait_exit(container: Container, timeout: float | None = None) -> bool:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         container.reload()
-        if containers.refresh(container) is None or not container.running:
+        if containers.refresh(container) is None or container.state.get("status") not in ("running", "restarting"):
             return True
         if deadline is not None and time.monotonic() >= deadline:
             return False
@@ -297,6 +407,8 @@ def wait_exit(container: Container, timeout: float | None = None) -> bool:
 
 def stop(container: Container, timeout: float) -> None:
     """StopSignal, then SIGKILL (the whole cgroup) after ``timeout`` seconds."""
+    if container.state.get("status") == "restarting":
+        mark_stopped(container)  # the supervisor gives up after its backoff
     if not container.running:
         return
     signal_container(container, container.config.get("stop_signal", signal.SIGTERM))
@@ -319,7 +431,8 @@ def exec_in(container: Container, argv: list[str], env: list[str], user: str | N
         cwd=cwd or cfg["cwd"], user=user if user is not None else cfg["user"], cap_add=cfg["cap_add"],
         cap_drop=cfg["cap_drop"], seccomp=cfg.get("seccomp", True), no_new_privs=cfg.get("no_new_privs", True),
         cgroup_procs=container.cgroup().procs_files(),
-        stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=tty,
+        stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=tty, rlimits=cfg.get("rlimits", {}),
+        group_add=cfg.get("group_add", []),
     )
     forwarder = _Forwarder()
     proc = sandbox.enter(container.state["pid"], spec, container.state.get("pid_start"))

@@ -40,6 +40,7 @@ def exec_command(spec: SandboxSpec, init: int | None = None) -> None:
     """
     try:
         ident = users.resolve(spec.user)
+        ident.groups += [g for g in users.group_ids(spec.group_add) if g not in ident.groups]
         caps = security.capability_set(spec.cap_add, spec.cap_drop)
     except (users.UserError, security.SecurityError) as err:
         raise SetupError(str(err), 125) from None

@@ -53,15 +53,18 @@ def write_state_files(spec: SandboxSpec) -> None:
         os.makedirs(os.path.join(init, name), exist_ok=True)
     for name in ETC_FILES:
         open(os.path.join(init, "etc", name), "a").close()
+    if not os.path.lexists(os.path.join(init, "etc", "mtab")):  # docker's init layer has it too
+        os.symlink("/proc/mounts", os.path.join(init, "etc", "mtab"))
     hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
     if spec.network == "host":
         hosts = read_text("/etc/hosts") or hosts
     else:
         hosts += f"127.0.1.1\t{spec.hostname}\n"
-    write_text(os.path.join(state, "hosts"), hosts)
+    write_text(os.path.join(state, "hosts"), hosts if spec.hosts is None else spec.hosts)
     write_text(os.path.join(state, "hostname"), spec.hostname + "\n")
     _forget_volatile(spec.workdir)
-    write_text(os.path.join(state, "resolv.conf"), read_text("/etc/resolv.conf") if spec.network == "host" else "")
+    resolv = read_text("/etc/resolv.conf") if spec.network == "host" else ""
+    write_text(os.path.join(state, "resolv.conf"), resolv if spec.resolv_conf is None else spec.resolv_conf)
 
 
 def _forget_volatile(workdir: str) -> None:
@@ -98,7 +101,7 @@ def mount_proc(rootfs: str) -> None:
     sc.mount("proc", f"{rootfs}/proc", "proc", _NOSUID_NODEV_NOEXEC)
 
 
-def mount_dev(rootfs: str) -> None:
+def mount_dev(rootfs: str, devices: list[list[str]] | None = None) -> None:
     """A nodev tmpfs /dev with the usual nodes bind-mounted from the host, a private
     devpts, /dev/shm and /dev/mqueue.
 
@@ -112,6 +115,10 @@ def mount_dev(rootfs: str) -> None:
     for name in _DEVICES:
         os.close(os.open(f"{dev}/{name}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
         sc.mount(f"/dev/{name}", f"{dev}/{name}", None, sc.MS_BIND | sc.MS_NOSUID | sc.MS_NOEXEC)
+    for source, target in devices or []:  # --device: host nodes bound like the usual ones
+        os.makedirs(os.path.dirname(f"{rootfs}{target}"), exist_ok=True)
+        os.close(os.open(f"{rootfs}{target}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+        sc.mount(source, f"{rootfs}{target}", None, sc.MS_BIND | sc.MS_NOSUID | sc.MS_NOEXEC)
     for name, target in _DEV_LINKS:
         os.symlink(target, f"{dev}/{name}")
     for name in ("pts", "shm", "mqueue"):
@@ -124,10 +131,10 @@ def mount_dev(rootfs: str) -> None:
         pass  # optional, as in runc
 
 
-def mount_sys(rootfs: str, cgroup_dirs: dict[str, str]) -> None:
-    """Read-only sysfs, with the container's own cgroup dirs at /sys/fs/cgroup/<name>."""
+def mount_sys(rootfs: str, cgroup_dirs: dict[str, str], writable: bool = False) -> None:
+    """Read-only sysfs (writable with --privileged), with the container's own cgroup dirs at /sys/fs/cgroup/<name>."""
     sys_dir = f"{rootfs}/sys"
-    sc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
+    sc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | (0 if writable else sc.MS_RDONLY))
     cg = f"{sys_dir}/fs/cgroup"
     if not cgroup_dirs or not os.path.isdir(cg):
         return
@@ -151,8 +158,12 @@ def bind(source: str, target: str, readonly: bool, flags: int = 0) -> None:
 
 def mount_etc_files(spec: SandboxSpec, rootfs: str) -> None:
     """Bind the generated files over /etc/{hosts,hostname,resolv.conf} (never into the layer)."""
+    mine = {m.target.rstrip("/") for m in spec.mounts}
     for name in ETC_FILES:
-        bind(os.path.join(spec.state_dir, name), f"{rootfs}/etc/{name}", readonly=False, flags=sc.MS_NOSUID | sc.MS_NODEV)
+        if f"/etc/{name}" in mine:  # the user's own -v .../etc/hosts wins, as with docker
+            continue
+        target = _mount_target(rootfs, f"/etc/{name}", False)  # a volume on /etc holds the image's files: links too
+        bind(os.path.join(spec.state_dir, name), target, readonly=False, flags=sc.MS_NOSUID | sc.MS_NODEV)
 
 
 # Files inside /proc that runc lets a bind mount cover (what lxcfs emulates).
@@ -197,6 +208,10 @@ def mount_user(spec: SandboxSpec, rootfs: str) -> None:
                 if m.source is None or not os.path.exists(m.source):
                     raise RootfsError(f"bind source path does not exist: {m.source}")
                 target = _mount_target(rootfs, m.target, os.path.isdir(m.source))
+                if m.options == "populate":  # a named volume: docker copies the image's files in
+                    from .volumecopy import populate
+
+                    populate(target, m.source)
                 bind(m.source, target, m.readonly, flags=sc.MS_NODEV)
             else:
                 raise RootfsError(f"unknown mount type {m.type!r}")
@@ -229,10 +244,10 @@ def prepare(spec: SandboxSpec, rootfs: str) -> None:
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     mount_overlay(spec, rootfs)
     mount_proc(rootfs)
-    mount_dev(rootfs)
-    mount_sys(rootfs, spec.cgroup_dirs)
-    mount_etc_files(spec, rootfs)
+    mount_dev(rootfs, spec.devices)
+    mount_sys(rootfs, spec.cgroup_dirs, writable=spec.privileged)
     mount_user(spec, rootfs)
+    mount_etc_files(spec, rootfs)  # after volumes, as docker: a volume on /etc still gets them
     _make_workdir(rootfs, spec.cwd)
     if spec.readonly_rootfs:
         sc.mount(None, rootfs, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NODEV)

@@ -108,11 +108,12 @@ def _container_main(spec: SandboxSpec, report: int) -> None:
         os.setsid()
         _join_cgroups(spec.cgroup_procs)
         _preload(spec)
-        if spec.network == "none":
+        if spec.network != "host":
             _loopback_up()
         init = exeseal.sealed(INIT_BINARY) if spec.init else None  # opened while the host is in sight
         rootfs.prepare(spec, os.path.join(spec.state_dir, "rootfs"))
-        rootfs.harden_proc()
+        if not spec.privileged:
+            rootfs.harden_proc()
         sc.sethostname(spec.hostname)
         if spec.tty:
             _attach_console(report)
@@ -172,7 +173,7 @@ def _attach_console(report: int) -> None:
 def namespace_flags(spec: SandboxSpec) -> int:
     """The namespaces a new container gets."""
     flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
-    if spec.network == "none":
+    if spec.network != "host" and not spec.netns:
         flags |= sc.CLONE_NEWNET
     return flags
 
@@ -195,7 +196,10 @@ def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None =
         # open its /proc entries (exe, map_files, mem); execve makes it dumpable again.
         sc.prctl(_PR_SET_DUMPABLE, 0)
         os.setsid()  # out of the terminal's process group: signals come from the caller
+        _set_rlimits(spec.rlimits)
         if target is None:
+            if spec.netns:
+                _join_netns(spec.netns)
             sc.unshare(namespace_flags(spec))
         else:
             _preload(spec)
@@ -213,6 +217,24 @@ def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None =
         signal.signal(sig, signal.SIG_IGN)
     _, status = os.waitpid(pid, 0)
     os._exit(exit_status(status))
+
+
+def _set_rlimits(limits: dict[str, list[int]]) -> None:
+    """``--ulimit``: inherited by the container's processes (checked against the host's hard limits)."""
+    if limits:
+        import resource
+
+        for name, (soft, hard) in limits.items():
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+
+
+def _join_netns(path: str) -> None:
+    """Enter the network namespace the network layer made (a bind-mounted file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(fd, sc.CLONE_NEWNET)
+    finally:
+        os.close(fd)
 
 
 _ENTER_ORDER = ("ipc", "uts", "net", "pid", "mnt")

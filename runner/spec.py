@@ -69,7 +69,15 @@ class SandboxSpec(Record):
       rootfs mount point; nothing of it reaches ``upperdir``.
     - ``env`` (list[str] ``K=V``): used as is, plus ``HOME`` from /etc/passwd if missing.
     - ``cwd`` (str, created if missing), ``user`` (docker's ``-u``: name, uid,
-      ``user:group``), ``hostname``, ``network`` (``"host"`` or ``"none"``).
+      ``user:group``), ``hostname``, ``network`` (``"host"``, ``"none"``, or a network
+      name with ``netns``: the path of a namespace to join, made by :mod:`runner.network`).
+    - ``hosts``, ``resolv_conf`` (str or None): the text of those files when the
+      network layer made it (None: generated from ``network``).
+    - ``privileged``: docker's ``--privileged``: /sys writable, no masked or read-only /proc
+      paths (capabilities, seccomp and devices are set by the caller through their fields).
+    - ``devices`` (list of ``[host path, container path]``): ``--device`` nodes under /dev.
+    - ``group_add`` (list[str]): supplementary groups by name or number (``--group-add``).
+    - ``rlimits`` (dict): ``RLIMIT_*`` name -> ``[soft, hard]`` (``--ulimit``), set by the shim.
     - ``mounts`` (list[Mount]), ``readonly_rootfs``, ``cap_add``/``cap_drop``
       (names, ``ALL``), ``no_new_privs``, ``seccomp``, ``init`` (run under a
       minimal init that reaps zombies and forwards signals).
@@ -88,6 +96,7 @@ class SandboxSpec(Record):
         "hostname": "pybuild", "network": "host", "mounts": list, "readonly_rootfs": False,
         "cap_add": list, "cap_drop": list, "no_new_privs": True, "seccomp": True, "init": False,
         "cgroup_procs": list, "cgroup_dirs": dict, "stdin": 0, "stdout": 1, "stderr": 2, "tty": False,
+        "netns": "", "hosts": None, "resolv_conf": None, "rlimits": dict, "group_add": list, "devices": list, "privileged": False,
     }
 
     def to_json(self) -> dict[str, Any]:

@@ -126,3 +126,18 @@ def resolve(spec: str, passwd: str = "/etc/passwd", group: str = "/etc/group") -
     extra = [g.gid for g in groups if name is not None and name in g.members]
     supplementary = [gid] + [g for g in extra if g != gid]
     return ExecUser(uid, gid, supplementary, home)
+
+
+def group_ids(names: list[str], group: str = "/etc/group") -> list[int]:
+    """``--group-add``: numbers as they are, names looked up in the container's /etc/group."""
+    groups = read_group(group)
+    found = []
+    for item in names:
+        number = _id(item)
+        if number is None:
+            row = next((g for g in groups if g.name == item), None)
+            if row is None:
+                raise UserError(f"unable to find group {item}: no matching entries in group file")
+            number = row.gid
+        found.append(number)
+    return found

@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Every pybuild a test starts uses the host's network unless the test says otherwise:
+# bridge networks are made only inside network namespaces that the network tests
+# create (tests/netns_helpers.py), never in the host's.
+os.environ["PYBUILD_NETWORK"] = "host"
 PYBUILD = str(Path(sys.executable).parent / "pybuild")
 BUSYBOX = "/bin/busybox"
 
@@ -26,10 +30,11 @@ class CLI:
     def __init__(self, root: Path):
         self.root = root
         self.env = {**os.environ, "PYBUILD_ROOT": str(root)}
+        self.prefix: list[str] = []  # e.g. nsenter into a test's network namespace
 
     def __call__(self, *args: str, check: bool = True, input: bytes | None = None, timeout: float = 300,
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        proc = subprocess.run([PYBUILD, *args], input=input, capture_output=True, timeout=timeout,
+        proc = subprocess.run([*self.prefix, PYBUILD, *args], input=input, capture_output=True, timeout=timeout,
                               env={**self.env, **(env or {})})
         if check and proc.returncode != 0:
             raise AssertionError(f"pybuild {' '.join(args)} exited {proc.returncode}\n"

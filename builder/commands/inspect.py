@@ -1,4 +1,5 @@
-"""``pybuild inspect NAME...``: image details as JSON shaped like ``docker image inspect``."""
+"""``pybuild inspect NAME...``: images (as ``docker image inspect``) or containers (as
+``docker container inspect``) as JSON; an image name wins, as with ``docker inspect``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="+", metavar="IMAGE")
+    parser.add_argument("names", nargs="+", metavar="IMAGE|CONTAINER")
     parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                         help="which platform of a multi-platform image to describe (default: the host's)")
     parser.add_argument("-f", "--format", help="print one top-level field (e.g. Id, Config) instead of the whole JSON")
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         found = [a for name in args.names for a in attestations_of(store, name, insecure=args.insecure)]
         print(json.dumps(found, indent=4))
         return 0
-    results = [describe(store, name, args.platform) for name in args.names]
+    results = [_one(args.root, store, name, args.platform) for name in args.names]
     if args.format:
         field = args.format.strip("{} .")
         for result in results:
@@ -69,3 +70,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(json.dumps(results, indent=4))
     return 0
+
+
+def _one(root: str, store, name: str, platform: str | None = None) -> dict[str, Any]:
+    """The image called ``name`` (for ``platform``), else the container."""
+    from registry.errors import ImageNotFound
+
+    try:
+        return describe(store, name, platform)
+    except ImageNotFound as image_error:
+        from runner import containers
+
+        try:
+            container = containers.lookup(root, name)
+        except containers.NoSuchContainer:
+            raise image_error from None
+        from ._container_view import describe as describe_container
+
+        return describe_container(container)

@@ -18,9 +18,10 @@ def run(args: argparse.Namespace) -> int:
 
     for ref in args.containers:
         container = containers.lookup(args.root, ref)
-        if container.running:
+        if container.running or container.state.get("status") == "restarting":
             if not args.force:
                 raise PybuildError(f"container {container.name} is running: stop it first or use rm -f")
+            lifecycle.mark_stopped(container)
             container.cgroup().kill_all()
             lifecycle.wait_exit(container)
         if containers.refresh(container) is not None:

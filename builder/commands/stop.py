@@ -7,7 +7,8 @@ import argparse
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """``-t`` seconds to wait before SIGKILL."""
-    parser.add_argument("-t", "--time", type=float, default=10, help="seconds to wait before killing (default 10)")
+    parser.add_argument("-t", "--time", type=float, help="seconds to wait before killing (default: the container's "
+                        "--stop-timeout, else 10)")
     parser.add_argument("containers", nargs="+", metavar="CONTAINER", help="container names or IDs")
 
 
@@ -16,6 +17,8 @@ def run(args: argparse.Namespace) -> int:
     from runner import containers, lifecycle
 
     for ref in args.containers:
-        lifecycle.stop(containers.lookup(args.root, ref), args.time)
+        container = containers.lookup(args.root, ref)
+        timeout = args.time if args.time is not None else container.config.get("stop_timeout")
+        lifecycle.stop(container, 10 if timeout is None else timeout)
         print(ref)
     return 0
