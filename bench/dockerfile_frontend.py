@@ -98,7 +98,7 @@ def labels_applied(text: str) -> None:
 
 def dockerfile_parse_structure(text: str) -> None:
     from dockerfile_parse import DockerfileParser
-    DockerfileParser(fileobj=io.BytesIO(text.encode())).structure
+    _ = DockerfileParser(fileobj=io.BytesIO(text.encode())).structure
 
 
 def main() -> None:

@@ -236,7 +236,7 @@ class ArchiveWriter:
         self.store = store
         self.format = fmt
         self._out = _Output(out)
-        self._tar = tarfile.open(fileobj=self._out, mode="w|", format=tarfile.PAX_FORMAT)
+        self._tar = tarfile.open(fileobj=self._out, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
         self._written: set[str] = set()
         self._docker_manifest: list[dict[str, Any]] = []
         self._index: list[dict[str, Any]] = []
@@ -297,7 +297,7 @@ class ArchiveWriter:
                 self._repositories.setdefault(ref.familiar_name, {})[ref.tag] = image.id.split(":", 1)[1]
 
     def _index_entries(self, desc: oci.Descriptor, refs: Sequence[Reference]) -> None:
-        names = [ref.familiar() for ref in refs] or [None]
+        names: list[str | None] = [ref.familiar() for ref in refs] or [None]
         for name in names:
             annotations = {}
             if name:

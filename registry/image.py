@@ -182,7 +182,7 @@ class StoreSource:
         return ImageManifest(self.store.read_blob(desc.digest), self.image.manifest.get("mediaType") or desc.media_type)
 
     def open_blob(self, desc: oci.Descriptor) -> BinaryIO:
-        return self.store.open_blob(desc.digest)
+        return self.store.open_blob(desc.digest)  # type: ignore[return-value]  # a raw binary stream
 
 
 class StoreSink:

@@ -94,6 +94,12 @@ class Descriptor:
     """
 
     __slots__ = ("media_type", "digest", "size", "annotations", "platform", "urls")
+    media_type: str
+    digest: str
+    size: int
+    annotations: dict[str, str]
+    platform: dict[str, Any] | None
+    urls: tuple[str, ...]
 
     def __init__(self, media_type: str, digest: str, size: int, annotations: dict[str, str] | None = None,
                  platform: dict[str, Any] | None = None, urls: tuple[str, ...] = ()):

@@ -30,6 +30,10 @@ class Reference:
     """A normalised image reference: registry host, repository path, tag and/or digest (immutable)."""
 
     __slots__ = ("registry", "repository", "tag", "digest")
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None
 
     def __init__(self, registry: str, repository: str, tag: str | None = None, digest: str | None = None):
         set_ = object.__setattr__

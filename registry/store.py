@@ -239,6 +239,7 @@ class BlobWriter:
             self._synced_to = self.size
 
     def _write_all(self, data: bytes | memoryview) -> None:
+        assert self._fd is not None, "blob writer already closed"
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view):]

@@ -18,9 +18,8 @@ import time
 
 from registry.errors import PybuildError
 
-from .errors import RunError
-
 from . import cgroups
+from .errors import RunError
 from .procinfo import alive, proc_start_time
 
 TYPE_CHECKING = False  # typing itself is not imported on the run path

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 
-from .errors import RunError
-
 from . import cgroups, containers, imageconfig, images, security
+from .errors import RunError
 from .lifecycle import parse_security_opts, parse_tmpfs, parse_volume
 from .spec import REQUIRED, Mount, Record
 

@@ -6,7 +6,6 @@ Pure functions, no I/O: entrypoint/cmd combination, environment merge, sizes.
 from __future__ import annotations
 
 from .errors import RunError
-
 from .spec import DEFAULT_PATH
 
 

@@ -97,7 +97,7 @@ def resolve(root: str, name: str, platform: str | None = None, pull: str = "miss
 
     store, image = _load_store_image(root, name, platform, pull)
     image_platform = of_config(image.config)
-    check_platform(name, image_platform and str(image_platform), platform)
+    check_platform(name, str(image_platform) if image_platform else None, platform)
     lowerdirs = [str(p) for p in Snapshots(root).ensure(store, image)]
     entry = {"id": image.id, "config": image.config.get("config") or {}, "lowerdirs": lowerdirs,
              "platform": image_platform and str(image_platform)}

@@ -15,10 +15,9 @@ import time
 
 from registry.errors import PybuildError
 
-from .errors import RunError
-
 from . import cgroups, containers, sandbox
 from .containers import Container, now
+from .errors import RunError
 from .procinfo import alive, proc_start_time
 from .spec import Mount, SandboxSpec
 
@@ -292,7 +291,7 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
             in_r, in_w = os.pipe() if interactive else (null, None)
             spec = spec_for(container, in_r, out_w, err_w, net)
             pipes = [out_w, err_w] + ([in_r] if interactive else [])
-            sources = {out_r: ("stdout", None), err_r: ("stderr", None)}
+            sources: dict[int, tuple[str, int | None]] = {out_r: ("stdout", None), err_r: ("stderr", None)}
         proc = sandbox.start(spec)
         if proc.console is not None:
             sources = {proc.console: ("stdout", None)}
@@ -362,9 +361,9 @@ def _supervise(container: Container, proc: sandbox.Process, code: int, net: dict
             break
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        stdio_fds = (None, null, null) if container.config["tty"] else (null, out_w, err_w)
+        stdin, stdout, stderr = (None, null, null) if container.config["tty"] else (null, out_w, err_w)
         try:
-            proc = sandbox.start(spec_for(container, *stdio_fds, net))
+            proc = sandbox.start(spec_for(container, stdin, stdout, stderr, net))
         except sandbox.SandboxError as err:
             code = err.exit_code
             for fd in (out_r, err_r):
@@ -375,7 +374,7 @@ def _supervise(container: Container, proc: sandbox.Process, code: int, net: dict
             os.close(err_w)
         _started(container, proc)
         _network_started(container)  # peers may have come or gone meanwhile
-        sources = {proc.console: ("stdout", None)} if proc.console is not None else {
+        sources: dict[int, tuple[str, int | None]] = {proc.console: ("stdout", None)} if proc.console is not None else {
             out_r: ("stdout", None), err_r: ("stderr", None)}
         stdio.relay(sources, log)
         for fd in (out_r, err_r):

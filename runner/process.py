@@ -6,8 +6,8 @@ Shared by a new container's first process and by ``pybuild exec``.  Failures are
 
 from __future__ import annotations
 
-import os
 import _signal as signal  # the C module: `signal` would import enum (~3 ms per shim)
+import os
 
 from . import security, users
 from .spec import DEFAULT_PATH, SandboxSpec
@@ -57,7 +57,7 @@ def exec_command(spec: SandboxSpec, init: int | None = None) -> None:
     try:
         os.chdir(spec.cwd)
     except OSError as err:
-        raise SetupError(f"chdir to cwd ({spec.cwd!r}) set in config.json failed: {err.strerror.lower()}", 126) from None
+        raise SetupError(f"chdir to cwd ({spec.cwd!r}) set in config.json failed: {(err.strerror or str(err)).lower()}", 126) from None
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; exec keeps ignores
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
@@ -65,7 +65,7 @@ def exec_command(spec: SandboxSpec, init: int | None = None) -> None:
         try:
             os.execve(init, [INIT_NAME, "--", *spec.argv], env)
         except OSError as err:
-            raise SetupError(f"exec: {INIT_NAME}: {err.strerror.lower()}", 126) from None
+            raise SetupError(f"exec: {INIT_NAME}: {(err.strerror or str(err)).lower()}", 126) from None
     execvpe(spec.argv, env)
 
 
@@ -88,7 +88,7 @@ def execvpe(argv: list[str], env: dict[str, str]) -> None:
             denied = True
             continue
         except OSError as err:
-            raise SetupError(f'exec: "{name}": {err.strerror.lower()}', 126) from None
+            raise SetupError(f'exec: "{name}": {(err.strerror or str(err)).lower()}', 126) from None
     if denied:
         raise SetupError(f'exec: "{name}": permission denied', 126)
     if "/" in name:

@@ -17,17 +17,17 @@ Both die with their parent (PR_SET_PDEATHSIG).
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: `signal` would import enum (~3 ms per shim)
 import gc
 import os
-import _signal as signal  # the C module: `signal` would import enum (~3 ms per shim)
 import sys
 
 from registry.errors import PybuildError
 
 from . import exeseal, rootfs, security
 from . import syscalls as sc
-from .procinfo import proc_start_time
 from .process import SetupError, exec_command
+from .procinfo import proc_start_time
 from .spec import SandboxSpec
 
 

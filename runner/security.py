@@ -174,7 +174,7 @@ def _enosys_above(limits: list[tuple[int, int]]) -> None:
         left = 3 * (len(limits) - i - 1)  # instructions of the blocks after this one
         code += [(_JEQ_K, 0, 2, arch), (_LD_W_ABS, 0, 0, 0), (_JGT_K, left + 1, left, highest)]
     code += [(_RET_K, 0, 0, _RET_ALLOW), (_RET_K, 0, 0, _RET_ENOSYS)]
-    program = (SockFilter * len(code))(*code)
+    program = (SockFilter * len(code))(*code)  # type: ignore[misc]  # ctypes builds each struct from its tuple
     fprog = SockFprog(len(code), program)
     syscalls.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
 

@@ -127,7 +127,7 @@ class Snapshots:
     def prune(self, keep_chain_ids: Iterable[str]) -> list[str]:
         """Remove snapshots not in ``keep_chain_ids`` and dead temp dirs; return removed chain IDs."""
         keep = {short_id(c) for c in keep_chain_ids}
-        removed = []
+        removed: list[str] = []
         if not self.dir.is_dir():
             return removed
         tempfiles.sweep(self.dir, prefix=".tmp-")

@@ -22,6 +22,9 @@ class Record:
 
     _FIELDS: dict[str, Any] = {}
 
+    if TYPE_CHECKING:  # fields are set from _FIELDS: tell the type checker any name is an attribute
+        def __getattr__(self, name: str) -> Any: ...
+
     def __init__(self, **values: Any):
         unknown = set(values) - set(self._FIELDS)
         if unknown:

@@ -134,7 +134,7 @@ class RawTerminal:
 
     def __init__(self, fd: int):
         self.fd = fd
-        self._saved = None
+        self._saved: list | None = None
 
     def __enter__(self) -> "RawTerminal":
         import termios

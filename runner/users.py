@@ -121,7 +121,8 @@ def resolve(spec: str, passwd: str = "/etc/passwd", group: str = "/etc/group") -
         row = next((g for g in groups if (g.name == group_part if gid_num is None else g.gid == gid_num)), None)
         if row is None and gid_num is None:
             raise UserError(f"unable to find group {group_part}: no matching entries in group file")
-        group_id = gid_num if row is None else row.gid
+        group_id = row.gid if row is not None else gid_num
+        assert group_id is not None  # a name without a row was refused above
         return ExecUser(uid, group_id, [group_id], home)
     extra = [g.gid for g in groups if name is not None and name in g.members]
     supplementary = [gid] + [g for g in extra if g != gid]

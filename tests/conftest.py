@@ -115,8 +115,7 @@ def docker() -> str:
 
 
 # ---- registry client (issue 4): docker-registry processes, token server, certificates ----
-from registry_fixtures import (any_registry, plain_registry, registry_factory, tls_registry,  # noqa: E402,F401
-                               token_registry)
+from registry_fixtures import any_registry, plain_registry, registry_factory, tls_registry, token_registry  # noqa: E402,F401
 
 
 # ---- multi-platform builds (issue 13): an arm64 busybox base from Debian's package ----

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from conftest import CLI
 
 

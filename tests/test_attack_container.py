@@ -13,10 +13,10 @@ import subprocess
 import threading
 
 import pytest
-from runner_helpers import cgroup_dir, container_id, container_state, needs_root, wait_for
 
 from registry.store import Store
 from runner.snapshots import Snapshots
+from runner_helpers import cgroup_dir, container_id, container_state, needs_root, wait_for
 
 pytestmark = needs_root
 

@@ -14,9 +14,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from runner_helpers import needs_root
 
 from differential.harness import summarize_store_image
+from runner_helpers import needs_root
 
 pytestmark = [needs_root, pytest.mark.slow]
 

@@ -14,8 +14,21 @@ import posixpath
 import pytest
 
 from builder.dockerfile import (
-    Cmd, DockerfileError, Entrypoint, Env, Expose, Healthcheck, Label, Onbuild, Shell, StageScope,
-    StopSignal, User, Volume, Workdir, plan,
+    Cmd,
+    DockerfileError,
+    Entrypoint,
+    Env,
+    Expose,
+    Healthcheck,
+    Label,
+    Onbuild,
+    Shell,
+    StageScope,
+    StopSignal,
+    User,
+    Volume,
+    Workdir,
+    plan,
 )
 from dockerfile_helpers import docker_build, docker_config, docker_error, docker_rmi, write_context
 

@@ -8,8 +8,17 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 from builder.dockerfile import (
-    Add, Copy, DockerfileError, From, Healthcheck, Onbuild, Run, parse, parse_instruction,
-    parse_triggers, plan,
+    Add,
+    Copy,
+    DockerfileError,
+    From,
+    Healthcheck,
+    Onbuild,
+    Run,
+    parse,
+    parse_instruction,
+    parse_triggers,
+    plan,
 )
 
 

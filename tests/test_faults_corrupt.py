@@ -18,10 +18,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import CLI
-from registry_fixtures import Registry
 
+from conftest import CLI
 from registry.store import Store
+from registry_fixtures import Registry
 
 
 def layer_digest(cli: CLI, name: str) -> str:

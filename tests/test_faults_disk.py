@@ -16,12 +16,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import CLI
-from registry_fixtures import Registry
 
+from conftest import CLI
 from registry.layer import write_layer
 from registry.layer.pipeline import _Stages
 from registry.store import Store, StoreWriteFailed
+from registry_fixtures import Registry
 
 GUARD = 120  # seconds: only to turn a hang into a failure
 

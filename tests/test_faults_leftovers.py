@@ -17,11 +17,11 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from conftest import CLI, PYBUILD
 from faultproxy import FaultProxy
-from registry_fixtures import Registry
-
 from registry import tempfiles
+from registry_fixtures import Registry
 
 GUARD = 120
 MiB = 1 << 20

@@ -24,8 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from builder.build.metadata import apply_changes
-from builder.dockerfile import (DockerfileError, ExpansionError, StageScope, expand_word, expand_words, parse,
-                                plan)
+from builder.dockerfile import DockerfileError, ExpansionError, StageScope, expand_word, expand_words, parse, plan
 from builder.dockerignore import DockerIgnore
 from registry import oci
 from registry.errors import PybuildError

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import PYBUILD
 from netns_helpers import netcli, netns  # noqa: F401
 from runner_helpers import container_id, image_variant, needs_root, wait_for

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from runner_helpers import needs_root
 
 from builder.build import mounting
 from runner import syscalls
 from runner.overlay import DIFF_OPTIONS, overlay_options
+from runner_helpers import needs_root
 
 
 def test_options_keep_the_upper_dir_a_plain_diff():

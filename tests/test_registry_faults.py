@@ -6,7 +6,6 @@ with one clear line; a corrupt blob never enters the store.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path

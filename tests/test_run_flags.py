@@ -9,6 +9,7 @@ import subprocess
 import uuid
 
 import pytest
+
 from runner_helpers import container_id, image_variant, needs_root, wait_for
 
 pytestmark = needs_root

@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
-from runner_helpers import container_id, needs_root, wait_for
 
+from conftest import REPO
 from runner import cgroups
+from runner_helpers import container_id, needs_root, wait_for
 
 pytestmark = needs_root
 

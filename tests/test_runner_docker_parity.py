@@ -11,6 +11,7 @@ import os
 import subprocess
 
 import pytest
+
 from runner_helpers import image_variant, needs_root
 
 pytestmark = [needs_root, pytest.mark.docker]

@@ -13,9 +13,9 @@ import shutil
 import subprocess
 
 import pytest
-from runner_helpers import needs_root
 
 from runner import exeseal
+from runner_helpers import needs_root
 
 pytestmark = needs_root
 

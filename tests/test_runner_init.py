@@ -11,6 +11,7 @@ import select
 import subprocess
 
 import pytest
+
 from conftest import PYBUILD
 from runner_helpers import needs_root
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 
 import pytest
+
 from conftest import PYBUILD
 from runner_helpers import cgroup_dir, container_id, container_state, image_variant, needs_root, wait_for
 

@@ -8,13 +8,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from runner_helpers import bare_spec, needs_root
 
 from registry.oci import chain_ids
 from registry.store import Store
 from runner import imageconfig, sandbox, users
 from runner.snapshots import Snapshots
 from runner.spec import Mount, SandboxSpec
+from runner_helpers import bare_spec, needs_root
 
 pytestmark = needs_root
 

@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from conftest import PYBUILD
 from runner_helpers import needs_root
 from static_programs import build_static

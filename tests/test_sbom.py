@@ -222,10 +222,10 @@ def test_hostile_package_metadata_is_bounded(pybuild, root, busybox_rootfs, tmp_
     pybuild("import", str(rootfs), "hostile:1")
     assert "huge" not in packages(sbom(pybuild, "hostile:1"))
 
+    from registry.errors import PybuildError
     from registry.image import StoreSource
     from registry.sbom.files import image_files
     from registry.sbom.packages import wanted
-    from registry.errors import PybuildError
     from registry.store import Store
 
     store = Store(root)

@@ -9,6 +9,7 @@ import subprocess
 import uuid
 
 import pytest
+
 from runner_helpers import needs_root
 
 pytestmark = needs_root

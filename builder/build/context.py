@@ -10,10 +10,10 @@ changed is re-read, hashes the same, and keeps the cache.
 from __future__ import annotations
 
 import functools
-import re
 import hashlib
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,7 +36,7 @@ class HashCache:
         self.dirty = False
         if path is not None:
             try:
-                self.entries = json.loads(self.path.read_text())
+                self.entries = json.loads(Path(path).read_text())
             except (OSError, ValueError):
                 self.entries = {}
 

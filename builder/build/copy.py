@@ -23,7 +23,7 @@ import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from base import safepath
 from registry.errors import PybuildError
@@ -39,7 +39,7 @@ class CopyError(PybuildError):
 class CopyRequest:
     """One COPY/ADD with its sources already resolved to paths relative to ``tree``."""
 
-    tree: object  # a builder.build.context.Context (the build context or a stage's rootfs)
+    tree: Any  # a builder.build.context.Context (the build context or a stage's rootfs)
     sources: list[str]
     dest: str
     workdir: str = "/"

@@ -49,8 +49,8 @@ class CopyStep:
         local = [s for s in inst.sources if s not in self.urls]
         self.count = len(inst.sources) + len(inst.contents)
         if self.from_:
-            self.source_key = executor.source_key(self.from_, inst, stage)
-            self.resolved = [(s, None) for s in local]
+            self.source_key: str | None = executor.source_key(self.from_, inst, stage)
+            self.resolved: list[tuple[str, Any]] = [(s, None) for s in local]  # (source, its paths; None: --from)
             self.checksums: list[Any] = local
         else:
             ctx = executor.opts.context

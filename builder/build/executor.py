@@ -120,8 +120,8 @@ class Executor:
         self.progress = progress
         self.cache = BuildCache(opts.root)
         self.results: dict[int, StageState] = {}
-        self._store = None
-        self._snapshots = None
+        self._store: Any = None  # a Store, opened on first use
+        self._snapshots: Any = None  # a Snapshots, opened on first use
         self._lock = threading.Lock()
         self._mount_lock = threading.Lock()
         self._stage_mounts: dict[str, str] = {}
@@ -177,7 +177,7 @@ class Executor:
             config = self._final_config(final)
             image = self.store.commit_image(config, final.layers)
             descriptor = oci.Descriptor(image.descriptor.media_type, image.descriptor.digest, image.descriptor.size,
-                                        platform=platforms.of_config(config).to_json())
+                                        platform=(platforms.of_config(config) or self.platform).to_json())
             for tag in self.opts.tags:
                 if self._tagged(tag) != image.descriptor.digest:  # a cached rebuild rewrites nothing
                     self.store.tag(tag, descriptor)
@@ -206,7 +206,7 @@ class Executor:
             if failed:
                 self.cancel()
                 wait(futures)
-                raise failed[0].exception()
+                raise failed[0].exception()  # type: ignore[misc]  # checked not None above
             for fut, index in futures.items():
                 self.results[index] = fut.result()
 
@@ -405,8 +405,8 @@ class Executor:
             self._layer_step(state, step.description(), step.created_by(), text, run=step)
         else:
             from .copy_step import CopyStep  # noqa: PLC0415
-            step = CopyStep(self, stage, state, inst)
-            self._layer_step(state, step.description(), step.created_by, text, mounted=step.apply)
+            copy = CopyStep(self, stage, state, inst)
+            self._layer_step(state, copy.description(), copy.created_by, text, mounted=copy.apply)
 
     def _layer_step(self, state: StageState, description, created_by, text: str,
                     mounted=None, run=None) -> None:

@@ -20,8 +20,9 @@ def build_index(executors: list[Executor], store, tags: list[str]) -> StoredImag
     """Build every executor's image and name the index over them ``tags``; return the index."""
     with store.transaction():
         results = _build_all(executors)
+        assert all(result.descriptor is not None for result in results)  # every build stores its image
         index = {"schemaVersion": 2, "mediaType": oci.OCI_INDEX,
-                 "manifests": [result.descriptor.to_json() for result in results]}
+                 "manifests": [result.descriptor.to_json() for result in results]}  # type: ignore[union-attr]
         desc = store.put_json(index, oci.OCI_INDEX)
         for tag in tags:
             store.tag(tag, desc)

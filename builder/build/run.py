@@ -162,13 +162,13 @@ class RunStep:
                 out.append(Mount(target=m.target, type="bind", source=source, readonly=m.readonly))
             elif m.type == "tmpfs":
                 out.append(Mount(target=m.target, type="tmpfs", options=f"size={m.size}" if m.size else ""))
-        for path, (data, mode) in self.files.items():
-            host = os.path.join(scratch, "files", os.path.basename(path))
+        for target, (data, mode) in self.files.items():
+            host = os.path.join(scratch, "files", os.path.basename(target))
             os.makedirs(os.path.dirname(host), exist_ok=True)
             with open(host, "wb") as fh:
                 fh.write(data)
             os.chmod(host, mode)
-            out.append(Mount(target=path, type="bind", source=host, readonly=True))
+            out.append(Mount(target=target, type="bind", source=host, readonly=True))
         return out
 
     def _clean_upper(self, upper: str, lowers: list[str], targets: list[str]) -> None:

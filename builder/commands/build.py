@@ -108,7 +108,6 @@ def run(args: argparse.Namespace) -> int:
     from builder.build.executor import BuildOptions, Executor
     from builder.build.progress import Progress
     from builder.dockerfile.stages import plan
-
     from registry.errors import PybuildError
     from registry.platform import host, parse_list
     from registry.reference import parse as parse_reference
@@ -164,9 +163,9 @@ def run(args: argparse.Namespace) -> int:
         context.hashes.save()
     if args.sbom or args.provenance:
         _attest(args, result, executors[0], started, display, text)
-    warning = build_plan.unused_build_args_warning()
-    if warning:
-        progress.message(warning)
+    unused = build_plan.unused_build_args_warning()
+    if unused:
+        progress.message(unused)
     if args.iidfile:
         with open(args.iidfile, "w") as fh:
             fh.write(result.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     wanted = parse(args.repository, default_tag=False).name if args.repository else None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ref, desc in store.entries():
         if wanted and (ref is None or ref.name != wanted):
             continue

@@ -30,9 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from registry.errors import PybuildError
     from registry.layer import extract_layer, open_layer, write_layer
-    from registry.reference import parse
     from registry.platform import host
     from registry.platform import parse as parse_platform
+    from registry.reference import parse
     from registry.store import disk_errors
 
     from ._common import open_store

@@ -16,7 +16,6 @@ def run(args: argparse.Namespace) -> int:
     from registry.archive import ArchiveReader
     from registry.errors import PybuildError
     from registry.image import StoreSink, copy_index
-
     from registry.store import disk_errors
 
     from ._common import open_store
@@ -43,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
                     for ref in image.refs:
                         print(f"Loaded image: {ref.familiar()}")
                     if not image.refs:
+                        assert sink.written is not None  # set by the copy that just finished
                         shown = sink.written.digest if copied.is_index else store.image_at(sink.written).id
                         print(f"Loaded image ID: {shown}")
         finally:

@@ -54,7 +54,7 @@ def _remove(store, name: str, force: bool, in_use: set[str]) -> None:
     if not by_name and len(names) > 1 and not force:
         raise ImageInUse(f"image {name} is referenced by several names ({', '.join(r.familiar() for r in names)}); "
                          "remove them by name or use -f")
-    removing = [asked] if by_name else names
+    removing = [asked] if asked is not None and by_name else names
     last = len(removing) >= len(names)
     if last and image.id in in_use and not force:
         raise ImageInUse(f"image {name} is used by a container; remove the container first ('pybuild rm') or use -f")

@@ -84,14 +84,39 @@ from __future__ import annotations
 from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.expand import ExpansionError, Lexer, expand_word, expand_words
 from builder.dockerfile.instructions import (
-    DEFAULT_SHELL, Add, Arg, Cmd, Copy, Entrypoint, Env, Expose, From, Healthcheck, Instruction,
-    Label, Maintainer, Onbuild, Run, Shell, SourceContent, StopSignal, User, Volume, Workdir,
+    DEFAULT_SHELL,
+    Add,
+    Arg,
+    Cmd,
+    Copy,
+    Entrypoint,
+    Env,
+    Expose,
+    From,
+    Healthcheck,
+    Instruction,
+    Label,
+    Maintainer,
+    Onbuild,
+    Run,
+    Shell,
+    SourceContent,
+    StopSignal,
+    User,
+    Volume,
+    Workdir,
     parse_instruction,
 )
 from builder.dockerfile.mounts import Mount
 from builder.dockerfile.parser import Document, Heredoc, Node, parse
 from builder.dockerfile.stages import (
-    PROXY_ARGS, BuildArgs, Plan, Stage, StageScope, parse_triggers, plan,
+    PROXY_ARGS,
+    BuildArgs,
+    Plan,
+    Stage,
+    StageScope,
+    parse_triggers,
+    plan,
 )
 
 __all__ = [

@@ -41,7 +41,7 @@ def parse_flags(words: Iterable[str], spec: Mapping[str, str]) -> dict[str, obje
         elif not eq:
             raise FlagError(f"Missing a value on flag: {name}")
         elif kind == STRINGS:
-            used.setdefault(name, []).append(value)  # type: ignore[union-attr]
+            used.setdefault(name, []).append(value)  # type: ignore[attr-defined]
         else:
             used[name] = value
     return used

@@ -401,7 +401,7 @@ def _from(node: Node, base: dict) -> From:
 
 def _run(node: Node, base: dict) -> Run:
     flags = _flags(node, {"mount": STRINGS, "network": STRING, "security": STRING})
-    specs = tuple(flags.get("mount", ()))  # type: ignore[arg-type]
+    specs: tuple[str, ...] = tuple(flags.get("mount", ()))  # type: ignore[arg-type]
     mounts = []
     for spec in specs:
         try:

@@ -118,6 +118,7 @@ class _Directives:
         if key in self.seen:
             raise DockerfileError(f"only one {key} parser directive can be used", self.path, lineno)
         self.seen.add(key)
+        assert m is not None  # a known directive's key came from the match
         value = m.group(2)
         if key == "escape":
             if value not in ("\\", "`"):

@@ -23,7 +23,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.expand import ExpansionError, Lexer
 from builder.dockerfile.instructions import (
-    Arg, Copy, Env, From, Instruction, Run, parse_instruction,
+    Arg,
+    Copy,
+    Env,
+    From,
+    Instruction,
+    Run,
+    parse_instruction,
 )
 from builder.dockerfile.parser import Document, parse
 from builder.dockerfile.record import Record
@@ -329,7 +335,7 @@ def _stage(index: int, frm: From, body: list[Instruction], earlier: list[Stage],
                  frozenset(deps), frozenset(images))
 
 
-def _lookup(earlier: list[Stage], value: str, index: int, inst: Instruction) -> int | None:
+def _lookup(earlier: Sequence[Stage], value: str, index: int, inst: Instruction) -> int | None:
     lower = value.lower()
     for stage in earlier:
         if stage.name == lower:

@@ -12,7 +12,7 @@ bytes and the level: same tar, same blob.
 from __future__ import annotations
 
 import struct
-from typing import Protocol
+from typing import Any, Protocol
 
 import zstandard
 from isal import isal_zlib
@@ -159,7 +159,7 @@ class PlainCodec:
         return b""
 
 
-_CODECS = {"gzip": GzipCodec, "zstd": ZstdCodec, "none": PlainCodec}
+_CODECS: dict[str, Any] = {"gzip": GzipCodec, "zstd": ZstdCodec, "none": PlainCodec}
 
 
 def make_codec(compression: str, level: int | None = None) -> Codec:

@@ -170,6 +170,6 @@ def tar_stream_to_blob(store: "Store", fileobj: IO[bytes], compression: str = "g
                        level: int | None = None) -> LayerResult:
     """Store an uncompressed tar stream (e.g. from :func:`open_layer`) compressed as asked."""
     def produce(out: Segmenter) -> None:
-        out.copy_from(fileobj.readinto)
+        out.copy_from(fileobj.readinto)  # type: ignore[attr-defined]  # a binary stream has readinto
 
     return stream_to_blob(store, produce, compression, level)

@@ -11,7 +11,7 @@ truncated, since it requires the end-of-archive marker.)
 from __future__ import annotations
 
 import io
-from typing import IO
+from typing import IO, cast
 
 import zstandard
 from isal import igzip, isal_zlib
@@ -58,8 +58,8 @@ class _Decompressed(io.RawIOBase):
 
     def readinto(self, buf) -> int:
         try:
-            return self._inner.readinto(buf) or 0
-        except (EOFError, OSError, zstandard.ZstdError, isal_zlib.error) as err:
+            return self._inner.readinto(buf) or 0  # type: ignore[attr-defined]  # every decompressor has it
+        except (EOFError, OSError, zstandard.ZstdError, isal_zlib.error) as err:  # type: ignore[misc]
             raise BadArchive(f"corrupt or truncated {self._kind} layer data: {err}") from None
 
     def close(self) -> None:
@@ -83,19 +83,20 @@ def _read_head(fileobj: IO[bytes], size: int) -> bytes:
     return head
 
 
-def open_layer(fileobj: IO[bytes], media_type: str | None = None) -> IO[bytes]:
+def open_layer(fileobj: IO[bytes] | io.RawIOBase, media_type: str | None = None) -> IO[bytes]:
     """The uncompressed tar stream of a layer blob (use as a context manager).
 
     ``media_type`` is informative only: the bytes decide.  Closing the result does
     not close ``fileobj``.
     """
-    head = _read_head(fileobj, 4)
-    raw = _Prefixed(head, fileobj)
+    stream = cast(IO[bytes], fileobj)  # a raw stream reads the same way
+    head = _read_head(stream, 4)
+    raw = _Prefixed(head, stream)
     kind = detect_compression(head)
     if kind == "gzip":
-        inner: IO[bytes] = igzip.IGzipFile(fileobj=io.BufferedReader(raw, 1 << 20), mode="rb")
+        inner: IO[bytes] = igzip.IGzipFile(fileobj=io.BufferedReader(raw, 1 << 20), mode="rb")  # type: ignore[assignment]
     elif kind == "zstd":
-        inner = zstandard.ZstdDecompressor().stream_reader(raw, read_size=1 << 20, read_across_frames=True,
+        inner = zstandard.ZstdDecompressor().stream_reader(raw, read_size=1 << 20, read_across_frames=True,  # type: ignore[arg-type]
                                                            closefd=False)
     else:
         return io.BufferedReader(raw, 1 << 20)

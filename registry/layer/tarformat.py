@@ -68,8 +68,8 @@ def header(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, ty
             records.append(pax_record(key.encode(), b"%d" % value))
     if mtime > MAX_OCTAL_11:
         records.append(pax_record(b"mtime", b"%d" % mtime))
-    for key in sorted(xattrs or ()):
-        records.append(pax_record(XATTR_PREFIX.encode() + key, xattrs[key]))
+    for xattr, value_ in sorted((xattrs or {}).items()):
+        records.append(pax_record(XATTR_PREFIX.encode() + xattr, value_))
     entry = _ustar(name, mode, min(uid, MAX_OCTAL_7), min(gid, MAX_OCTAL_7), min(size, MAX_OCTAL_11),
                    min(mtime, MAX_OCTAL_11), typeflag, linkname, devmajor, devminor)
     if not records:

@@ -27,8 +27,8 @@ from typing import Any, BinaryIO, Iterator, Sequence
 from .. import oci
 from ..errors import BadArchive, DigestMismatch, ImageNotFound, PybuildError
 from ..image import ImageManifest, ImageSink, ImageSource, StoreSink, StoreSource
-from ..reference import Reference, parse
 from ..platform import select_descriptor
+from ..reference import Reference, parse
 from ..store import Store
 from .origins import BlobOrigins
 from .transfer import Reporter, transfer
@@ -199,7 +199,7 @@ def copy_between(store: Store, src: str | Location, dst: str | Location, *, plat
             sink, refs = _open_sink(store, dst, src_ref if src.kind == "docker" else None, insecure, chunk_size,
                                     origins, stack)
             manifest = index() if whole else source.manifest()  # type: ignore[misc]
-            if getattr(sink, "has_manifest", None) and sink.has_manifest(manifest, refs):
+            if getattr(sink, "has_manifest", None) and sink.has_manifest(manifest, refs):  # type: ignore[attr-defined]
                 for desc in ([] if whole else manifest.blobs()):
                     if reporter is not None:
                         reporter.finish(desc, "exists")

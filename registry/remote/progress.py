@@ -6,7 +6,7 @@ import contextlib
 import sys
 import threading
 import time
-from typing import Iterator, TextIO
+from typing import Any, Iterator, TextIO
 
 from .. import oci
 
@@ -67,11 +67,11 @@ class RichReporter:
         self.labels = _LABELS[action]
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                  TransferSpeedColumn(), console=Console(file=out), transient=False)
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, Any] = {}  # rich's TaskIDs
         self._lock = threading.Lock()
         self.progress.start()
 
-    def _task(self, desc: oci.Descriptor) -> int:
+    def _task(self, desc: oci.Descriptor) -> Any:
         with self._lock:
             if desc.digest not in self._tasks:
                 self._tasks[desc.digest] = self.progress.add_task(short(desc), total=desc.size)

@@ -28,7 +28,7 @@ def refetcher(store: Store, *, insecure: bool = False):
         for registry, repository in origins.locations(desc.digest):
             try:
                 with RegistryClient(registry, repository, insecure=insecure).open_blob(desc) as stream:
-                    sink.write_blob(desc, stream)
+                    sink.write_blob(desc, stream)  # type: ignore[arg-type]  # a readable binary stream
                 return f"{registry}/{repository}"
             except (PybuildError, OSError) as err:
                 log.debug("fetching %s from %s/%s failed: %s", desc.digest, registry, repository, err)

@@ -19,7 +19,6 @@ import httpx
 
 from . import credentials as creds_mod
 from .auth import Authenticator
-from .credentials import Credentials
 from .errors import AuthError, RegistryError, RegistryTimeout, RemoteNotFound, TLSFailure, TransferError
 from .transport import Transport, debug, show_url
 
@@ -46,6 +45,7 @@ class Session:
             credentials = creds_mod.load(registry)
         self.auth = Authenticator(registry, self.transport, credentials)
         self._pinged = False
+        self._ping_response: httpx.Response  # set with _pinged
         self._ping_lock = threading.Lock()
 
     @classmethod

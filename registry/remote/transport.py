@@ -122,7 +122,7 @@ def ssl_context(host: str, verify: bool = True) -> ssl.SSLContext:
 
 def tls_failure(exc: BaseException) -> ssl.SSLError | None:
     """The ``ssl.SSLError`` behind an httpx exception, if any."""
-    seen = exc
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLError):
             return seen

@@ -126,7 +126,9 @@ def dpkg_packages(files: dict[str, bytes], distro: str) -> list[Package]:
 
 def _stanzas(data: bytes) -> list[dict[str, str]]:
     """RFC 822-style paragraphs (dpkg's and Debian copyright files'); continuation lines folded."""
-    out, current, key = [], {}, None
+    out: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    key: str | None = None
     for line in data.decode("utf-8", "replace").splitlines():
         if not line.strip():
             if current:
@@ -189,7 +191,9 @@ def python_packages(files: dict[str, bytes]) -> list[Package]:
             continue
         raw = fields.get("License-Expression") or _classifier_license(files[path]) or fields.get("License", "")
         license_, declared = _spdx(raw.split("\n")[0] if len(raw) < 200 else "")
-        site = path[:_DIST_INFO.search(path).end(2)]
+        match = _DIST_INFO.search(path)
+        assert match is not None  # the path was chosen by this pattern
+        site = path[:match.end(2)]
         found.setdefault((site, _pypi_name(fields["Name"])), Package(
             "python", fields["Name"], fields.get("Version", ""), "", license_, declared,
             fields.get("Author-email") or fields.get("Author", ""), fields.get("Home-page", ""), path))

@@ -29,8 +29,9 @@ def document(image_name: str, digest: str, created: str, packages: list[Package]
     }
     if os_info and os_info.get("PRETTY_NAME"):
         image_pkg["comment"] = f"operating system: {os_info['PRETTY_NAME']}"
-    entries, relationships, seen = [image_pkg], [
-        {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id}], set()
+    entries, relationships = [image_pkg], [
+        {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id}]
+    seen: set[str] = set()
     for pkg in packages:
         spdx_id = _spdx_id(pkg, seen)
         entry: dict[str, Any] = {

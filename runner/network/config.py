@@ -17,8 +17,8 @@ import json
 import os
 import re
 
-from ..errors import RunError
 from ..containers import _Lock, now
+from ..errors import RunError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,13 +94,14 @@ def all_networks(root: str) -> list[dict[str, Any]]:
 
 
 def _taken(root: str) -> tuple[set[str], list[ipaddress.IPv4Network]]:
-    bridges, subnets = set(), []
+    bridges: set[str] = set()
+    subnets: list[ipaddress.IPv4Network] = []
     for entry in os.listdir(networks_dir(root)):
         if entry.endswith(".conflist"):
             with open(os.path.join(networks_dir(root), entry)) as fh:
                 meta = json.load(fh)["pybuild"]
             bridges.add(meta["bridge"])
-            subnets.append(ipaddress.ip_network(meta["subnet"]))
+            subnets.append(ipaddress.IPv4Network(meta["subnet"]))
     return bridges, subnets
 
 

@@ -62,7 +62,7 @@ def write_sysctls(path: str, values: dict[str, str]) -> None:
                 with open("/proc/sys/" + key.replace(".", "/"), "w") as fh:
                     fh.write(value)
             except OSError as err:
-                raise RunError(f"--sysctl {key}={value}: {err.strerror.lower()}") from None
+                raise RunError(f"--sysctl {key}={value}: {(err.strerror or str(err)).lower()}") from None
     finally:
         sc.setns(own, sc.CLONE_NEWNET)
         os.close(own)

@@ -179,7 +179,7 @@ def case_key(case: Path, base_sha: str) -> str:
 def prepare_context(case: Path, dest: Path) -> Path:
     """Copy a case to ``dest`` with normalised modes, then run its ``prepare.sh`` there."""
     shutil.copytree(case, dest, symlinks=True)
-    for root, dirs, files in os.walk(dest):
+    for root, _dirs, files in os.walk(dest):
         os.chmod(root, 0o755)
         for name in files:
             path = os.path.join(root, name)
