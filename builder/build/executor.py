@@ -26,6 +26,7 @@ from registry import oci
 from registry.errors import PybuildError
 
 from .cache import BuildCache, step_key
+from .cache_import import CacheBlobMissing
 from .context import Context, SourceError
 from .metadata import ConfigEditor, nop_created_by
 from .progress import Progress
@@ -47,7 +48,8 @@ class BuildOptions:
 
     def __init__(self, root: str, context: Context, tags: list[str] | None = None, no_cache: bool = False,
                  network: str = "host", labels: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
-                 compression: str = "gzip", source_date_epoch: int | None = None):
+                 compression: str = "gzip", source_date_epoch: int | None = None,
+                 cache_from: list | None = None, cache_to: list | None = None, insecure: bool = False):
         self.root = root
         self.context = context
         self.tags = list(tags or [])
@@ -57,6 +59,9 @@ class BuildOptions:
         self.secrets = dict(secrets or {})
         self.compression = compression
         self.source_date_epoch = source_date_epoch
+        self.cache_from = list(cache_from or [])  # CacheSpec (builder/build/cache_remote.py)
+        self.cache_to = list(cache_to or [])
+        self.insecure = insecure
 
 
 class StageState:
@@ -71,6 +76,7 @@ class StageState:
         self.scope = scope
         self.base_env = base_env  # the base's Env, before the default PATH
         self.editor = ConfigEditor(config)  # metadata instructions; tracks CMD-was-set
+        self.stage_index = -1
 
     @property
     def shell(self) -> list[str]:
@@ -121,6 +127,19 @@ class Executor:
         self._scratch: Path | None = None
         self.cancelled = threading.Event()
         self.running: set = set()  # RUN processes in flight (killed when a stage fails)
+        self.steps: list = []  # StepRecord of every layer step, for --cache-to
+        self.lazy: dict[str, set[str]] = {}  # blob digest -> keys of the cache hits that use it
+        self.distrust: set[str] = set()  # keys whose imported layer was lost: run them
+        self._imported = None
+
+    @property
+    def imported(self):
+        """The ``--cache-from`` records (loaded on first use), or None."""
+        if self._imported is None and self.opts.cache_from:
+            from .cache_import import ImportedCache  # noqa: PLC0415
+            self._imported = ImportedCache(self.opts.cache_from, self.store, self.progress.message,
+                                           self.opts.insecure)
+        return self._imported
 
     # -- lazily opened resources ------------------------------------------------------
     @property
@@ -139,7 +158,18 @@ class Executor:
 
     def _lowerdirs(self, image) -> list[str]:
         """Snapshot dirs of ``image``'s layers (unpacked once, by chain ID), bottom first."""
+        if self.lazy:
+            wanted = [layer for layer, chain in zip(image.layers, oci.chain_ids(image.diff_ids))
+                      if not self.snapshots.has(chain)]
+            self._fetch(wanted)
         return [str(p) for p in self.snapshots.ensure(self.store, image)]
+
+    def _fetch(self, layers: list[oci.Descriptor]) -> None:
+        """Bring lazily cached layers into the store (a lost one raises CacheBlobMissing)."""
+        for layer in layers:
+            keys = self.lazy.get(layer.digest)
+            if keys is not None and not self.store.has_blob(layer.digest):
+                self.imported.fetch(layer, keys)
 
     def scratch(self, prefix: str) -> Path:
         """A private temp dir under ``$ROOT/tmp`` (same filesystem as the snapshots)."""
@@ -162,19 +192,51 @@ class Executor:
 
     def _build(self) -> "StoredImageResult":
         try:
-            for wave in self.plan.waves():
-                self._run_wave(wave)
-            final = self.results[self.plan.target]
+            while True:
+                try:
+                    for wave in self.plan.waves():
+                        self._run_wave(wave)
+                    final = self.results[self.plan.target]
+                    self._fetch(final.layers)
+                    break
+                except CacheBlobMissing as err:  # run what the lost layer would have given, from the top
+                    self.progress.message(f"[Warning] {err}; running the step instead")
+                    if not err.keys or err.keys <= self.distrust:
+                        raise
+                    self.distrust |= err.keys
+                    self._restart()
             config = self._final_config(final)
+            if any(spec.kind == "inline" for spec in self.opts.cache_to):
+                from .cache_export import inline_config  # noqa: PLC0415
+                from .cache_remote import INLINE_KEY  # noqa: PLC0415
+                config[INLINE_KEY] = inline_config(self.steps)
             image = self.store.commit_image(config, final.layers)
+            if self._imported is not None and self._imported.fetched_blobs:
+                self.progress.message(f"cache: fetched {self._imported.fetched_blobs} layers, "
+                                      f"{self._imported.fetched_bytes} bytes")
             for tag in self.opts.tags:
                 if self._tagged(tag) != image.descriptor.digest:  # a cached rebuild rewrites nothing
                     self.store.tag(tag, image.descriptor)
             if not self.opts.tags:
                 self.store.keep(image.descriptor)
+            self._export_cache()
             return StoredImageResult(image.id, config)
         finally:
             self._cleanup()
+
+    def _export_cache(self) -> None:
+        specs = [spec for spec in self.opts.cache_to if spec.kind != "inline"]
+        if not specs:
+            return
+        from .cache_export import export  # noqa: PLC0415
+        final, index = set(), self.plan.target
+        while index is not None:
+            final.add(index)
+            index = self.plan.stages[index].base_stage
+        for spec in specs:
+            digest = export(spec, self.steps, final, self.store, self._imported, [], self.progress.message,
+                            self.opts.insecure)
+            self.progress.message(f"exported cache to {spec} ({digest})")
 
     def _tagged(self, tag: str) -> str | None:
         try:
@@ -200,6 +262,17 @@ class Executor:
                 raise failed[0].exception()
             for fut, index in futures.items():
                 self.results[index] = fut.result()
+
+    def _restart(self) -> None:
+        """Forget stage results and source mounts; steps that ran stay in the local cache."""
+        if self._stage_mounts:
+            from .mounting import unmount  # noqa: PLC0415
+            for target in list(self._stage_mounts.values()):
+                unmount(target)
+            self._stage_mounts.clear()
+        self.results.clear()
+        self.steps.clear()
+        self.lazy.clear()
 
     def _cleanup(self) -> None:
         if self._stage_mounts:
@@ -234,6 +307,7 @@ class Executor:
         else:
             image = self._load_image(stage.base, stage.from_)
             config = _copy.deepcopy(image.config)
+            config.pop("dev.pybuild.cache.v1", None)  # a base's inline cache is not ours (cache_remote.INLINE_KEY)
             config.setdefault("config", {})
             config.setdefault("history", [])
             config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
@@ -266,6 +340,7 @@ class Executor:
 
     def _build_stage(self, stage: Stage) -> StageState:
         state = self._base_state(stage)
+        state.stage_index = stage.index
         total = len(stage.instructions) + 1
         name = stage.name or f"stage-{stage.index}"
         label = f"[{name} 1/{total}] FROM {stage.base}"
@@ -294,7 +369,7 @@ class Executor:
         if isinstance(inst, (ins.Run, ins.Copy, ins.Add, ins.Workdir)):
             try:
                 self._layer_instruction(stage, state, inst, text)
-            except (DockerfileError, BuildError):
+            except (DockerfileError, BuildError, CacheBlobMissing):
                 raise
             except (SourceError, PybuildError) as err:
                 raise BuildError(f"{inst.path}:{inst.line}: {err}") from None
@@ -347,12 +422,12 @@ class Executor:
         giving it once the step ran (a COPY --from learns its source's kind then); the
         record keeps it for cached rebuilds."""
         key = step_key(state.key, description)
-        record = None if self.opts.no_cache else self.cache.get(key)
-        if record is not None and record.get("layer") and not self.store.has_blob(record["layer"]["digest"]):
-            record = None
+        record = None if self.opts.no_cache else self._cached_record(key)
         step = self.progress.step(text)
         if record is not None:
-            self._apply_record(state, record, record.get("created_by") or _text(created_by))
+            record["created_by"] = record.get("created_by") or _text(created_by)
+            self._apply_record(state, record, record["created_by"])
+            self._note_step(state, key, record)
             state.key = key
             step.cached()
             return
@@ -374,9 +449,30 @@ class Executor:
             raise
         record["created_by"] = _text(created_by)
         self.cache.put(key, record)
+        self._note_step(state, key, record)
         self._apply_record(state, record, record["created_by"])
         state.key = key
         step.done(f"layer {layer_time:.3f}s" if record.get("layer") else "empty layer")
+
+    def _cached_record(self, key: str) -> dict[str, Any] | None:
+        """The local record of ``key`` if its layer is here, else an imported one (its layer
+        fetched only when needed)."""
+        record = self.cache.get(key)
+        if record is not None and record.get("layer") and not self.store.has_blob(record["layer"]["digest"]):
+            record = None
+        if record is None and self.imported is not None and key not in self.distrust:
+            record = self.imported.get(key)
+            layer = record and record.get("layer")
+            if layer and not self.store.has_blob(layer["digest"]):
+                with self._lock:
+                    self.lazy.setdefault(layer["digest"], set()).add(key)
+        return record
+
+    def _note_step(self, state: StageState, key: str, record: dict[str, Any]) -> None:
+        if self.opts.cache_to:
+            from .cache_export import StepRecord  # noqa: PLC0415
+            with self._lock:
+                self.steps.append(StepRecord(state.stage_index, key, record))
 
     def _commit_layer(self, state: StageState, upper: str) -> dict[str, Any]:
         created = _now(self.opts.source_date_epoch)

@@ -23,7 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", choices=["host", "none", "default"], default="host", help="network for RUN (default: host)")
     parser.add_argument("--label", action="append", default=[], metavar="K=V", help="add a label to the image (repeatable)")
     parser.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE", help="expose a secret file to RUN --mount=type=secret")
-    parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip", help="layer compression")
+    parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default=None, help="layer compression (default gzip)")
+    parser.add_argument("--cache-from", action="append", default=[], metavar="SPEC",
+                        help="import a build cache: type=registry,ref=REF | type=local,src=DIR | IMAGE (repeatable)")
+    parser.add_argument("--cache-to", action="append", default=[], metavar="SPEC",
+                        help="export the build cache: type=registry,ref=REF[,mode=min|max] | type=local,dest=DIR | type=inline")
     parser.add_argument("--progress", choices=["auto", "plain", "tty"], default="auto", help="progress output")
     parser.add_argument("--iidfile", default=None, metavar="FILE", help="write the image ID to FILE")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
@@ -49,6 +53,23 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
             raise PybuildError(f"invalid {what} {item!r}: use KEY=VALUE")
         out[key] = value
     return out
+
+
+def _cache_specs(args) -> tuple[list, list, str]:
+    """``--cache-from``/``--cache-to`` parsed; the layer compression (a cache's ``compression=``
+    sets it, so the image and its cache share one blob per layer)."""
+    from builder.build.cache_remote import parse_spec
+    from registry.errors import PybuildError
+
+    cache_from = [parse_spec(v, export=False) for v in args.cache_from]
+    cache_to = [parse_spec(v, export=True) for v in args.cache_to]
+    wanted = {{"uncompressed": "none"}.get(s.compression, s.compression) for s in cache_to if s.compression}
+    if args.compression and wanted - {args.compression}:
+        raise PybuildError(f"--compression {args.compression} conflicts with --cache-to compression="
+                           f"{sorted(wanted)[0]}: the cache reuses the image's layers")
+    if len(wanted) > 1:
+        raise PybuildError("--cache-to: give every cache the same compression")
+    return cache_from, cache_to, args.compression or (wanted.pop() if wanted else "gzip")
 
 
 def _secrets(values: list[str]) -> dict[str, str]:
@@ -113,10 +134,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         context = Context(_empty_dir(args.root))
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    cache_from, cache_to, compression = _cache_specs(args)
     opts = BuildOptions(root=args.root, context=context, tags=list(args.tag), no_cache=args.no_cache,
                         network="host" if args.network == "default" else args.network,
                         labels=_pairs(args.label, "--label"), secrets=_secrets(args.secret),
-                        compression=args.compression, source_date_epoch=int(epoch) if epoch else None)
+                        compression=compression, source_date_epoch=int(epoch) if epoch else None,
+                        cache_from=cache_from, cache_to=cache_to, insecure=args.insecure)
     executor = Executor(build_plan, opts, progress)
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     try:

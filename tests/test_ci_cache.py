@@ -1,0 +1,163 @@
+"""A build cache shared across CI runners (issue 10): two stores, one registry with htpasswd.
+
+Runner A builds and exports its cache; runner B starts from an empty store and builds
+the same project with ``--cache-from``.  Every RUN prints a marker to the build log,
+and a cached step prints no output, so B's log shows exactly which RUN steps ran (A's
+log, built the same way, shows the markers do appear when a step runs).  Bytes are
+counted at the registry: its access log records each blob GET and its size.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import ssl
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import CLI
+from registry_fixtures import PASSWORD, USER, Registry
+
+pytestmark = pytest.mark.registry
+
+MARKERS = ("RAN-deps", "RAN-build", "RAN-final")
+DOCKERFILE = """\
+FROM {base} AS builder
+WORKDIR /src
+COPY dep.txt .
+RUN echo RAN-deps && head -c 2000000 /dev/urandom > /src/deps.bin
+COPY app.txt .
+RUN echo RAN-build && cat app.txt dep.txt > /out.txt && wc -c < deps.bin >> /out.txt
+FROM {base}
+ENV APP=/app
+COPY --from=builder /out.txt /app/out.txt
+RUN echo RAN-final && cp /app/out.txt /app/copy.txt
+"""
+
+
+def runner(tmp_path: Path, name: str, reg: Registry) -> CLI:
+    """A CI runner: its own empty store, the registry's CA and a login."""
+    (tmp_path / name).mkdir()
+    cli = CLI(tmp_path / name / "root")
+    (tmp_path / name / "root").mkdir()
+    cli.env.update(reg.env)
+    cli.env["DOCKER_CONFIG"] = str(tmp_path / name / "docker")
+    cli("login", reg.host, "-u", USER, "--password-stdin", input=PASSWORD.encode())
+    return cli
+
+
+def project(path: Path, base: str) -> Path:
+    path.mkdir()
+    (path / "Dockerfile").write_text(DOCKERFILE.format(base=base))
+    (path / "dep.txt").write_text("dependency v1\n")
+    (path / "app.txt").write_text("app v1\n")
+    return path
+
+
+def ran(proc) -> list[str]:
+    log = proc.stderr.decode(errors="replace")
+    return [m for m in MARKERS if re.search(rf"^#\d+ [\d.]+ {m}$", log, re.M)]
+
+
+def blob_gets(reg: Registry, since: int) -> list[tuple[str, int]]:
+    """(digest, bytes sent) of each blob GET the registry logged after line ``since``."""
+    out = []
+    for line in reg.log().splitlines()[since:]:
+        match = re.search(r'"GET /v2/\S+/blobs/(sha256:[0-9a-f]{64}) HTTP/[\d.]+" (\d+) (\d+)', line)
+        if match and match.group(2) in ("200", "206"):
+            out.append((match.group(1), int(match.group(3))))
+    return out
+
+
+def log_lines(reg: Registry) -> int:
+    return len(reg.log().splitlines())
+
+
+@pytest.fixture
+def ci(tls_registry: Registry, tmp_path: Path, busybox_rootfs: Path):
+    """(registry, runner A, runner B, namespace, project dir of A, project dir of B)."""
+    reg = tls_registry
+    ns = f"{reg.host}/ci-{secrets.token_hex(4)}"
+    a, b = runner(tmp_path, "a", reg), runner(tmp_path, "b", reg)
+    a("import", str(busybox_rootfs), f"{ns}/base:1")
+    a("push", f"{ns}/base:1")
+    return reg, a, b, ns, project(tmp_path / "src-a", f"{ns}/base:1"), project(tmp_path / "src-b", f"{ns}/base:1")
+
+
+def build(cli: CLI, context: Path, *args: str):
+    return cli("build", "--progress", "plain", *args, str(context))
+
+
+def image_id(proc) -> str:
+    return proc.stdout.decode().split()[-1]
+
+
+def manifest_digest(cli: CLI, name: str) -> str:
+    return json.loads(cli("inspect", name).stdout)[0]["Descriptor"]["digest"]
+
+
+def cache_blobs(reg: Registry, ref: str) -> dict[str, int]:
+    """digest -> size of every layer the cache artifact at ``ref`` lists."""
+    repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    ca = Path(reg.env["PYBUILD_CERTS_D"]) / reg.host / "ca.crt"
+    ctx = ssl.create_default_context(cafile=str(ca))
+    req = urllib.request.Request(f"https://{reg.host}/v2/{repo}/manifests/{tag}", headers={
+        "Authorization": f"Basic {auth}", "Accept": "application/vnd.oci.image.manifest.v1+json"})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        doc = json.loads(resp.read())
+    return {layer["digest"]: layer["size"] for layer in doc["layers"]}
+
+
+def test_registry_cache_mode_max_runner_b_runs_nothing(ci):
+    reg, a, b, ns, src_a, src_b = ci
+    cache = f"{ns}/cache:main"
+    out_a = build(a, src_a, "-t", f"{ns}/app:1", "--push", "--cache-to", f"type=registry,ref={cache},mode=max")
+    assert ran(out_a) == list(MARKERS), out_a.stderr.decode()
+    exported = cache_blobs(reg, cache)
+
+    mark = log_lines(reg)
+    out_b = build(b, src_b, "-t", f"{ns}/app:1", "--cache-from", f"type=registry,ref={cache}")
+    log_b = out_b.stderr.decode()
+    assert ran(out_b) == [], log_b
+    assert image_id(out_b) == image_id(out_a)
+    assert manifest_digest(b, f"{ns}/app:1") == manifest_digest(a, f"{ns}/app:1")
+    fetched = blob_gets(reg, mark)
+    # the builder stage's layers (deps.bin: 2 MB of random bytes) stay in the registry
+    fetched_digests = {d for d, _ in fetched}
+    builder_only = set(exported) - fetched_digests
+    assert builder_only and max(exported[d] for d in builder_only) > 1_900_000, (exported, fetched)
+    assert sum(n for _, n in fetched) < sum(exported.values())
+    assert re.search(r"cache: fetched \d+ layers", log_b)
+
+    # one source file changes on B: only the steps from its first user on run again
+    (src_b / "app.txt").write_text("app v2\n")
+    out_b2 = build(b, src_b, "-t", f"{ns}/app:2", "--cache-from", f"type=registry,ref={cache}")
+    assert ran(out_b2) == ["RAN-build", "RAN-final"], out_b2.stderr.decode()
+    out = b("run", "--rm", f"{ns}/app:2", "cat", "/app/copy.txt").stdout.decode()
+    assert out == "app v2\ndependency v1\n2000000\n"
+
+
+def test_inline_cache_and_cache_from_image(ci):
+    reg, a, b, ns, src_a, src_b = ci
+    image = f"{ns}/inline:1"
+    out_a = build(a, src_a, "-t", image, "--push", "--cache-to", "type=inline")
+    assert ran(out_a) == list(MARKERS)
+    mark = log_lines(reg)
+    out_b = build(b, src_b, "-t", image, "--cache-from", image, "--cache-to", "type=inline")
+    assert ran(out_b) == [], out_b.stderr.decode()
+    assert image_id(out_b) == image_id(out_a)
+    assert manifest_digest(b, image) == manifest_digest(a, image)
+    # B fetched the final image's layers (base + its own), nothing of the builder stage
+    layers = json.loads(a("inspect", image).stdout)[0]
+    assert len(blob_gets(reg, mark)) <= len(layers["RootFS"]["Layers"]) + 2  # + config and cache image config
+
+    (src_b / "app.txt").write_text("app v2\n")
+    out_b2 = build(b, src_b, "-t", f"{ns}/inline:2", "--cache-from", image)
+    # the builder stage's layers are not in the image: B runs what it needs from the first change on
+    assert "RAN-final" in ran(out_b2) and "RAN-build" in ran(out_b2)
+    assert b("run", "--rm", f"{ns}/inline:2", "cat", "/app/copy.txt").stdout.decode().startswith("app v2\n")
