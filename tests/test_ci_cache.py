@@ -161,3 +161,16 @@ def test_inline_cache_and_cache_from_image(ci):
     # the builder stage's layers are not in the image: B runs what it needs from the first change on
     assert "RAN-final" in ran(out_b2) and "RAN-build" in ran(out_b2)
     assert b("run", "--rm", f"{ns}/inline:2", "cat", "/app/copy.txt").stdout.decode().startswith("app v2\n")
+
+
+def test_run_bind_mount_of_the_context_is_keyed_by_content(pybuild, busybox_image, tmp_path):
+    """A RUN that reads a context file through a bind mount reruns when that file changes
+    (the key holds the file's checksum, not its name: the same on every runner)."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN --mount=type=bind,source=conf,target=/conf cat /conf > /seen\n")
+    (ctx / "conf").write_text("one\n")
+    pybuild("build", "-t", "bound:1", str(ctx))
+    (ctx / "conf").write_text("two\n")
+    pybuild("build", "-t", "bound:2", str(ctx))
+    assert pybuild("run", "--rm", "bound:2", "cat", "/seen").stdout == b"two\n"

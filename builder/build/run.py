@@ -48,9 +48,16 @@ class RunStep:
 
     def description(self) -> list[Any]:
         mounts = [[m.type, m.target, m.source, m.from_ and self.executor.source_key(m.from_, self.inst, self.stage),
-                   m.id, m.readonly] for m in self.inst.mounts]
+                   m.id, m.readonly, self._context_checksums(m)] for m in self.inst.mounts]
         return ["RUN", self.argv, self.env, self.user, self.cwd, self.network, mounts,
                 sorted((k, v[0].decode(errors="replace")) for k, v in self.files.items()), self.volumes]
+
+    def _context_checksums(self, m) -> list | None:
+        """A bind mount of the build context is keyed by what it shows, as a COPY of it is."""
+        if m.type != "bind" or m.from_:
+            return None
+        ctx = self.executor.opts.context
+        return [[rel, ctx.checksum(rel)] for rel in ctx.resolve(m.source or ".")]
 
     def created_by(self) -> str:
         if self.history_args or self.has_build_args:
