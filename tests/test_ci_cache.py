@@ -174,3 +174,76 @@ def test_run_bind_mount_of_the_context_is_keyed_by_content(pybuild, busybox_imag
     (ctx / "conf").write_text("two\n")
     pybuild("build", "-t", "bound:2", str(ctx))
     assert pybuild("run", "--rm", "bound:2", "cat", "/seen").stdout == b"two\n"
+
+
+SINGLE = """\
+FROM busybox
+COPY a.txt /a.txt
+RUN echo RAN-deps && head -c 300000 /dev/urandom > /blob
+RUN echo RAN-build && cat /a.txt > /b.txt
+"""
+
+
+def local_project(tmp_path: Path) -> Path:
+    ctx = tmp_path / "single"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(SINGLE)
+    (ctx / "a.txt").write_text("a\n")
+    return ctx
+
+
+@pytest.fixture
+def runner_b(pybuild: CLI, busybox_image: str, tmp_path: Path) -> CLI:
+    """A second store holding the same busybox image as the first (copied, not re-imported)."""
+    (tmp_path / "root-b").mkdir()
+    cli = CLI(tmp_path / "root-b")
+    pybuild("copy", f"store:{busybox_image}", f"oci:{tmp_path / 'base-layout'}:busybox")
+    cli("copy", f"oci:{tmp_path / 'base-layout'}:busybox", f"store:{busybox_image}")
+    return cli
+
+
+def layout_manifest(layout: Path) -> dict:
+    index = json.loads((layout / "index.json").read_text())
+    digest = index["manifests"][0]["digest"].split(":")[1]
+    return json.loads((layout / "blobs" / "sha256" / digest).read_text())
+
+
+def test_local_cache_layout_shared_between_stores(pybuild, busybox_image, runner_b, tmp_path):
+    ctx, layout = local_project(tmp_path), tmp_path / "cache-dir"
+    out_a = build(pybuild, ctx, "-t", "loc:1", "--cache-to", f"type=local,dest={layout}")
+    assert ran(out_a) == ["RAN-deps", "RAN-build"]
+    manifest = layout_manifest(layout)
+    assert manifest["config"]["mediaType"] == "application/vnd.pybuild.cache.config.v1+json"
+    assert (layout / "oci-layout").exists() and len(manifest["layers"]) == 3
+    out_b = build(runner_b, ctx, "-t", "loc:1", "--cache-from", f"type=local,src={layout}")
+    assert ran(out_b) == [], out_b.stderr.decode()
+    assert image_id(out_b) == image_id(out_a)
+    assert runner_b("run", "--rm", "loc:1", "cat", "/b.txt").stdout == b"a\n"
+
+
+def test_lost_cache_blob_warns_and_runs_the_step(pybuild, busybox_image, runner_b, tmp_path):
+    ctx, layout = local_project(tmp_path), tmp_path / "cache-dir"
+    build(pybuild, ctx, "-t", "lost:1", "--cache-to", f"type=local,dest={layout}")
+    big = max(layout_manifest(layout)["layers"], key=lambda d: d["size"])  # the RUN-deps layer
+    (layout / "blobs" / "sha256" / big["digest"].split(":")[1]).unlink()
+    out_b = build(runner_b, ctx, "-t", "lost:1", "--cache-from", f"type=local,src={layout}")
+    log = out_b.stderr.decode()
+    assert ran(out_b) == ["RAN-deps"], log
+    assert re.search(r"\[Warning\] cached layer sha256:\w+ from .* could not be fetched", log), log
+    assert runner_b("run", "--rm", "lost:1", "cat", "/b.txt").stdout == b"a\n"
+
+
+def test_old_or_missing_cache_is_a_warning(pybuild, busybox_image, runner_b, tmp_path):
+    ctx, layout = local_project(tmp_path), tmp_path / "cache-dir"
+    build(pybuild, ctx, "-t", "old:1", "--cache-to", f"type=local,dest={layout}")
+    manifest = layout_manifest(layout)
+    config = layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]
+    doc = json.loads(config.read_text())
+    doc["format"] = "pybuild.cache.v0"
+    config.write_text(json.dumps(doc))  # (the digest no longer matches either: also refused)
+    out = build(runner_b, ctx, "-t", "old:1", "--cache-from", f"type=local,src={layout}",
+                "--cache-from", f"type=local,src={tmp_path / 'never-written'}")
+    log = out.stderr.decode()
+    assert ran(out) == ["RAN-deps", "RAN-build"]
+    assert log.count("[Warning] cache type=local") == 2, log
+    assert "building without it" in log and "Traceback" not in log
