@@ -247,3 +247,26 @@ def test_old_or_missing_cache_is_a_warning(pybuild, busybox_image, runner_b, tmp
     assert ran(out) == ["RAN-deps", "RAN-build"]
     assert log.count("[Warning] cache type=local") == 2, log
     assert "building without it" in log and "Traceback" not in log
+
+
+def cache_config(layout: Path) -> dict:
+    digest = layout_manifest(layout)["config"]["digest"].split(":")[1]
+    return json.loads((layout / "blobs" / "sha256" / digest).read_text())
+
+
+def test_mode_min_and_max_and_compression(pybuild, busybox_image, tmp_path):
+    ctx = project(tmp_path / "multi", "busybox")
+    build(pybuild, ctx, "-t", "modes:1", "--cache-to", f"type=local,dest={tmp_path / 'min'}",
+          "--cache-to", f"type=local,dest={tmp_path / 'max'},mode=max,compression=zstd")
+    small, full = cache_config(tmp_path / "min"), cache_config(tmp_path / "max")
+    # the final stage has COPY --from and RUN; the builder stage WORKDIR, COPY, RUN, COPY, RUN
+    assert len(small["records"]) == 2 and len(full["records"]) == 7
+    assert {r["key"] for r in small["records"]} < {r["key"] for r in full["records"]}
+    layers = layout_manifest(tmp_path / "max")["layers"]
+    assert layers and all(d["mediaType"].endswith("+zstd") for d in layers)
+    out = pybuild("build", "--compression", "gzip", "--cache-to", "type=inline,compression=zstd", str(ctx),
+                  check=False)
+    assert out.returncode != 0 and out.stderr.decode().count("\n") == 1, out.stderr
+    assert b"conflicts with --cache-to compression=zstd" in out.stderr
+    bad = pybuild("build", "--cache-to", "type=s3,bucket=x", str(ctx), check=False)
+    assert bad.returncode != 0 and b"type must be registry, local or inline" in bad.stderr
