@@ -14,7 +14,9 @@ import sys
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("context", metavar="CONTEXT", help="context directory, or '-' to read a Dockerfile from stdin")
+    parser.add_argument("context", metavar="CONTEXT",
+                        help="context: a directory, a tar(.gz|.bz2|.xz|.zst) file, an http(s) or git URL "
+                             "(URL#REF:SUBDIR), or '-' for a tar or a Dockerfile on stdin")
     parser.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]", help="name the image (repeatable)")
     parser.add_argument("-f", "--file", default=None, metavar="FILE", help="Dockerfile (default: CONTEXT/Dockerfile; '-' for stdin)")
     parser.add_argument("--build-arg", action="append", default=[], metavar="K[=V]", help="set a build arg (repeatable)")
@@ -91,14 +93,19 @@ def _read_dockerfile(args) -> tuple[str, str, str]:
     """(context dir or '', Dockerfile path for messages, Dockerfile text)."""
     from registry.errors import PybuildError
 
-    if args.context == "-":
-        return "", "Dockerfile", sys.stdin.read()
-    context = os.path.abspath(args.context)
-    if not os.path.isdir(context):
-        raise PybuildError(f"context {args.context!r} is not a directory")
+    if args.context == "-" or not os.path.isdir(args.context):
+        from builder.build.contexts import materialize
+        context, text, args.context_scratch = materialize(args.context, args.root, sys.stdin.buffer)
+        if text is not None:  # a Dockerfile, not an archive: no context files
+            return "", "Dockerfile", text.decode("utf-8", "surrogateescape")
+    else:
+        context = os.path.abspath(args.context)
     if args.file == "-":
         return context, "Dockerfile", sys.stdin.read()
     path = args.file or os.path.join(context, "Dockerfile")
+    if args.file and getattr(args, "context_scratch", None):  # -f names a file inside the archive/repository
+        from runner.rootfs import resolve_in_root
+        path = resolve_in_root(context, args.file)
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as fh:
             return context, path, fh.read()
@@ -128,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         from builder import dockerignore
 
         ignore = dockerignore.load(context_dir, dockerfile if args.file not in (None, "-") else None)
-        hashes = HashCache(os.path.join(args.root, "cache", "hashes",
+        hashes = HashCache(None if getattr(args, "context_scratch", None) else  # an unpacked archive: new each time
+                           os.path.join(args.root, "cache", "hashes",
                                         hashlib.sha256(context_dir.encode()).hexdigest()[:32]))
         context = Context(context_dir, ignore.excluded if ignore else None, hashes)
     else:
@@ -146,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
         result = executor.build()
     finally:
         context.hashes.save()
+        if getattr(args, "context_scratch", None):
+            import shutil
+            shutil.rmtree(args.context_scratch, ignore_errors=True)
     warning = build_plan.unused_build_args_warning()
     if warning:
         progress.message(warning)
