@@ -49,7 +49,8 @@ class BuildOptions:
     def __init__(self, root: str, context: Context, tags: list[str] | None = None, no_cache: bool = False,
                  network: str = "host", labels: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
                  compression: str = "gzip", source_date_epoch: int | None = None,
-                 cache_from: list | None = None, cache_to: list | None = None, insecure: bool = False):
+                 cache_from: list | None = None, cache_to: list | None = None, insecure: bool = False,
+                 pull: bool = False):
         self.root = root
         self.context = context
         self.tags = list(tags or [])
@@ -62,6 +63,7 @@ class BuildOptions:
         self.cache_from = list(cache_from or [])  # CacheSpec (builder/build/cache_remote.py)
         self.cache_to = list(cache_to or [])
         self.insecure = insecure
+        self.pull = pull  # --pull: ask the registry for a newer base even when the store has one
 
 
 class StageState:
@@ -131,6 +133,7 @@ class Executor:
         self.lazy: dict[str, set[str]] = {}  # blob digest -> keys of the cache hits that use it
         self.distrust: set[str] = set()  # keys whose imported layer was lost: run them
         self._imported = None
+        self._pulled: set[str] = set()
 
     @property
     def imported(self):
@@ -220,7 +223,7 @@ class Executor:
             if not self.opts.tags:
                 self.store.keep(image.descriptor)
             self._export_cache()
-            return StoredImageResult(image.id, config)
+            return StoredImageResult(image.id, config, image.descriptor)
         finally:
             self._cleanup()
 
@@ -325,17 +328,23 @@ class Executor:
     def _load_image(self, name: str, inst: ins.Instruction, flag: bool = False):
         """An image from the store, pulled if missing; ``flag``: named by ``--from``."""
         from registry.errors import ImageNotFound  # noqa: PLC0415
-        try:
-            return self.store.image(name)
-        except ImageNotFound:
-            pass
+        if not self.opts.pull:
+            try:
+                return self.store.image(name)
+            except ImageNotFound:
+                pass
         from registry.remote.pull import pull_image  # noqa: PLC0415
         try:
-            self.progress.message(f"pulling {name} (not in the local store)")
-            pull_image(self.store, name)
+            with self._mount_lock:  # --pull: once per name and build
+                if name in self._pulled:
+                    return self.store.image(name)
+                self.progress.message(f"pulling {name}" + ("" if self.opts.pull else " (not in the local store)"))
+                pull_image(self.store, name, insecure=self.opts.insecure)
+                self._pulled.add(name)
             return self.store.image(name)
         except PybuildError as err:
-            what = f"invalid from flag value {name}" if flag else f"base image {name!r} not found locally and pulling it failed"
+            what = (f"invalid from flag value {name}" if flag else f"pulling base image {name!r} failed" if self.opts.pull
+                    else f"base image {name!r} not found locally and pulling it failed")
             raise inst.error(f"{what}: {err}") from None
 
     def _build_stage(self, stage: Stage) -> StageState:
@@ -529,9 +538,10 @@ class Executor:
 class StoredImageResult:
     """The built image: its ID (config digest) and config."""
 
-    def __init__(self, id: str, config: dict[str, Any]):
+    def __init__(self, id: str, config: dict[str, Any], descriptor: oci.Descriptor | None = None):
         self.id = id
         self.config = config
+        self.descriptor = descriptor  # the manifest's
 
 
 def _text(created_by) -> str:

@@ -26,6 +26,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", action="append", default=[], metavar="K=V", help="add a label to the image (repeatable)")
     parser.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE", help="expose a secret file to RUN --mount=type=secret")
     parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default=None, help="layer compression (default gzip)")
+    parser.add_argument("--pull", action="store_const", const="true", default="false",
+                        help="always look for a newer base image in its registry (--pull=false: use the store's)")
+    parser.add_argument("--pull-value", dest="pull", help=argparse.SUPPRESS)
+    parser.add_argument("-o", "--output", action="append", default=[], metavar="SPEC",
+                        help="type=image|registry|local,dest=DIR|tar,dest=FILE|oci,dest=FILE|docker,dest=FILE ('-' = stdout)")
+    parser.add_argument("--metadata-file", default=None, metavar="FILE", help="write the build result's metadata (JSON)")
     parser.add_argument("--cache-from", action="append", default=[], metavar="SPEC",
                         help="import a build cache: type=registry,ref=REF | type=local,src=DIR | IMAGE (repeatable)")
     parser.add_argument("--cache-to", action="append", default=[], metavar="SPEC",
@@ -35,6 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     parser.add_argument("--push", action="store_true", help="push every -t name to its registry after the build")
     parser.add_argument("--insecure", action="store_true", help="with --push: allow plain HTTP registries")
+
+
+def normalize_args(argv: list[str]) -> list[str]:
+    """``--pull=VALUE`` as docker writes it (a bare ``--pull`` takes no value, so the context
+    after it stays the context)."""
+    return [part for item in argv for part in
+            (["--pull-value", item.split("=", 1)[1]] if item.startswith("--pull=") else [item])]
 
 
 def _build_args(values: list[str]) -> dict[str, str | None]:
@@ -121,6 +134,12 @@ def run(args: argparse.Namespace) -> int:
 
     from registry.reference import parse as parse_reference
 
+    from builder.build.outputs import parse_output
+
+    outputs = [parse_output(v) for v in args.output]
+    args.tag += [n for o in outputs for n in o.name.split(",") if n and n not in args.tag]
+    args.push = args.push or any(o.push for o in outputs)
+    pull = _boolean(args.pull, "--pull")
     for tag in args.tag:
         parse_reference(tag)  # a bad name fails now, not after the build
     context_dir, dockerfile, text = _read_dockerfile(args)
@@ -147,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
                         network="host" if args.network == "default" else args.network,
                         labels=_pairs(args.label, "--label"), secrets=_secrets(args.secret),
                         compression=compression, source_date_epoch=int(epoch) if epoch else None,
-                        cache_from=cache_from, cache_to=cache_to, insecure=args.insecure)
+                        cache_from=cache_from, cache_to=cache_to, insecure=args.insecure, pull=pull)
     executor = Executor(build_plan, opts, progress)
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     try:
@@ -163,9 +182,20 @@ def run(args: argparse.Namespace) -> int:
     if args.iidfile:
         with open(args.iidfile, "w") as fh:
             fh.write(result.id)
+    if outputs:
+        from builder.build.outputs import write_output
+        from registry.store import Store
+
+        store = Store(args.root)
+        for output in outputs:
+            write_output(output, store, store.image_at(result.descriptor), args.tag)
     if args.push:
         _push(args, progress)
-    if args.quiet:
+    if args.metadata_file:
+        _write_metadata(args.metadata_file, result, args.tag)
+    if any(o.dest == "-" for o in outputs):
+        progress.message(f"writing image {result.id} done")  # stdout carries the export
+    elif args.quiet:
         print(result.id)
     else:
         progress.message(f"writing image {result.id} done")
@@ -173,6 +203,32 @@ def run(args: argparse.Namespace) -> int:
             progress.message(f"naming to {tag} done")
         print(result.id)
     return 0
+
+
+def _boolean(value: str, flag: str) -> bool:
+    from registry.errors import PybuildError
+
+    text = value.lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise PybuildError(f"invalid {flag}={value!r}: use true or false")
+
+
+def _write_metadata(path: str, result, tags: list[str]) -> None:
+    """buildx's ``--metadata-file`` keys for an image build."""
+    import json
+
+    desc = result.descriptor
+    doc = {"containerimage.digest": desc.digest, "containerimage.config.digest": result.id,
+           "containerimage.descriptor": {"mediaType": desc.media_type, "digest": desc.digest, "size": desc.size}}
+    if tags:
+        doc["image.name"] = ",".join(tags)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(doc, fh, indent=2)
+    os.replace(tmp, path)
 
 
 def _push(args, progress) -> None:

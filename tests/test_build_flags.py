@@ -1,0 +1,140 @@
+"""Build flags CI scripts pass (issue 10): --pull, -o/--output, --metadata-file.
+
+docker 20.10's legacy builder has ``--pull`` but not ``-o`` (a BuildKit feature); the
+outputs are checked against what buildx documents and, for ``type=docker``, by loading
+the archive into docker and running it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import CLI
+from registry_fixtures import PASSWORD, USER, Registry, free_port
+
+DOCKERFILE = "FROM busybox\nRUN echo hello > /hello && mkdir -p /out && echo x > /out/x\n"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Path:
+    path = tmp_path / "ctx"
+    path.mkdir()
+    (path / "Dockerfile").write_text(DOCKERFILE)
+    return path
+
+
+def login(cli: CLI, reg: Registry, config: Path) -> CLI:
+    cli.env.update(reg.env)
+    cli.env["DOCKER_CONFIG"] = str(config)
+    cli("login", reg.host, "-u", USER, "--password-stdin", input=PASSWORD.encode())
+    return cli
+
+
+def versioned_rootfs(busybox_rootfs: Path, dest: Path, version: str) -> Path:
+    shutil.copytree(busybox_rootfs, dest, symlinks=True)
+    (dest / "etc" / "version").write_text(version)
+    return dest
+
+
+def test_pull_checks_the_registry_for_a_newer_base(pybuild, tls_registry, busybox_rootfs, tmp_path):
+    reg = tls_registry
+    base = f"{reg.host}/pull-{secrets.token_hex(4)}/base:1"
+    a = login(pybuild, reg, tmp_path / "docker-a")
+    (tmp_path / "root-c").mkdir()
+    c = login(CLI(tmp_path / "root-c"), reg, tmp_path / "docker-c")
+    a("import", str(versioned_rootfs(busybox_rootfs, tmp_path / "v1", "v1\n")), base)
+    a("push", base)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN cp /etc/version /seen\n")
+    a("build", "-t", "pulled:1", str(ctx))
+    c("import", str(versioned_rootfs(busybox_rootfs, tmp_path / "v2", "v2\n")), base)
+    c("push", base)  # the registry's base:1 is now newer than runner A's
+
+    a("build", "-t", "pulled:2", str(ctx))
+    assert a("run", "--rm", "pulled:2", "cat", "/seen").stdout == b"v1\n"
+    a("build", "--pull=false", "-t", "pulled:3", str(ctx))
+    assert a("run", "--rm", "pulled:3", "cat", "/seen").stdout == b"v1\n"
+    out = a("build", "-t", "pulled:4", "--pull", str(ctx))  # a bare --pull takes no value
+    assert a("run", "--rm", "pulled:4", "cat", "/seen").stdout == b"v2\n"
+    assert f"pulling {base}".encode() in out.stderr
+    bad = a("build", "--pull=maybe", str(ctx), check=False)
+    assert bad.returncode != 0 and b"--pull" in bad.stderr and bad.stderr.count(b"\n") == 1
+
+
+def test_pull_of_an_image_no_registry_has_fails(pybuild, busybox_image, tmp_path):
+    """As docker: with --pull, a base only the store has is an error (nothing listens on the port)."""
+    name = f"127.0.0.1:{free_port()}/local-only/busybox:1"
+    pybuild("tag", busybox_image, name)
+    ctx = tmp_path / "ctx-local"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {name}\nRUN true\n")
+    pybuild("build", str(ctx))
+    out = pybuild("build", "--pull", str(ctx), check=False)
+    assert out.returncode != 0 and f"pulling base image {name!r} failed".encode() in out.stderr, out.stderr
+    assert out.stderr.count(b"pybuild: error") == 1 and b"Traceback" not in out.stderr
+
+
+def test_output_local_and_shorthand(pybuild, busybox_image, ctx, tmp_path):
+    pybuild("build", "-o", f"type=local,dest={tmp_path / 'files'}", str(ctx))
+    assert (tmp_path / "files" / "hello").read_text() == "hello\n"
+    assert (tmp_path / "files" / "out" / "x").read_text() == "x\n"
+    assert (tmp_path / "files" / "bin" / "busybox").is_file()
+    pybuild("build", "-o", str(tmp_path / "short"), str(ctx))
+    assert (tmp_path / "short" / "hello").read_text() == "hello\n"
+
+
+def test_output_tar_to_stdout_and_file(pybuild, busybox_image, ctx, tmp_path):
+    out = pybuild("build", "-q", "-o", "type=tar,dest=-", str(ctx))
+    with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:
+        names = tar.getnames()
+        assert tar.extractfile("hello").read() == b"hello\n"
+    assert "out/x" in names and "bin/busybox" in names and not any(n.startswith(("/", "./")) for n in names)
+    pybuild("build", "-o", f"type=tar,dest={tmp_path / 'fs.tar'}", str(ctx))
+    with tarfile.open(tmp_path / "fs.tar") as tar:
+        assert sorted(tar.getnames()) == sorted(names)
+
+
+def test_output_oci_archive_loads_elsewhere(pybuild, busybox_image, ctx, tmp_path):
+    pybuild("build", "-t", "ociout:1", "-o", f"type=oci,dest={tmp_path / 'img.tar'}", str(ctx))
+    (tmp_path / "other").mkdir()
+    other = CLI(tmp_path / "other")
+    other("copy", f"oci-archive:{tmp_path / 'img.tar'}", "store:loaded:1")
+    assert other("run", "--rm", "loaded:1", "cat", "/hello").stdout == b"hello\n"
+
+
+def test_output_docker_archive_runs_in_docker(docker, pybuild, busybox_image, ctx, tmp_path):
+    tag = f"pybuild-oflag-{secrets.token_hex(4)}:1"
+    pybuild("build", "-t", tag, "-o", f"type=docker,dest={tmp_path / 'img.tar'}", str(ctx))
+    try:
+        subprocess.run(["docker", "load", "-i", str(tmp_path / "img.tar")], check=True, capture_output=True)
+        out = subprocess.run(["docker", "run", "--rm", tag, "cat", "/hello"], check=True, capture_output=True)
+        assert out.stdout == b"hello\n"
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+
+
+def test_output_errors_are_one_line(pybuild, busybox_image, ctx):
+    for value, words in (("type=s3", b"type must be one of"), ("type=tar", b"needs dest"),
+                         ("type=local,dest=x,colour=red", b"unknown option")):
+        out = pybuild("build", "-o", value, str(ctx), check=False)
+        assert out.returncode != 0 and words in out.stderr and out.stderr.count(b"\n") == 1, out.stderr
+
+
+def test_metadata_file(pybuild, busybox_image, ctx, tmp_path):
+    meta = tmp_path / "meta.json"
+    out = pybuild("build", "-t", "meta:1", "-t", "meta:2", "--metadata-file", str(meta), str(ctx))
+    doc = json.loads(meta.read_text())
+    info = json.loads(pybuild("inspect", "meta:1").stdout)[0]
+    assert doc["containerimage.digest"] == info["Descriptor"]["digest"]
+    assert doc["containerimage.config.digest"] == info["Id"] == out.stdout.decode().strip()
+    assert doc["image.name"] == "meta:1,meta:2"
+    assert doc["containerimage.descriptor"]["size"] == info["Descriptor"]["size"]
