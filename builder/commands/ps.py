@@ -10,6 +10,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """``-a`` for all containers, ``-q`` for ids only."""
     parser.add_argument("-a", "--all", action="store_true", help="show all containers (default: running only)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only print container IDs")
+    parser.add_argument("--format", default="table", help="table, json, or a Go template ('{{.Names}} {{.Status}}')")
+    parser.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                        help="id=PREFIX, name=PART, status=running|exited|created (repeatable)")
 
 
 def human_duration(seconds: float) -> str:
@@ -45,10 +48,31 @@ def _status(state: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table (or ids), oldest last as docker does."""
+    from builder.commands import _format
     from builder.commands._common import print_table
     from runner.containers import all_containers
 
-    shown = [c for c in reversed(all_containers(args.root)) if args.all or c.running]
+    filters = _format.parse_filters(args.filter, ("id", "name", "status"))
+    everything = args.all or "status" in filters
+    shown = [c for c in reversed(all_containers(args.root)) if everything or c.running]
+    if filters:
+        by_id = {c.id: c for c in shown}
+        kept = _format.keep([{"c": c} for c in shown], filters, {
+            "id": lambda row, v: row["c"].id.startswith(v),
+            "name": lambda row, v: v in row["c"].name,
+            "status": lambda row, v: (row["c"].state.get("status") or "created") == v,
+        })
+        shown = [by_id[row["c"].id] for row in kept]
+    if args.format != "table":
+        rows = [{"ID": c.short_id, "Image": c.config["image"], "Command": _command(c.config["argv"]),
+                 "CreatedAt": c.config.get("created", ""), "RunningFor": _ago(c.config.get("created")),
+                 "Status": _status(c.state), "State": c.state.get("status") or "created", "Names": c.name,
+                 } for c in shown]
+        if args.format == "json":
+            _format.print_json(rows)
+            return 0
+        _format.render(args.format, rows, {"ID": "CONTAINER ID", "RunningFor": "CREATED", "Names": "NAMES"})
+        return 0
     if args.quiet:
         for c in shown:
             print(c.short_id)
