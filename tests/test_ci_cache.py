@@ -58,9 +58,13 @@ def project(path: Path, base: str) -> Path:
     return path
 
 
+def printed(proc, marker: str) -> bool:
+    """Whether a RUN printed ``marker`` (an output line, not the step's header)."""
+    return re.search(rf"^#\d+ [\d.]+ {marker}$", proc.stderr.decode(errors="replace"), re.M) is not None
+
+
 def ran(proc) -> list[str]:
-    log = proc.stderr.decode(errors="replace")
-    return [m for m in MARKERS if re.search(rf"^#\d+ [\d.]+ {m}$", log, re.M)]
+    return [m for m in MARKERS if printed(proc, m)]
 
 
 def blob_gets(reg: Registry, since: int) -> list[tuple[str, int]]:
@@ -270,3 +274,56 @@ def test_mode_min_and_max_and_compression(pybuild, busybox_image, tmp_path):
     assert b"conflicts with --cache-to compression=zstd" in out.stderr
     bad = pybuild("build", "--cache-to", "type=s3,bucket=x", str(ctx), check=False)
     assert bad.returncode != 0 and b"type must be registry, local or inline" in bad.stderr
+
+
+MOUNTS = """\
+FROM busybox
+COPY app.txt /app.txt
+RUN --mount=type=cache,id=pkgs,target=/var/cache/pkgs \\
+    if [ -f /var/cache/pkgs/download.bin ]; then echo PKG-CACHE-HIT; \\
+    else echo PKG-CACHE-MISS; head -c 50000 /dev/urandom > /var/cache/pkgs/download.bin; fi; \\
+    md5sum /var/cache/pkgs/download.bin | cut -c1-32 > /pkg.md5; cp /app.txt /installed.txt
+"""
+
+
+def layer_names(cli: CLI, image: str) -> list[str]:
+    """Every path in every layer of ``image`` (read from the store's blobs)."""
+    import tarfile  # noqa: PLC0415
+    info = json.loads(cli("inspect", image).stdout)[0]
+    blobs = Path(cli.root) / "store" / "blobs" / "sha256"
+    manifest = json.loads((blobs / info["Descriptor"]["digest"].split(":")[1]).read_text())
+    names = []
+    for layer in manifest["layers"]:
+        with tarfile.open(blobs / layer["digest"].split(":")[1]) as tar:
+            names += tar.getnames()
+    return names
+
+
+def test_cache_mounts_travel_opt_in(pybuild, busybox_image, runner_b, tmp_path):
+    ctx, layout = tmp_path / "mounts", tmp_path / "cache-dir"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(MOUNTS)
+    (ctx / "app.txt").write_text("v1\n")
+    out_a = build(pybuild, ctx, "-t", "pkgs:1", "--cache-to", f"type=local,dest={layout},cache-mounts=true")
+    assert printed(out_a, "PKG-CACHE-MISS")
+    md5_a = pybuild("run", "--rm", "pkgs:1", "cat", "/pkg.md5").stdout
+
+    (ctx / "app.txt").write_text("v2\n")  # B's RUN must run; its package cache comes from A
+    out_b = build(runner_b, ctx, "-t", "pkgs:2", "--cache-from", f"type=local,src={layout}")
+    assert printed(out_b, "PKG-CACHE-HIT") and not printed(out_b, "PKG-CACHE-MISS"), out_b.stderr.decode()
+    assert runner_b("run", "--rm", "pkgs:2", "cat", "/pkg.md5").stdout == md5_a
+    for cli, image in ((pybuild, "pkgs:1"), (runner_b, "pkgs:2")):
+        names = layer_names(cli, image)
+        assert "installed.txt" in names and not any("download.bin" in n or "var/cache/pkgs" in n for n in names)
+
+    # without the opt-in the mount does not travel
+    layout2 = tmp_path / "no-mounts"
+    build(pybuild, ctx, "--cache-to", f"type=local,dest={layout2}")
+    assert not any(d.get("annotations") for d in layout_manifest(layout2)["layers"])
+    (tmp_path / "root-c").mkdir()
+    c = CLI(tmp_path / "root-c")
+    runner_b("copy", "store:busybox:latest", f"oci:{tmp_path / 'base-c'}:busybox")
+    c("copy", f"oci:{tmp_path / 'base-c'}:busybox", "store:busybox:latest")
+    (ctx / "app.txt").write_text("v3\n")
+    out_c = build(c, ctx, "--cache-from", f"type=local,src={layout2}")
+    assert printed(out_c, "PKG-CACHE-MISS") and not printed(out_c, "PKG-CACHE-HIT")

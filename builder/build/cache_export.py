@@ -102,6 +102,13 @@ def export(spec: CacheSpec, steps: list[StepRecord], final_stages: set[int], sto
     return oci.sha256_digest(manifest)
 
 
+def pack_mounts(store, mounts: dict[str, str], compression: str) -> list[tuple[str, oci.Descriptor]]:
+    """Each cache mount's directory as a layer blob in the store (``cache-mounts=true``)."""
+    from registry.layer import write_layer  # noqa: PLC0415
+    return [(cache_id, write_layer(store, path, compression=compression).descriptor)
+            for cache_id, path in sorted(mounts.items())]
+
+
 def _supplied(layer: oci.Descriptor, store, imported: ImportedCache | None, sink, warn) -> bool:
     """Whether the artifact can list ``layer``: the store or the sink has it, or it can be fetched."""
     if store.has_blob(layer.digest) or sink.has_blob(layer):

@@ -139,6 +139,26 @@ class ImportedCache:
             raise CacheBlobMissing(f"no cache source has layer {desc.digest[:19]}", set())
         return self.blobs[desc.digest][0].open_blob(desc)
 
+    def seed_mount(self, cache_id: str, path: str) -> None:
+        """Fill a new cache-mount dir from an imported one (``cache-mounts=true``); a failure is
+        a warning, the RUN then starts with an empty mount."""
+        entry = self.mounts.get(cache_id)
+        if entry is None:
+            return
+        desc, source = entry
+        from registry.errors import BadArchive  # noqa: PLC0415
+        from registry.layer.extract import extract_layer  # noqa: PLC0415
+        from registry.layer.stream import open_layer  # noqa: PLC0415
+        try:
+            with source.open_blob(desc) as blob, open_layer(blob, desc.media_type) as stream:
+                extract_layer(stream, path, whiteouts="apply", name=f"cache mount {cache_id}")
+        except (PybuildError, BadArchive, OSError) as err:
+            self.warn(f"[Warning] cache mount {cache_id!r} could not be restored ({err}); it starts empty")
+            return
+        with self._lock:
+            self.fetched_bytes += desc.size
+            self.fetched_blobs += 1
+
     def fetch(self, desc: oci.Descriptor, keys: set[str]) -> None:
         """Copy one blob into the store; :class:`CacheBlobMissing` (naming ``keys``) if it cannot be had."""
         if desc.digest not in self.blobs:

@@ -134,6 +134,7 @@ class Executor:
         self.distrust: set[str] = set()  # keys whose imported layer was lost: run them
         self._imported = None
         self._pulled: set[str] = set()
+        self.cache_mounts: dict[str, str] = {}  # RUN --mount=type=cache id -> host dir, for cache-mounts=true
 
     @property
     def imported(self):
@@ -236,9 +237,13 @@ class Executor:
         while index is not None:
             final.add(index)
             index = self.plan.stages[index].base_stage
+        mounts = []
+        if any(spec.mounts for spec in specs) and self.cache_mounts:
+            from .cache_export import pack_mounts  # noqa: PLC0415
+            mounts = pack_mounts(self.store, self.cache_mounts, self.opts.compression)
         for spec in specs:
-            digest = export(spec, self.steps, final, self.store, self._imported, [], self.progress.message,
-                            self.opts.insecure)
+            digest = export(spec, self.steps, final, self.store, self._imported, mounts if spec.mounts else [],
+                            self.progress.message, self.opts.insecure)
             self.progress.message(f"exported cache to {spec} ({digest})")
 
     def _tagged(self, tag: str) -> str | None:

@@ -148,6 +148,9 @@ class RunStep:
                 else:
                     os.chown(path, m.uid or 0, m.gid or 0)
                     os.chmod(path, 0o755 if m.mode is None else m.mode)
+                    if self.executor.imported is not None:  # --cache-from with cache-mounts: seed it
+                        self.executor.imported.seed_mount(m.id or m.target, str(path))
+                self.executor.cache_mounts[m.id or m.target] = str(path)
                 if m.sharing == "locked":  # one RUN at a time, across stages and builds
                     fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
                     self._locks.append(fd)
