@@ -138,3 +138,33 @@ def test_metadata_file(pybuild, busybox_image, ctx, tmp_path):
     assert doc["containerimage.config.digest"] == info["Id"] == out.stdout.decode().strip()
     assert doc["image.name"] == "meta:1,meta:2"
     assert doc["containerimage.descriptor"]["size"] == info["Descriptor"]["size"]
+
+
+def test_build_context_directory_image_and_oci_layout(pybuild, busybox_image, tmp_path):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "data.txt").write_text("from a named dir\n")
+    pybuild("build", "-q", "-t", "ctxsrc:1", "-", input=b"FROM busybox\nRUN echo from-image > /img.txt\n")
+    pybuild("copy", "store:ctxsrc:1", f"oci:{tmp_path / 'layout'}:v1")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM base AS b\nRUN echo staged > /staged.txt\n"
+        "FROM b\nCOPY --from=extra data.txt /data.txt\nCOPY --from=img /img.txt /img.txt\n"
+        "COPY --from=layout /img.txt /layout.txt\n"
+        "RUN --mount=from=extra,target=/mnt cat /mnt/data.txt > /mounted.txt\n")
+    args = ["--build-context", f"extra={extra}", "--build-context", "img=docker-image://ctxsrc:1",
+            "--build-context", f"layout=oci-layout://{tmp_path / 'layout'}:v1",
+            "--build-context", "base=docker-image://busybox:latest"]
+    pybuild("build", "-t", "named:1", *args, str(ctx))
+    cat = pybuild("run", "--rm", "named:1", "cat", "/staged.txt", "/data.txt", "/img.txt", "/layout.txt",
+                  "/mounted.txt").stdout.decode()
+    assert cat == "staged\nfrom a named dir\nfrom-image\nfrom-image\nfrom a named dir\n"
+    (extra / "data.txt").write_text("changed\n")  # the named dir is keyed by content
+    pybuild("build", "-t", "named:2", *args, str(ctx))
+    assert pybuild("run", "--rm", "named:2", "cat", "/data.txt").stdout == b"changed\n"
+    bad = pybuild("build", "--build-context", "x=s3://bucket", str(ctx), check=False)
+    assert bad.returncode != 0 and b"invalid --build-context" in bad.stderr
+    df = b"FROM extra\n"
+    as_base = pybuild("build", "--build-context", f"extra={extra}", "-", input=df, check=False)
+    assert as_base.returncode != 0 and b"cannot be a base image" in as_base.stderr

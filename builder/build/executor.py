@@ -50,7 +50,7 @@ class BuildOptions:
                  network: str = "host", labels: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
                  compression: str = "gzip", source_date_epoch: int | None = None,
                  cache_from: list | None = None, cache_to: list | None = None, insecure: bool = False,
-                 pull: bool = False):
+                 pull: bool = False, named_contexts: dict[str, str] | None = None):
         self.root = root
         self.context = context
         self.tags = list(tags or [])
@@ -64,6 +64,8 @@ class BuildOptions:
         self.cache_to = list(cache_to or [])
         self.insecure = insecure
         self.pull = pull  # --pull: ask the registry for a newer base even when the store has one
+        from .named_contexts import NamedContexts  # noqa: PLC0415
+        self.named = NamedContexts(named_contexts or {})  # --build-context
 
 
 class StageState:
@@ -333,6 +335,11 @@ class Executor:
     def _load_image(self, name: str, inst: ins.Instruction, flag: bool = False):
         """An image from the store, pulled if missing; ``flag``: named by ``--from``."""
         from registry.errors import ImageNotFound  # noqa: PLC0415
+        if name in self.opts.named:
+            try:
+                name = self.opts.named.image_name(name, self.store)
+            except PybuildError as err:
+                raise inst.error(str(err)) from None
         if not self.opts.pull:
             try:
                 return self.store.image(name)
@@ -510,7 +517,10 @@ class Executor:
     # -- stage views for COPY --from / RUN --mount from= ------------------------------
     def source_root(self, ref: str, inst: ins.Instruction, stage: Stage) -> tuple[str, str]:
         """``(host dir, cache key)`` of a stage or image used as a source, mounted read-only."""
-        src_stage = self.plan.resolve_from(ref, inst, stage.index)
+        directory = self.opts.named.directory(ref)
+        if directory is not None:
+            return directory, self.opts.named.directory_key(ref)
+        src_stage = None if ref in self.opts.named else self.plan.resolve_from(ref, inst, stage.index)
         if src_stage is not None:
             state = self.results[src_stage.index]
             layers, key = _LayerView(state), state.key
@@ -522,7 +532,9 @@ class Executor:
 
     def source_key(self, ref: str, inst: ins.Instruction, stage: Stage) -> str:
         """The cache key of a ``--from`` source without mounting it."""
-        src_stage = self.plan.resolve_from(ref, inst, stage.index)
+        if self.opts.named.directory(ref) is not None:
+            return self.opts.named.directory_key(ref)
+        src_stage = None if ref in self.opts.named else self.plan.resolve_from(ref, inst, stage.index)
         if src_stage is not None:
             return self.results[src_stage.index].key
         image = self._load_image(self.plan.build_args.expand_from(ref, inst), inst, flag=True)

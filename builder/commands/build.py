@@ -31,6 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pull-value", dest="pull", help=argparse.SUPPRESS)
     parser.add_argument("-o", "--output", action="append", default=[], metavar="SPEC",
                         help="type=image|registry|local,dest=DIR|tar,dest=FILE|oci,dest=FILE|docker,dest=FILE ('-' = stdout)")
+    parser.add_argument("--build-context", action="append", default=[], metavar="NAME=VALUE",
+                        help="a named context for COPY --from/FROM: DIR, docker-image://REF or oci-layout://DIR[:TAG]")
     parser.add_argument("--metadata-file", default=None, metavar="FILE", help="write the build result's metadata (JSON)")
     parser.add_argument("--cache-from", action="append", default=[], metavar="SPEC",
                         help="import a build cache: type=registry,ref=REF | type=local,src=DIR | IMAGE (repeatable)")
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
     from registry.reference import parse as parse_reference
 
+    from builder.build import named_contexts
     from builder.build.outputs import parse_output
 
     outputs = [parse_output(v) for v in args.output]
@@ -166,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
                         network="host" if args.network == "default" else args.network,
                         labels=_pairs(args.label, "--label"), secrets=_secrets(args.secret),
                         compression=compression, source_date_epoch=int(epoch) if epoch else None,
-                        cache_from=cache_from, cache_to=cache_to, insecure=args.insecure, pull=pull)
+                        cache_from=cache_from, cache_to=cache_to, insecure=args.insecure, pull=pull,
+                        named_contexts=named_contexts.parse(args.build_context))
     executor = Executor(build_plan, opts, progress)
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     try:
