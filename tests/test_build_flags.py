@@ -8,6 +8,8 @@ the archive into docker and running it.
 from __future__ import annotations
 
 import io
+import os
+import re
 import json
 import secrets
 import shutil
@@ -168,3 +170,49 @@ def test_build_context_directory_image_and_oci_layout(pybuild, busybox_image, tm
     df = b"FROM extra\n"
     as_base = pybuild("build", "--build-context", f"extra={extra}", "-", input=df, check=False)
     assert as_base.returncode != 0 and b"cannot be a base image" in as_base.stderr
+
+
+def _with_ssh_add(busybox_rootfs: Path, dest: Path) -> Path:
+    """busybox plus the host's ssh-add and the libraries it loads (ldd)."""
+    shutil.copytree(busybox_rootfs, dest, symlinks=True)
+    libs = subprocess.run(["ldd", "/usr/bin/ssh-add"], capture_output=True, text=True, check=True).stdout
+    for path in ["/usr/bin/ssh-add"] + [p for p in re.findall(r"(/\S+)", libs)]:
+        target = dest / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(path).resolve(), target)
+    return dest
+
+
+def test_ssh_agent_forwarded_to_run_and_never_in_a_layer(pybuild, busybox_rootfs, tmp_path):
+    pybuild("import", str(_with_ssh_add(busybox_rootfs, tmp_path / "rootfs")), "sshimg:1")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci-deploy-key", "-f",
+                    str(tmp_path / "key")], check=True)
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.run(["ssh-agent", "-a", str(sock)], capture_output=True, text=True, check=True).stdout
+    pid = int(re.search(r"SSH_AGENT_PID=(\d+)", agent).group(1))
+    try:
+        env = {"SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(tmp_path / "key")], check=True, env={**os.environ, **env})
+        listed = subprocess.run(["ssh-add", "-l"], capture_output=True, text=True, check=True,
+                                env={**os.environ, **env}).stdout
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text("FROM sshimg:1\n"
+                                        "RUN --mount=type=ssh ssh-add -l > /keys.txt && echo $SSH_AUTH_SOCK > /sock.txt\n")
+        pybuild("build", "-t", "ssh:1", "--ssh", "default", str(ctx), env=env)
+        assert pybuild("run", "--rm", "ssh:1", "cat", "/keys.txt").stdout.decode() == listed
+        assert "ci-deploy-key" in listed
+        assert pybuild("run", "--rm", "ssh:1", "cat", "/sock.txt").stdout == b"/run/buildkit/ssh_agent.0\n"
+        info = json.loads(pybuild("inspect", "ssh:1").stdout)[0]
+        blobs = Path(pybuild.root) / "store" / "blobs" / "sha256"
+        manifest = json.loads((blobs / info["Descriptor"]["digest"].split(":")[1]).read_text())
+        with tarfile.open(blobs / manifest["layers"][-1]["digest"].split(":")[1]) as tar:
+            names = tar.getnames()
+        assert "keys.txt" in names and not any(n.startswith("run/buildkit") for n in names), names
+        (ctx / "Dockerfile").write_text("FROM sshimg:1\nRUN --mount=type=ssh,required=true true\n")
+        missing = pybuild("build", str(ctx), check=False)
+        assert missing.returncode != 0 and b"no SSH agent 'default' was forwarded" in missing.stderr
+        notsock = pybuild("build", "--ssh", f"deploy={tmp_path / 'key'}", str(ctx), check=False)
+        assert notsock.returncode != 0 and b"is not an agent socket" in notsock.stderr
+    finally:
+        os.kill(pid, 15)

@@ -50,7 +50,7 @@ class BuildOptions:
                  network: str = "host", labels: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
                  compression: str = "gzip", source_date_epoch: int | None = None,
                  cache_from: list | None = None, cache_to: list | None = None, insecure: bool = False,
-                 pull: bool = False, named_contexts: dict[str, str] | None = None):
+                 pull: bool = False, named_contexts: dict[str, str] | None = None, ssh: dict[str, str] | None = None):
         self.root = root
         self.context = context
         self.tags = list(tags or [])
@@ -66,6 +66,7 @@ class BuildOptions:
         self.pull = pull  # --pull: ask the registry for a newer base even when the store has one
         from .named_contexts import NamedContexts  # noqa: PLC0415
         self.named = NamedContexts(named_contexts or {})  # --build-context
+        self.ssh = dict(ssh or {})  # --ssh: agent id -> host socket
 
 
 class StageState:

@@ -37,6 +37,9 @@ class RunStep:
         rc = state.run_config
         self.argv, self.files = inst.script(state.shell)
         self.env = state.scope.run_env()
+        ssh = [m for m in inst.mounts if m.type == "ssh"]
+        if ssh and not any(e.startswith("SSH_AUTH_SOCK=") for e in self.env):
+            self.env = self.env + [f"SSH_AUTH_SOCK={ssh[0].target}"]  # as BuildKit, for the first agent
         self.history_args = state.scope.history_args()
         # docker prefixes ``|N args`` whenever build args reach the process, even if none is shown
         self.has_build_args = len(self.env) > len(state.scope.env)
@@ -168,6 +171,14 @@ class RunStep:
                     source, _ = self._cleanup.enter_context(
                         writable([source], os.path.join(scratch, f"bind-{len(out)}")))
                 out.append(Mount(target=m.target, type="bind", source=source, readonly=m.readonly))
+            elif m.type == "ssh":  # the agent's socket, bound for this RUN only; never in a layer
+                sock = opts.ssh.get(m.id)
+                if sock is None:
+                    if m.required:
+                        raise self.inst.error(f"no SSH agent {m.id!r} was forwarded (use --ssh {m.id}"
+                                              f"{'' if m.id == 'default' else '=SOCKET'})")
+                    continue
+                out.append(Mount(target=m.target, type="bind", source=sock, readonly=False))
             elif m.type == "tmpfs":
                 out.append(Mount(target=m.target, type="tmpfs", options=f"size={m.size}" if m.size else ""))
         for path, (data, mode) in self.files.items():

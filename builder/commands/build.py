@@ -33,6 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="type=image|registry|local,dest=DIR|tar,dest=FILE|oci,dest=FILE|docker,dest=FILE ('-' = stdout)")
     parser.add_argument("--build-context", action="append", default=[], metavar="NAME=VALUE",
                         help="a named context for COPY --from/FROM: DIR, docker-image://REF or oci-layout://DIR[:TAG]")
+    parser.add_argument("--ssh", action="append", default=[], metavar="default|ID=SOCKET",
+                        help="forward an SSH agent socket to RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)")
     parser.add_argument("--metadata-file", default=None, metavar="FILE", help="write the build result's metadata (JSON)")
     parser.add_argument("--cache-from", action="append", default=[], metavar="SPEC",
                         help="import a build cache: type=registry,ref=REF | type=local,src=DIR | IMAGE (repeatable)")
@@ -170,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
                         labels=_pairs(args.label, "--label"), secrets=_secrets(args.secret),
                         compression=compression, source_date_epoch=int(epoch) if epoch else None,
                         cache_from=cache_from, cache_to=cache_to, insecure=args.insecure, pull=pull,
-                        named_contexts=named_contexts.parse(args.build_context))
+                        named_contexts=named_contexts.parse(args.build_context), ssh=_ssh(args.ssh))
     executor = Executor(build_plan, opts, progress)
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     try:
@@ -207,6 +209,32 @@ def run(args: argparse.Namespace) -> int:
             progress.message(f"naming to {tag} done")
         print(result.id)
     return 0
+
+
+def _ssh(values: list[str]) -> dict[str, str]:
+    """``--ssh default`` ($SSH_AUTH_SOCK) or ``--ssh ID=SOCKET``: agent sockets by id."""
+    import stat
+
+    from registry.errors import PybuildError
+
+    out = {}
+    for item in values:
+        sid, sep, path = item.partition("=")
+        if not sep:
+            path = os.environ.get("SSH_AUTH_SOCK", "")
+            if not path:
+                raise PybuildError(f"--ssh {sid}: SSH_AUTH_SOCK is not set; start an agent (eval $(ssh-agent)) "
+                                   f"or give --ssh {sid}=SOCKET")
+        path = path.split(",")[0]
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+        except OSError as err:
+            raise PybuildError(f"--ssh {sid}: {path}: {err.strerror}") from None
+        if not is_socket:
+            raise PybuildError(f"--ssh {sid}: {path} is not an agent socket (key files are not loaded: "
+                               f"run ssh-add KEY in an agent and pass its socket)")
+        out[sid] = os.path.abspath(path)
+    return out
 
 
 def _boolean(value: str, flag: str) -> bool:
