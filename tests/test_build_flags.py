@@ -216,3 +216,39 @@ def test_ssh_agent_forwarded_to_run_and_never_in_a_layer(pybuild, busybox_rootfs
         assert notsock.returncode != 0 and b"is not an agent socket" in notsock.stderr
     finally:
         os.kill(pid, 15)
+
+
+def _tree(pybuild, image: str, path: str) -> list[str]:
+    out = pybuild("run", "--rm", image, "sh", "-c", f"cd {path} && find . | sort").stdout.decode()
+    return [line for line in out.split() if line != "."]
+
+
+def test_copy_exclude_parents_link_and_add_chmod(pybuild, busybox_image, tmp_path):
+    """BuildKit's documented behaviour (docker 20.10's legacy builder rejects these flags)."""
+    ctx = tmp_path / "ctx"
+    for rel in ("src/a.py", "src/a_test.py", "src/pkg/b.py", "src/pkg/b.md", "docs/x.md", "docs/y.txt"):
+        (ctx / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ctx / rel).write_text(rel + "\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN mkdir -m 700 /secretdir\n"
+        "COPY --exclude=*_test.py --exclude=*.md src /app/\n"
+        "COPY --parents src/pkg/b.py docs/*.txt /tree/\n"
+        "COPY --link docs/y.txt /secretdir/y.txt\n"
+        "ADD --chmod=640 docs/x.md /added.md\n"
+        "COPY --from=busybox --exclude=s* /bin/busybox /bb/\n")
+    pybuild("build", "-t", "flags:1", str(ctx))
+    assert _tree(pybuild, "flags:1", "/app") == ["./a.py", "./pkg", "./pkg/b.py"]
+    assert _tree(pybuild, "flags:1", "/tree") == ["./docs", "./docs/y.txt", "./src", "./src/pkg", "./src/pkg/b.py"]
+    stat = pybuild("run", "--rm", "flags:1", "stat", "-c", "%a %n", "/added.md", "/secretdir").stdout.decode()
+    # --link: the layer holds /secretdir as a new 0755 directory, independent of the 0700 one below
+    assert stat.split("\n")[:2] == ["640 /added.md", "755 /secretdir"]
+    # the --link layer holds only its own files: it can be rebased on any base
+    info = json.loads(pybuild("inspect", "flags:1").stdout)[0]
+    blobs = Path(pybuild.root) / "store" / "blobs" / "sha256"
+    manifest = json.loads((blobs / info["Descriptor"]["digest"].split(":")[1]).read_text())
+    with tarfile.open(blobs / manifest["layers"][4]["digest"].split(":")[1]) as tar:
+        assert sorted(tar.getnames()) == ["secretdir", "secretdir/y.txt"]
+    (ctx / "src" / "a_test.py").write_text("changed\n")  # excluded: the cache holds
+    out = pybuild("build", "--progress", "plain", "-t", "flags:2", str(ctx)).stderr.decode()
+    assert "CACHED" in out.split("COPY --exclude")[1].split("#")[1], out

@@ -436,10 +436,10 @@ class Executor:
         else:
             from .copy_step import CopyStep  # noqa: PLC0415
             step = CopyStep(self, stage, state, inst)
-            self._layer_step(state, step.description(), step.created_by, text, mounted=step.apply)
+            self._layer_step(state, step.description(), step.created_by, text, mounted=step.apply, detached=step.link)
 
     def _layer_step(self, state: StageState, description, created_by, text: str,
-                    mounted=None, run=None) -> None:
+                    mounted=None, run=None, detached: bool = False) -> None:
         """One step that may make a layer.  ``created_by``: the history text, or a function
         giving it once the step ran (a COPY --from learns its source's kind then); the
         record keeps it for cached rebuilds."""
@@ -454,7 +454,10 @@ class Executor:
             step.cached()
             return
         scratch = self.scratch("step")
-        lowers = self._lowerdirs(_LayerView(state))
+        if detached:  # COPY --link: made on an empty tree, so the layer does not depend on the ones below
+            lowers = [str(self.scratch("empty"))]
+        else:
+            lowers = self._lowerdirs(_LayerView(state))
         try:
             if run is not None:
                 upper = run.execute(lowers, scratch, step)
