@@ -327,3 +327,19 @@ def test_cache_mounts_travel_opt_in(pybuild, busybox_image, runner_b, tmp_path):
     (ctx / "app.txt").write_text("v3\n")
     out_c = build(c, ctx, "--cache-from", f"type=local,src={layout2}")
     assert printed(out_c, "PKG-CACHE-MISS") and not printed(out_c, "PKG-CACHE-HIT")
+
+
+def test_malformed_cache_records_are_skipped_not_fatal():
+    """A hostile or damaged cache config cannot crash the executor: bad records are dropped."""
+    from builder.build.cache_remote import CacheFormatError, decode_records
+
+    good = {"key": "a" * 64, "created": "2020-01-01T00:00:00Z", "layer": None}
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + "1" * 64, "size": 9}
+    doc = {"format": "pybuild.cache.v1", "records": [
+        good, {"key": "b" * 64, "created": "x", "layer": layer},  # no diff_id
+        {"key": "short", "created": "x", "layer": None}, {"key": "c" * 64, "created": 5, "layer": None},
+        {"key": "d" * 64, "created": "x", "layer": {"digest": 7}, "diff_id": "sha256:" + "2" * 64}, "junk"],
+        "mounts": [{"id": "m", "blob": "junk"}]}
+    assert decode_records(doc, "here") == ([good], [])
+    with pytest.raises(CacheFormatError):
+        decode_records({"format": "pybuild.cache.v0", "records": []}, "here")

@@ -102,9 +102,27 @@ def decode_records(doc: Any, where: str) -> tuple[list[dict[str, Any]], list[dic
     records, mounts = doc.get("records"), doc.get("mounts") or []
     if not isinstance(records, list) or not isinstance(mounts, list):
         raise CacheFormatError(f"{where}: malformed cache config")
-    good = [r for r in records if isinstance(r, dict) and isinstance(r.get("key"), str)
-            and (r.get("layer") is None or isinstance(r.get("layer"), dict))]
-    return good, [m for m in mounts if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    good = [r for r in records if _valid_record(r)]
+    return good, [m for m in mounts if isinstance(m, dict) and isinstance(m.get("id"), str) and _descriptor(m.get("blob"))]
+
+
+def _descriptor(doc: Any) -> bool:
+    try:
+        oci.Descriptor.from_json(doc)
+    except (PybuildError, TypeError, ValueError, KeyError, AttributeError):
+        return False
+    return True
+
+
+def _valid_record(record: Any) -> bool:
+    """A record the executor can apply: a key, a created time, and a layer with its diff_id or none."""
+    if not isinstance(record, dict) or not isinstance(record.get("key"), str) or len(record["key"]) != 64:
+        return False
+    if not isinstance(record.get("created"), str) or not isinstance(record.get("created_by") or "", str):
+        return False
+    layer = record.get("layer")
+    return layer is None or (_descriptor(layer) and isinstance(record.get("diff_id"), str)
+                             and record["diff_id"].startswith("sha256:"))
 
 
 def artifact_manifest(config: bytes, blobs: list[oci.Descriptor]) -> bytes:

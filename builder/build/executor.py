@@ -199,6 +199,8 @@ class Executor:
 
     def _build(self) -> "StoredImageResult":
         try:
+            if self.opts.cache_from and not self.opts.no_cache:
+                self.imported  # noqa: B018 (loaded before stage threads start)
             while True:
                 try:
                     for wave in self.plan.waves():
