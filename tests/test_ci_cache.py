@@ -345,3 +345,17 @@ def test_malformed_cache_records_are_skipped_not_fatal():
     assert decode_records(doc, "here") == ([good], [])
     with pytest.raises(CacheFormatError):
         decode_records({"format": "pybuild.cache.v0", "records": []}, "here")
+
+
+def test_ci_examples_use_only_flags_pybuild_accepts(pybuild):
+    """examples/ci: every option the workflows pass to a pybuild command exists in its --help."""
+    repo = Path(__file__).resolve().parent.parent
+    text = "\n".join(p.read_text() for p in sorted((repo / "examples" / "ci").glob("*.yml")))
+    joined = re.sub(r"\\\n\s*", " ", text)  # shell line continuations
+    seen = 0
+    for command, rest in re.findall(r"pybuild (build|run|push|login|inspect) ([^\n]*)", joined):
+        helptext = pybuild(command, "--help").stdout.decode()
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-[a-z])\b", rest):
+            assert re.search(rf"(?<![\w-]){re.escape(flag)}\b", helptext), (command, flag)
+            seen += 1
+    assert seen >= 10
