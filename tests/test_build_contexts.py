@@ -14,6 +14,7 @@ import gzip
 import io
 import lzma
 import secrets
+import shutil
 import socket
 import subprocess
 import tarfile
@@ -205,3 +206,43 @@ def test_git_url_with_ref_and_subdir(pybuild, busybox_image, tmp_path, expected,
     assert listing(pybuild, "ctx-git") == expected
     wrong = pybuild("build", f"{url}/project.git#no-such-branch", check=False)
     assert wrong.returncode != 0 and wrong.stderr.decode().count("\n") == 1 and b"git fetch" in wrong.stderr
+
+
+def _docker_listing(tag: str, context: str) -> str:
+    subprocess.run(["docker", "build", "-q", "-t", tag, context], check=True, capture_output=True)
+    return subprocess.run(["docker", "run", "--rm", tag, "cat", "/list.txt"], check=True,
+                          capture_output=True).stdout.decode()
+
+
+def test_url_and_git_contexts_match_docker(docker, pybuild, busybox_image, busybox_tar, tmp_path, http_dir,
+                                           git_daemon):
+    """docker 20.10 reads the same URL and git contexts (its daemon fetches the URL, its CLI
+    runs git); the copied trees must list the same."""
+    tag = f"pybuild-ctxurl-{secrets.token_hex(4)}"
+    subprocess.run(["docker", "import", str(busybox_tar), f"{tag}-base"], check=True, capture_output=True)
+    try:
+        pybuild("tag", busybox_image, f"{tag}-base")
+        www, url = http_dir
+        src = make_context(tmp_path / "ctx", f"{tag}-base")
+        (www / "ctx.tar.gz").write_bytes(tar_bytes(src, "gz"))
+        theirs = _docker_listing(tag, f"{url}/ctx.tar.gz")
+        pybuild("build", "-t", tag, f"{url}/ctx.tar.gz")
+        assert listing(pybuild, tag) == theirs
+
+        base, git_url = git_daemon
+        env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+        work = tmp_path / "work"
+        work.mkdir()
+        for args in (["init", "-q", "-b", "main"],):
+            subprocess.run(["git", *args], cwd=work, check=True, capture_output=True, env=env)
+        shutil.copytree(src, work / "sub")
+        for args in (["add", "."], ["commit", "-qm", "c"], ["tag", "v1"]):
+            subprocess.run(["git", *args], cwd=work, check=True, capture_output=True, env=env)
+        subprocess.run(["git", "clone", "-q", "--bare", str(work), str(base / "p.git")], check=True,
+                       capture_output=True, env=env)
+        theirs = _docker_listing(tag, f"{git_url}/p.git#v1:sub")
+        pybuild("build", "-t", tag, f"{git_url}/p.git#v1:sub")
+        assert listing(pybuild, tag) == theirs
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag, f"{tag}-base"], capture_output=True)

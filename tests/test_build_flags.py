@@ -252,3 +252,17 @@ def test_copy_exclude_parents_link_and_add_chmod(pybuild, busybox_image, tmp_pat
     (ctx / "src" / "a_test.py").write_text("changed\n")  # excluded: the cache holds
     out = pybuild("build", "--progress", "plain", "-t", "flags:2", str(ctx)).stderr.decode()
     assert "CACHED" in out.split("COPY --exclude")[1].split("#")[1], out
+
+
+def test_output_registry_pushes_every_name(pybuild, busybox_image, ctx, tls_registry, tmp_path):
+    reg = tls_registry
+    name = f"{reg.host}/oreg-{secrets.token_hex(4)}/app:1"
+    cli = login(pybuild, reg, tmp_path / "docker")
+    out = cli("build", "-o", "type=registry", "-t", name, str(ctx))
+    assert f"pushed {name}@sha256:".encode() in out.stderr
+    (tmp_path / "other").mkdir()
+    other = login(CLI(tmp_path / "other"), reg, tmp_path / "docker-other")
+    other("pull", name)
+    assert other("run", "--rm", name, "cat", "/hello").stdout == b"hello\n"
+    named = cli("build", "-o", f"type=image,name={name}-x", str(ctx))
+    assert b"naming to " + f"{name}-x".encode() in named.stderr

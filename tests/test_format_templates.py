@@ -130,3 +130,33 @@ def test_ps_format_and_filters(pybuild, busybox_image):
     only = pybuild("ps", "--filter", "name=two", "--filter", "status=exited", "--format", "{{.Names}}|{{.Status}}")
     assert re.fullmatch(r"fmt-two\|Exited \(3\) .* ago\n", only.stdout.decode())
     assert pybuild("ps", "--filter", "status=running", "--format", "{{.Names}}").stdout == b""
+
+
+def test_images_format_and_filters_match_docker(docker, pybuild, busybox_image, busybox_tar, tmp_path):
+    ns = f"pbfmt{secrets.token_hex(4)}"
+    subprocess.run(["docker", "import", str(busybox_tar), f"{ns}/base:1"], check=True, capture_output=True)
+    pybuild("tag", busybox_image, f"{ns}/base:1")
+    names = []
+    try:
+        for repo, tag, label in (("web", "1", "web"), ("web", "2", "web"), ("api", "1", "api")):
+            ctx = tmp_path / f"{repo}{tag}"
+            ctx.mkdir()
+            (ctx / "Dockerfile").write_text(f"FROM {ns}/base:1\nLABEL tier={label} team=ci\n")
+            name = f"{ns}/{repo}:{tag}"
+            names.append(name)
+            subprocess.run(["docker", "build", "-q", "-t", name, str(ctx)], check=True, capture_output=True)
+            pybuild("build", "-q", "-t", name, str(ctx))
+        cases = [
+            ["--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={ns}/*"],
+            ["--format", "{{.Repository}} {{.Tag}}", "--filter", f"reference={ns}/web"],
+            ["--format", "{{.Tag}}", "--filter", f"reference={ns}/*:1"],
+            ["--format", "{{.Repository}}", "-f", "label=tier=api", "-f", f"reference={ns}/*"],
+            ["--format", "{{.Repository}}:{{.Tag}}", "-f", "label=team", "-f", f"reference={ns}/web:*"],
+            ["--format", "{{.Repository}}", "-f", f"reference={ns}/web:*", "-f", f"reference={ns}/api:*"],
+        ]
+        for args in cases:
+            theirs = subprocess.run(["docker", "images", *args], check=True, capture_output=True, text=True).stdout
+            ours = pybuild("images", *args).stdout.decode()
+            assert sorted(ours.splitlines()) == sorted(theirs.splitlines()), args
+    finally:
+        subprocess.run(["docker", "rmi", "-f", *names, f"{ns}/base:1"], capture_output=True)
