@@ -266,3 +266,43 @@ def test_output_registry_pushes_every_name(pybuild, busybox_image, ctx, tls_regi
     assert other("run", "--rm", name, "cat", "/hello").stdout == b"hello\n"
     named = cli("build", "-o", f"type=image,name={name}-x", str(ctx))
     assert b"naming to " + f"{name}-x".encode() in named.stderr
+
+
+def test_pull_matches_docker(docker, pybuild, plain_registry, busybox_rootfs, tmp_path):
+    """docker 20.10 and pybuild against the same plain-HTTP registry on 127.0.0.1 (which docker
+    treats as insecure by default): without --pull the local base is used, with --pull the
+    registry's newer one."""
+    reg = plain_registry
+    repo = f"{reg.host}/pulldiff-{secrets.token_hex(4)}/base"
+    pybuild.env["PYBUILD_INSECURE_REGISTRIES"] = reg.host
+    v1 = tmp_path / "v1.tar"
+    subprocess.run(["tar", "-C", str(versioned_rootfs(busybox_rootfs, tmp_path / "v1", "v1\n")), "-cf", str(v1), "."],
+                   check=True)
+    subprocess.run(["docker", "import", str(v1), f"{repo}:1"], check=True, capture_output=True)
+    subprocess.run(["docker", "push", f"{repo}:1"], check=True, capture_output=True)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {repo}:1\nRUN cp /etc/version /seen\n")
+    tags = []
+
+    def both(*flags: str) -> tuple[bytes, bytes]:
+        tag = f"pulldiff-{secrets.token_hex(4)}"
+        tags.append(tag)
+        subprocess.run(["docker", "build", "-q", *flags, "-t", tag, str(ctx)], check=True, capture_output=True)
+        theirs = subprocess.run(["docker", "run", "--rm", tag, "cat", "/seen"], check=True, capture_output=True).stdout
+        pybuild("build", "-q", *flags, "-t", tag, str(ctx))
+        return theirs, pybuild("run", "--rm", tag, "cat", "/seen").stdout
+
+    try:
+        pybuild("pull", f"{repo}:1")
+        assert both() == (b"v1\n", b"v1\n")
+        # a newer base:1 appears in the registry (pushed from elsewhere)
+        (tmp_path / "other").mkdir()
+        other = CLI(tmp_path / "other")
+        other.env["PYBUILD_INSECURE_REGISTRIES"] = reg.host
+        other("import", str(versioned_rootfs(busybox_rootfs, tmp_path / "v2", "v2\n")), f"{repo}:1")
+        other("push", f"{repo}:1")
+        assert both() == (b"v1\n", b"v1\n")
+        assert both("--pull") == (b"v2\n", b"v2\n")
+    finally:
+        subprocess.run(["docker", "rmi", "-f", f"{repo}:1", *tags], capture_output=True)
