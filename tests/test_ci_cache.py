@@ -359,3 +359,31 @@ def test_ci_examples_use_only_flags_pybuild_accepts(pybuild):
             assert re.search(rf"(?<![\w-]){re.escape(flag)}\b", helptext), (command, flag)
             seen += 1
     assert seen >= 10
+
+
+PARALLEL = """\
+FROM busybox AS a
+RUN echo RAN-a1 && head -c 300000 /dev/urandom > /x
+COPY a.txt /a.txt
+RUN echo RAN-a2 && cat /a.txt > /a.out
+FROM busybox AS b
+RUN echo RAN-b && echo b > /b.out
+FROM busybox
+COPY --from=a /a.out /a.out
+COPY --from=b /b.out /b.out
+"""
+
+
+def test_lost_blob_in_a_parallel_stage_restarts_cleanly(pybuild, busybox_image, runner_b, tmp_path):
+    """Stages a and b build at once; a's cached first layer is lost and its next step needs it."""
+    ctx, layout = tmp_path / "par", tmp_path / "cache-dir"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(PARALLEL)
+    (ctx / "a.txt").write_text("1\n")
+    build(pybuild, ctx, "--cache-to", f"type=local,dest={layout},mode=max")
+    big = max(layout_manifest(layout)["layers"], key=lambda d: d["size"])  # RUN-a1's /x
+    (layout / "blobs" / "sha256" / big["digest"].split(":")[1]).unlink()
+    (ctx / "a.txt").write_text("2\n")
+    out = build(runner_b, ctx, "-t", "par:1", "--cache-from", f"type=local,src={layout}")
+    assert printed(out, "RAN-a1") and printed(out, "RAN-a2") and "could not be fetched" in out.stderr.decode()
+    assert runner_b("run", "--rm", "par:1", "cat", "/a.out", "/b.out").stdout == b"2\nb\n"

@@ -286,6 +286,7 @@ class Executor:
         self.results.clear()
         self.steps.clear()
         self.lazy.clear()
+        self.cancelled.clear()  # a parallel wave stopped its siblings when the layer went missing
 
     def _cleanup(self) -> None:
         if self._stage_mounts:
