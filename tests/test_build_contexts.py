@@ -246,3 +246,34 @@ def test_url_and_git_contexts_match_docker(docker, pybuild, busybox_image, busyb
         assert listing(pybuild, tag) == theirs
     finally:
         subprocess.run(["docker", "rmi", "-f", tag, f"{tag}-base"], capture_output=True)
+
+
+def test_git_context_submodule_cannot_read_host_repositories(pybuild, busybox_image, tmp_path, git_daemon):
+    """A served repository whose submodule points at a file:// repository on the build host must not
+    pull that host repository into the context."""
+    base, url = git_daemon
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "GIT_ALLOW_PROTOCOL": "file:git"}
+
+    def git(*args, cwd):
+        subprocess.run(["git", "-c", "protocol.file.allow=always", *args], cwd=cwd, check=True, capture_output=True,
+                       env=env)
+
+    secret = tmp_path / "host-secret"
+    secret.mkdir()
+    git("init", "-q", "-b", "main", cwd=secret)
+    (secret / "token").write_text("host secret\n")
+    git("add", ".", cwd=secret)
+    git("commit", "-qm", "s", cwd=secret)
+    work = tmp_path / "evil"
+    work.mkdir()
+    git("init", "-q", "-b", "main", cwd=work)
+    (work / "Dockerfile").write_text("FROM busybox\nCOPY . /ctx\n")
+    git("submodule", "add", "-q", f"file://{secret}", "sub", cwd=work)
+    git("commit", "-qm", "evil", cwd=work)
+    git("clone", "-q", "--bare", str(work), str(base / "evil.git"), cwd=tmp_path)
+    out = pybuild("build", "-t", "evil-ctx", f"{url}/evil.git#main", check=False)
+    if out.returncode == 0:
+        assert pybuild("run", "--rm", "evil-ctx", "ls", "/ctx/sub").stdout == b""
+    else:
+        assert out.stderr.count(b"\n") == 1 and b"git submodule" in out.stderr

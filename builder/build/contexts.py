@@ -157,7 +157,9 @@ def clone_git(url: str, target: str) -> str:
     """Clone ``URL[#REF[:SUBDIR]]`` with the git CLI; return the context dir (the subdir)."""
     repo, _, fragment = url.partition("#")
     ref, _, subdir = fragment.partition(":")
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    # no prompts; GIT_PROTOCOL_FROM_USER=0 keeps a hostile repository's submodules from using
+    # file:// or ext:: (which would read the host's repositories or run commands)
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PROTOCOL_FROM_USER": "0"}
 
     def git(*args: str) -> None:
         proc = subprocess.run(["git", *args], cwd=target, capture_output=True, text=True, env=env, timeout=600)
