@@ -13,6 +13,7 @@ import base64
 import json
 import re
 import secrets
+import shutil
 import ssl
 import urllib.request
 from pathlib import Path
@@ -387,3 +388,30 @@ def test_lost_blob_in_a_parallel_stage_restarts_cleanly(pybuild, busybox_image, 
     out = build(runner_b, ctx, "-t", "par:1", "--cache-from", f"type=local,src={layout}")
     assert printed(out, "RAN-a1") and printed(out, "RAN-a2") and "could not be fetched" in out.stderr.decode()
     assert runner_b("run", "--rm", "par:1", "cat", "/a.out", "/b.out").stdout == b"2\nb\n"
+
+
+def test_builder_base_is_not_downloaded_when_its_steps_hit(ci, busybox_rootfs, tmp_path):
+    """The builder stage's base (a big image of its own) is read by manifest and config only."""
+    reg, a, b, ns, _, _ = ci
+    big = tmp_path / "bigbase"
+    shutil.copytree(busybox_rootfs, big, symlinks=True)
+    (big / "toolchain.bin").write_bytes(secrets.token_bytes(3_000_000))
+    a("import", str(big), f"{ns}/toolchain:1")
+    a("push", f"{ns}/toolchain:1")
+    ctx = tmp_path / "two-bases"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {ns}/toolchain:1 AS build\nRUN echo RAN-build && wc -c < /toolchain.bin > /out\n"
+                                    f"FROM {ns}/base:1\nCOPY --from=build /out /out\n")
+    cache = f"{ns}/cache:bases"
+    out_a = build(a, ctx, "-t", f"{ns}/twobase:1", "--cache-to", f"type=registry,ref={cache},mode=max")
+    assert printed(out_a, "RAN-build")
+    toolchain = json.loads(a("inspect", f"{ns}/toolchain:1").stdout)[0]
+    blobs = Path(a.root) / "store" / "blobs" / "sha256"
+    big_layers = {d["digest"] for d in json.loads(
+        (blobs / toolchain["Descriptor"]["digest"].split(":")[1]).read_text())["layers"]}
+    mark = log_lines(reg)
+    out_b = build(b, ctx, "-t", f"{ns}/twobase:1", "--cache-from", f"type=registry,ref={cache}")
+    assert not printed(out_b, "RAN-build") and image_id(out_b) == image_id(out_a)
+    fetched = {d for d, _ in blob_gets(reg, mark)}
+    assert fetched and not fetched & big_layers, (fetched, big_layers)
+    assert b("run", "--rm", f"{ns}/twobase:1", "cat", "/out").stdout == b"3000000\n"

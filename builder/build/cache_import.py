@@ -28,6 +28,19 @@ class CacheBlobMissing(PybuildError):
         self.keys = keys
 
 
+class LazyImage:
+    """What the executor needs of a base image (id, config, layers) before any layer is here."""
+
+    def __init__(self, id: str, config: dict[str, Any], layers: list[oci.Descriptor]):
+        self.id = id
+        self.config = config
+        self.layers = layers
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return self.config.get("rootfs", {}).get("diff_ids", [])
+
+
 class BlobSource(Protocol):
     def open_blob(self, desc: oci.Descriptor) -> BinaryIO: ...
 
@@ -122,6 +135,31 @@ class ImportedCache:
             layer = record_layer(record)
             if layer is not None and layer.digest in available:
                 self.blobs.setdefault(layer.digest, (source, where))
+
+    def remote_image(self, name: str) -> "LazyImage":
+        """A base image by manifest and config only; its layers become fetchable blobs, so a stage
+        whose steps all hit never downloads its base (only the final image's layers are fetched)."""
+        from registry.reference import parse  # noqa: PLC0415
+        from registry.remote.client import RegistryClient  # noqa: PLC0415
+        from registry.store import select_platform  # noqa: PLC0415
+
+        ref = parse(name)
+        client = RegistryClient(ref.registry, ref.repository, insecure=self.insecure)
+        top = client.get_manifest(ref.digest or ref.tag or "latest")
+        manifest = top
+        if top.media_type in oci.INDEX_TYPES:
+            manifest = client.get_manifest(select_platform(json.loads(top.raw)).digest)
+        doc = json.loads(manifest.raw)
+        config_desc = oci.manifest_config(doc)
+        with client.open_blob(config_desc) as stream:
+            raw = _read_all(stream, config_desc.size)
+        if oci.sha256_digest(raw) != config_desc.digest:
+            raise PybuildError(f"{name}: the registry sent a config that does not match its digest")
+        layers = oci.manifest_layers(doc)
+        with self._lock:
+            for layer in layers:
+                self.blobs.setdefault(layer.digest, (client, name))
+        return LazyImage(config_desc.digest, json.loads(raw), layers)
 
     # -- use ----------------------------------------------------------------------------
     def get(self, key: str) -> dict[str, Any] | None:

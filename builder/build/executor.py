@@ -137,6 +137,7 @@ class Executor:
         self.distrust: set[str] = set()  # keys whose imported layer was lost: run them
         self._imported = None
         self._pulled: set[str] = set()
+        self._lazy_bases: dict = {}  # name -> cache_import.LazyImage
         self.cache_mounts: dict[str, str] = {}  # RUN --mount=type=cache id -> host dir, for cache-mounts=true
 
     @property
@@ -209,9 +210,9 @@ class Executor:
                     self._fetch(final.layers)
                     break
                 except CacheBlobMissing as err:  # run what the lost layer would have given, from the top
-                    self.progress.message(f"[Warning] {err}; running the step instead")
                     if not err.keys or err.keys <= self.distrust:
-                        raise
+                        raise  # a base image's layer, or a step that already ran: nothing to fall back to
+                    self.progress.message(f"[Warning] {err}; running the step instead")
                     self.distrust |= err.keys
                     self._restart()
             config = self._final_config(final)
@@ -286,6 +287,7 @@ class Executor:
         self.results.clear()
         self.steps.clear()
         self.lazy.clear()
+        self._lazy_bases.clear()
         self.cancelled.clear()  # a parallel wave stopped its siblings when the layer went missing
 
     def _cleanup(self) -> None:
@@ -349,6 +351,8 @@ class Executor:
                 return self.store.image(name)
             except ImageNotFound:
                 pass
+        if self.imported is not None and not self.opts.pull:  # a CI build from a shared cache
+            return self._lazy_base(name, inst, flag)
         from registry.remote.pull import pull_image  # noqa: PLC0415
         try:
             with self._mount_lock:  # --pull: once per name and build
@@ -362,6 +366,25 @@ class Executor:
             what = (f"invalid from flag value {name}" if flag else f"pulling base image {name!r} failed" if self.opts.pull
                     else f"base image {name!r} not found locally and pulling it failed")
             raise inst.error(f"{what}: {err}") from None
+
+    def _lazy_base(self, name: str, inst: ins.Instruction, flag: bool):
+        """A base image not in the store, read by manifest and config only; its layers are fetched
+        like cached layers, when a step or the final image needs them."""
+        with self._mount_lock:
+            image = self._lazy_bases.get(name)
+            if image is None:
+                self.progress.message(f"resolving {name} (layers are fetched when needed)")
+                try:
+                    image = self.imported.remote_image(name)
+                except PybuildError as err:
+                    what = f"invalid from flag value {name}" if flag else f"base image {name!r} not found locally and pulling it failed"
+                    raise inst.error(f"{what}: {err}") from None
+                self._lazy_bases[name] = image
+                with self._lock:
+                    for layer in image.layers:
+                        if not self.store.has_blob(layer.digest):
+                            self.lazy.setdefault(layer.digest, set())
+        return image
 
     def _build_stage(self, stage: Stage) -> StageState:
         state = self._base_state(stage)
