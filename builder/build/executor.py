@@ -363,9 +363,12 @@ class Executor:
                 self._pulled.add(name)
             return self.store.image(name)
         except PybuildError as err:
-            what = (f"invalid from flag value {name}" if flag else f"pulling base image {name!r} failed" if self.opts.pull
-                    else f"base image {name!r} not found locally and pulling it failed")
-            raise inst.error(f"{what}: {err}") from None
+            raise self._pull_error(name, inst, flag, err) from None
+
+    def _pull_error(self, name: str, inst: ins.Instruction, flag: bool, err: Exception) -> Exception:
+        what = (f"invalid from flag value {name}" if flag else f"pulling base image {name!r} failed" if self.opts.pull
+                else f"base image {name!r} not found locally and pulling it failed")
+        return inst.error(f"{what}: {err}")
 
     def _lazy_base(self, name: str, inst: ins.Instruction, flag: bool):
         """A base image not in the store, read by manifest and config only; its layers are fetched
@@ -377,8 +380,7 @@ class Executor:
                 try:
                     image = self.imported.remote_image(name)
                 except PybuildError as err:
-                    what = f"invalid from flag value {name}" if flag else f"base image {name!r} not found locally and pulling it failed"
-                    raise inst.error(f"{what}: {err}") from None
+                    raise self._pull_error(name, inst, flag, err) from None
                 self._lazy_bases[name] = image
                 with self._lock:
                     for layer in image.layers:
