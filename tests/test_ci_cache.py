@@ -415,3 +415,17 @@ def test_builder_base_is_not_downloaded_when_its_steps_hit(ci, busybox_rootfs, t
     fetched = {d for d, _ in blob_gets(reg, mark)}
     assert fetched and not fetched & big_layers, (fetched, big_layers)
     assert b("run", "--rm", f"{ns}/twobase:1", "cat", "/out").stdout == b"3000000\n"
+
+
+def test_cache_from_an_image_in_the_local_store(pybuild, busybox_image, tmp_path):
+    """As docker's legacy builder: --cache-from IMAGE reads a local image's (inline) cache."""
+    ctx = local_project(tmp_path)
+    out = build(pybuild, ctx, "-t", "inl:1", "--cache-to", "type=inline")
+    assert ran(out) == ["RAN-deps", "RAN-build"]
+    shutil.rmtree(Path(pybuild.root) / "cache" / "steps")  # the local records are gone, the image stays
+    again = build(pybuild, ctx, "-t", "inl:2", "--cache-from", "inl:1", "--cache-to", "type=inline")
+    assert ran(again) == [] and image_id(again) == image_id(out)
+    build(pybuild, ctx, "-t", "plain:1")  # no inline cache in this one
+    shutil.rmtree(Path(pybuild.root) / "cache" / "steps")
+    none = build(pybuild, ctx, "--cache-from", "plain:1")
+    assert ran(none) == ["RAN-deps", "RAN-build"] and "has no inline cache" in none.stderr.decode()
