@@ -31,10 +31,12 @@ class CacheBlobMissing(PybuildError):
 class LazyImage:
     """What the executor needs of a base image (id, config, layers) before any layer is here."""
 
-    def __init__(self, id: str, config: dict[str, Any], layers: list[oci.Descriptor]):
+    def __init__(self, id: str, config: dict[str, Any], layers: list[oci.Descriptor],
+                 descriptor: oci.Descriptor | None = None):
         self.id = id
         self.config = config
         self.layers = layers
+        self.descriptor = descriptor  # the (platform) manifest's, as StoredImage.descriptor
 
     @property
     def diff_ids(self) -> list[str]:
@@ -159,7 +161,7 @@ class ImportedCache:
         with self._lock:
             for layer in layers:
                 self.blobs.setdefault(layer.digest, (client, name))
-        return LazyImage(config_desc.digest, json.loads(raw), layers)
+        return LazyImage(config_desc.digest, json.loads(raw), layers, manifest.descriptor)
 
     # -- use ----------------------------------------------------------------------------
     def get(self, key: str) -> dict[str, Any] | None:
