@@ -11,7 +11,6 @@ any machine finds them.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from registry import oci
