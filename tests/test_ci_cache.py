@@ -429,3 +429,17 @@ def test_cache_from_an_image_in_the_local_store(pybuild, busybox_image, tmp_path
     shutil.rmtree(Path(pybuild.root) / "cache" / "steps")
     none = build(pybuild, ctx, "--cache-from", "plain:1")
     assert ran(none) == ["RAN-deps", "RAN-build"] and "has no inline cache" in none.stderr.decode()
+
+
+def test_unreachable_or_unauthorized_cache_is_a_warning(pybuild, busybox_image, tls_registry, tmp_path):
+    """No login for the cache's registry, or nothing listening: the build runs without the cache."""
+    from registry_fixtures import free_port  # noqa: PLC0415
+
+    ctx = local_project(tmp_path)
+    pybuild.env.update(tls_registry.env)
+    pybuild.env["DOCKER_CONFIG"] = str(tmp_path / "no-login")
+    out = build(pybuild, ctx, "--cache-from", f"type=registry,ref={tls_registry.host}/private/cache:main",
+                "--cache-from", f"type=registry,ref=127.0.0.1:{free_port()}/nothing/cache:main")
+    log = out.stderr.decode()
+    assert ran(out) == ["RAN-deps", "RAN-build"]
+    assert log.count("[Warning] cache type=registry") == 2 and "Traceback" not in log, log
