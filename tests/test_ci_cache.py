@@ -443,3 +443,22 @@ def test_unreachable_or_unauthorized_cache_is_a_warning(pybuild, busybox_image, 
     log = out.stderr.decode()
     assert ran(out) == ["RAN-deps", "RAN-build"]
     assert log.count("[Warning] cache type=registry") == 2 and "Traceback" not in log, log
+
+
+def test_exporting_to_another_repository_mounts_cached_layers(ci):
+    """B imports A's cache and exports to a branch cache in another repository of the same
+    registry: the layers B never needed are mounted across repositories, not downloaded."""
+    reg, a, b, ns, src_a, src_b = ci
+    main_cache, branch_cache = f"{ns}/cache:main", f"{ns}/branch-cache:pr-1"
+    build(a, src_a, "--cache-to", f"type=registry,ref={main_cache},mode=max")
+    exported = cache_blobs(reg, main_cache)
+    mark = log_lines(reg)
+    out = build(b, src_b, "--cache-from", f"type=registry,ref={main_cache}",
+                "--cache-to", f"type=registry,ref={branch_cache},mode=max")
+    assert ran(out) == []
+    assert cache_blobs(reg, branch_cache) == exported
+    fetched = {d for d, _ in blob_gets(reg, mark)}
+    builder_only = {d for d, size in exported.items() if size > 1_900_000}
+    assert builder_only and not builder_only & fetched
+    mounts = [line for line in reg.log().splitlines()[mark:] if re.search(r'"POST /v2/\S+\?\S*mount=', line)]
+    assert mounts, "cached layers were mounted from the main cache's repository"

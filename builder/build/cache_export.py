@@ -80,7 +80,7 @@ def export(spec: CacheSpec, steps: list[StepRecord], final_stages: set[int], sto
     """Write the cache ``spec`` names; return the artifact's manifest digest."""
     from registry.remote.transfer import transfer  # noqa: PLC0415
 
-    sink, refs = _sink(spec, insecure)
+    sink, refs = _sink(spec, insecure, imported)
     records, blobs = [], []
     for step in select(steps, spec.mode, final_stages):
         record = step.exported()
@@ -123,7 +123,7 @@ def _supplied(layer: oci.Descriptor, store, imported: ImportedCache | None, sink
     return True
 
 
-def _sink(spec: CacheSpec, insecure: bool):
+def _sink(spec: CacheSpec, insecure: bool, imported: ImportedCache | None):
     if spec.kind == "local":
         from registry.remote.locations import OCIDirectory  # noqa: PLC0415
         return OCIDirectory(spec.path, spec.tag), []
@@ -132,4 +132,14 @@ def _sink(spec: CacheSpec, insecure: bool):
     from registry.remote.image import RemoteSink  # noqa: PLC0415
 
     ref = parse(spec.ref)
-    return RemoteSink(RegistryClient(ref.registry, ref.repository, push=True, insecure=insecure)), [ref]
+
+    def mount_from(digest: str) -> list[str]:
+        """A blob the imported cache has in another repository of the same registry is mounted,
+        never downloaded and uploaded again."""
+        source = imported.blobs.get(digest, (None, ""))[0] if imported is not None else None
+        if getattr(source, "registry", None) == ref.registry:
+            return [source.repository]  # type: ignore[union-attr]
+        return []
+
+    client = RegistryClient(ref.registry, ref.repository, push=True, insecure=insecure)
+    return RemoteSink(client, mount_from=mount_from), [ref]
