@@ -306,3 +306,14 @@ def test_pull_matches_docker(docker, pybuild, plain_registry, busybox_rootfs, tm
         assert both("--pull") == (b"v2\n", b"v2\n")
     finally:
         subprocess.run(["docker", "rmi", "-f", f"{repo}:1", *tags], capture_output=True)
+
+
+def test_output_archives_to_stdout(pybuild, busybox_image, ctx, tmp_path):
+    out = pybuild("build", "-o", "type=oci,dest=-", str(ctx)).stdout
+    with tarfile.open(fileobj=io.BytesIO(out)) as tar:
+        names = tar.getnames()
+    assert "index.json" in names and "oci-layout" in names
+    (tmp_path / "img.tar").write_bytes(pybuild("build", "-o", "type=docker,dest=-", "-t", "dock:1", str(ctx)).stdout)
+    with tarfile.open(tmp_path / "img.tar") as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+    assert manifest[0]["RepoTags"] == ["dock:1"]
