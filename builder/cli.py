@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"pybuild {command}", description=help_, formatter_class=_Formatter)
     module.configure(parser)
+    if hasattr(module, "normalize_args"):  # docker's optional-value booleans (--pull=false)
+        command_args = module.normalize_args(command_args)
     args = parser.parse_args(command_args)
     args.root = os.path.abspath(root or default_root())  # mounts and helper processes need absolute paths
     args.debug = debug

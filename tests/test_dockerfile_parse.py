@@ -104,7 +104,7 @@ def test_flags() -> None:
     ("RUN --mount=type=secret,id=a,source=b x", "both source and id can't be set"),
     ("RUN --mount=type=cache,target=/x,bogus=1 x", "unexpected key 'bogus' in 'bogus=1'"),
     ("RUN --network=bridge x", "unsupported network mode 'bridge'"),
-    ("RUN --mount=type=ssh x", "unsupported mount type 'ssh'"),
+    ("RUN --mount=type=ssh,from=x y", "ssh mount should not have a from or source"),
     ("RUN --mount=type=tmpfs,target=/t,size=lots x", "invalid value for size: lots"),
     ("RUN --mount=type=cache,target=/c,sharing=weird x", "unsupported sharing value 'weird'"),
     ("RUN --mount=type=bind,target=/b,required x", "unexpected key 'required' for mount type 'bind'"),

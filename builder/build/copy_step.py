@@ -43,8 +43,8 @@ class CopyStep:
         self.is_add = isinstance(inst, ins.Add)
         self.from_ = inst.from_ if isinstance(inst, ins.Copy) else ""
         self.remote: list[tuple[str, bytes]] = []
-        if inst.exclude or getattr(inst, "parents", False):
-            raise inst.error(f"{inst.name} --exclude and --parents are not supported yet")
+        self.parents = bool(getattr(inst, "parents", False))
+        self.exclude = list(inst.exclude)
         self.urls = [s for s in inst.sources if self.is_add and _is_url(s)]
         local = [s for s in inst.sources if s not in self.urls]
         self.count = len(inst.sources) + len(inst.contents)
@@ -53,7 +53,8 @@ class CopyStep:
             self.resolved: list[tuple[str, Any]] = [(s, None) for s in local]  # (source, its paths; None: --from)
             self.checksums: list[Any] = local
         else:
-            ctx = executor.opts.context
+            ctx = _excluding(executor.opts.context, self.exclude)
+            self.context = ctx
             self.resolved = _resolve_all(ctx, local, self.count)
             self.source_key = None
             self.checksums = [[s, [[rel, ctx.checksum(rel)] for rel in rels]] for s, rels in self.resolved]
@@ -70,9 +71,19 @@ class CopyStep:
 
     def description(self) -> list[Any]:
         """What the cache key covers."""
+        extra = [["exclude", self.exclude]] if self.exclude else []
+        extra += [["parents"]] if self.parents else []
         return [self.inst.name, self.source_key, self.checksums, self.dest, self.workdir, self.inst.chown,
                 self.inst.chmod, [[c.path, c.data] for c in self.inst.contents],
-                [[n, hashlib.sha256(d).hexdigest()] for n, d in self.remote]]
+                [[n, hashlib.sha256(d).hexdigest()] for n, d in self.remote]] + extra
+
+    @property
+    def link(self) -> bool:
+        """``--link``: the layer is made on an empty tree (independent of what is below), unless a
+        ``--chown`` name must be looked up in the stage's /etc/passwd."""
+        chown = self.inst.chown
+        numeric = not chown or all(part.isdigit() for part in chown.split(":"))
+        return bool(getattr(self.inst, "link", False)) and numeric
 
     def created_by(self) -> str:
         """docker's text: ``<shell> #(nop) COPY [--chown=X]<kind>:<hash> in <dest as written> ``.
@@ -103,12 +114,12 @@ class CopyStep:
         chmod = _parse_chmod(inst.chmod, inst) if inst.chmod else None
         if self.from_:
             root, _ = self.executor.source_root(self.from_, inst, self.stage)
-            tree = Context(root, stage=True)
+            tree = _excluding(Context(root, stage=True), self.exclude)
             sources = [rel for _, rels in _resolve_all(tree, [s for s, _ in self.resolved], self.count)
                        for rel in rels]
             self.kind = _source_kind(tree, sources, len(self.remote) + len(inst.contents))
         else:
-            tree = self.executor.opts.context
+            tree = self.context
             sources = [rel for _, rels in self.resolved for rel in rels]
         req = CopyRequest(tree, sources, self.dest, self.workdir, owner, chmod, extract=self.is_add and not self.from_,
                           multiple=self.count > 1, remote=list(self.remote))
@@ -118,13 +129,43 @@ class CopyStep:
             if chmod is None:
                 req.chmod = 0o644
         try:
-            run_copy(merged, req)
+            if self.parents:  # each source keeps its path: DEST/<path relative to the source root>
+                for rel in sources:
+                    parent = rel if os.path.isdir(tree.host_path(rel)) else os.path.dirname(rel)
+                    sub = CopyRequest(tree, [rel], self.dest.rstrip("/") + "/" + (parent + "/" if parent else ""),
+                                      self.workdir, owner, chmod, extract=req.extract, multiple=True)
+                    run_copy(merged, sub)
+                req.sources = []
+                if req.remote:
+                    run_copy(merged, req)
+            else:
+                run_copy(merged, req)
             if not any(os.scandir(upper)):
                 _touch_dest(merged, self.dest)
         except CopyError as err:
             raise inst.error(str(err)) from None
         except OSError as err:
             raise inst.error(f"{inst.name} failed: {err}") from None
+
+
+def _excluding(tree: Context, patterns: list[str]) -> Context:
+    """``tree`` with ``--exclude`` patterns (.dockerignore syntax) applied on top of its own
+    ignore rules; a pattern matches a path relative to the context root or to a directory
+    being copied, as BuildKit matches it against the copied source."""
+    if not patterns:
+        return tree
+    from builder.dockerignore import DockerIgnore  # noqa: PLC0415
+
+    matcher = DockerIgnore(patterns)
+    base = tree.ignored
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        if base(rel, is_dir) or matcher.excluded(rel, is_dir):
+            return True
+        parts = rel.split("/")
+        return any(matcher.excluded("/".join(parts[i:]), is_dir) for i in range(1, len(parts)))
+
+    return Context(tree.root, ignored, tree.hashes, stage=tree.stage)
 
 
 def _source_kind(tree: Context, rels: list[str], others: int) -> str:

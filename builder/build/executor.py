@@ -28,6 +28,7 @@ from registry import platform as platforms
 from registry.errors import PybuildError
 
 from .cache import BuildCache, step_key
+from .cache_import import CacheBlobMissing
 from .context import Context, SourceError
 from .metadata import ConfigEditor, nop_created_by
 from .progress import Progress
@@ -50,7 +51,9 @@ class BuildOptions:
     def __init__(self, root: str, context: Context, tags: list[str] | None = None, no_cache: bool = False,
                  network: str = "host", labels: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
                  compression: str = "gzip", source_date_epoch: int | None = None,
-                 platform: "platforms.Platform | None" = None, keep_untagged: bool = True):
+                 platform: "platforms.Platform | None" = None, keep_untagged: bool = True,
+                 cache_from: list | None = None, cache_to: list | None = None, insecure: bool = False,
+                 pull: bool = False, named_contexts: dict[str, str] | None = None, ssh: dict[str, str] | None = None):
         self.root = root
         self.context = context
         self.tags = list(tags or [])
@@ -62,6 +65,13 @@ class BuildOptions:
         self.source_date_epoch = source_date_epoch
         self.platform = platform  # the target platform (None: the host's)
         self.keep_untagged = keep_untagged  # False when the image becomes part of an index
+        self.cache_from = list(cache_from or [])  # CacheSpec (builder/build/cache_remote.py)
+        self.cache_to = list(cache_to or [])
+        self.insecure = insecure
+        self.pull = pull  # --pull: ask the registry for a newer base even when the store has one
+        from .named_contexts import NamedContexts  # noqa: PLC0415
+        self.named = NamedContexts(named_contexts or {})  # --build-context
+        self.ssh = dict(ssh or {})  # --ssh: agent id -> host socket
 
 
 class StageState:
@@ -78,6 +88,7 @@ class StageState:
         self.scope = scope
         self.base_env = base_env  # the base's Env, before the default PATH
         self.editor = ConfigEditor(config)  # metadata instructions; tracks CMD-was-set
+        self.stage_index = -1
 
     @property
     def shell(self) -> list[str]:
@@ -130,6 +141,22 @@ class Executor:
         self.running: set = set()  # RUN processes in flight (killed when a stage fails)
         self.base_images: dict[str, str] = {}  # image name as written -> manifest digest used (provenance)
         self.platform = opts.platform or platforms.host()
+        self.steps: list = []  # StepRecord of every layer step, for --cache-to
+        self.lazy: dict[str, set[str]] = {}  # blob digest -> keys of the cache hits that use it
+        self.distrust: set[str] = set()  # keys whose imported layer was lost: run them
+        self._imported: Any = None  # cache_import.ImportedCache, made on first use
+        self._pulled: set[tuple[str, str]] = set()  # (name, platform) pulled by this build
+        self._lazy_bases: dict = {}  # name -> cache_import.LazyImage
+        self.cache_mounts: dict[str, str] = {}  # RUN --mount=type=cache id -> host dir, for cache-mounts=true
+
+    @property
+    def imported(self):
+        """The ``--cache-from`` records (loaded on first use), or None."""
+        if self._imported is None and self.opts.cache_from:
+            from .cache_import import ImportedCache  # noqa: PLC0415
+            self._imported = ImportedCache(self.opts.cache_from, self.store, self.progress.message,
+                                           self.opts.insecure)
+        return self._imported
 
     # -- lazily opened resources ------------------------------------------------------
     @property
@@ -148,7 +175,18 @@ class Executor:
 
     def _lowerdirs(self, image) -> list[str]:
         """Snapshot dirs of ``image``'s layers (unpacked once, by chain ID), bottom first."""
+        if self.lazy:
+            wanted = [layer for layer, chain in zip(image.layers, oci.chain_ids(image.diff_ids))
+                      if not self.snapshots.has(chain)]
+            self._fetch(wanted)
         return [str(p) for p in self.snapshots.ensure(self.store, image)]
+
+    def _fetch(self, layers: list[oci.Descriptor]) -> None:
+        """Bring lazily cached layers into the store (a lost one raises CacheBlobMissing)."""
+        for layer in layers:
+            keys = self.lazy.get(layer.digest)
+            if keys is not None and not self.store.has_blob(layer.digest):
+                self.imported.fetch(layer, keys)
 
     def scratch(self, prefix: str) -> Path:
         """A private temp dir under ``$ROOT/tmp`` (same filesystem as the snapshots)."""
@@ -171,11 +209,30 @@ class Executor:
 
     def _build(self) -> "StoredImageResult":
         try:
-            for wave in self.plan.waves():
-                self._run_wave(wave)
-            final = self.results[self.plan.target]
+            if self.opts.cache_from and not self.opts.no_cache:
+                self.imported  # noqa: B018 (loaded before stage threads start)
+            while True:
+                try:
+                    for wave in self.plan.waves():
+                        self._run_wave(wave)
+                    final = self.results[self.plan.target]
+                    self._fetch(final.layers)
+                    break
+                except CacheBlobMissing as err:  # run what the lost layer would have given, from the top
+                    if not err.keys or err.keys <= self.distrust:
+                        raise  # a base image's layer, or a step that already ran: nothing to fall back to
+                    self.progress.message(f"[Warning] {err}; running the step instead")
+                    self.distrust |= err.keys
+                    self._restart()
             config = self._final_config(final)
+            if any(spec.kind == "inline" for spec in self.opts.cache_to):
+                from .cache_export import inline_config  # noqa: PLC0415
+                from .cache_remote import INLINE_KEY  # noqa: PLC0415
+                config[INLINE_KEY] = inline_config(self.steps)
             image = self.store.commit_image(config, final.layers)
+            if self._imported is not None and self._imported.fetched_blobs:
+                self.progress.message(f"cache: fetched {self._imported.fetched_blobs} layers, "
+                                      f"{self._imported.fetched_bytes} bytes")
             descriptor = oci.Descriptor(image.descriptor.media_type, image.descriptor.digest, image.descriptor.size,
                                         platform=(platforms.of_config(config) or self.platform).to_json())
             for tag in self.opts.tags:
@@ -183,9 +240,29 @@ class Executor:
                     self.store.tag(tag, descriptor)
             if not self.opts.tags and self.opts.keep_untagged:
                 self.store.keep(descriptor)
+            self._export_cache()
             return StoredImageResult(image.id, config, descriptor)
         finally:
             self._cleanup()
+
+    def _export_cache(self) -> None:
+        specs = [spec for spec in self.opts.cache_to if spec.kind != "inline"]
+        if not specs:
+            return
+        from .cache_export import export  # noqa: PLC0415
+        final: set[int] = set()
+        index: int | None = self.plan.target
+        while index is not None:
+            final.add(index)
+            index = self.plan.stages[index].base_stage
+        mounts = []
+        if any(spec.mounts for spec in specs) and self.cache_mounts:
+            from .cache_export import pack_mounts  # noqa: PLC0415
+            mounts = pack_mounts(self.store, self.cache_mounts, self.opts.compression)
+        for spec in specs:
+            digest = export(spec, self.steps, final, self.store, self._imported, mounts if spec.mounts else [],
+                            self.progress.message, self.opts.insecure)
+            self.progress.message(f"exported cache to {spec} ({digest})")
 
     def _tagged(self, tag: str) -> str | None:
         try:
@@ -215,6 +292,18 @@ class Executor:
         self.cancelled.set()
         for proc in list(self.running):
             proc.signal(signal.SIGKILL)
+    def _restart(self) -> None:
+        """Forget stage results and source mounts; steps that ran stay in the local cache."""
+        if self._stage_mounts:
+            from .mounting import unmount  # noqa: PLC0415
+            for target in list(self._stage_mounts.values()):
+                unmount(target)
+            self._stage_mounts.clear()
+        self.results.clear()
+        self.steps.clear()
+        self.lazy.clear()
+        self._lazy_bases.clear()
+        self.cancelled.clear()  # a parallel wave stopped its siblings when the layer went missing
 
     def _cleanup(self) -> None:
         if self._stage_mounts:
@@ -280,6 +369,7 @@ class Executor:
             if not self._explicit(stage):  # docker: a foreign base with no platform asked for is built as itself
                 platform = platforms.of_config(image.config) or platform
             config = _copy.deepcopy(image.config)
+            config.pop("dev.pybuild.cache.v1", None)  # a base's inline cache is not ours (cache_remote.INLINE_KEY)
             config.setdefault("config", {})
             config.setdefault("history", [])
             config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
@@ -307,25 +397,35 @@ class Executor:
         """
         from registry.errors import ImageNotFound  # noqa: PLC0415
         platform = platform or self.platform
-        try:
-            desc = self.store.resolve(name)
-        except ImageNotFound:
-            desc = None
-        if desc is not None:  # in the store: an index without this platform is an error, not a pull
+        if name in self.opts.named:
             try:
-                image = self.store.image_at(desc, str(platform))
-            except ImageNotFound as err:
-                raise inst.error(f"base image {name}: {err}") from None
-        else:
+                name = self.opts.named.image_name(name, self.store) or name
+            except PybuildError as err:
+                raise inst.error(str(err)) from None
+        image = None
+        if not self.opts.pull:
+            try:
+                desc = self.store.resolve(name)
+            except ImageNotFound:
+                desc = None
+            if desc is not None:  # in the store: an index without this platform is an error, not a pull
+                try:
+                    image = self.store.image_at(desc, str(platform))
+                except ImageNotFound as err:
+                    raise inst.error(f"base image {name}: {err}") from None
+        if image is None and self.imported is not None and not self.opts.pull:  # a CI build from a shared cache
+            image = self._lazy_base(name, inst, flag)
+        if image is None:
             from registry.remote.pull import pull_image  # noqa: PLC0415
             try:
-                self.progress.message(f"pulling {name} (not in the local store)")
-                pull_image(self.store, name, platform=str(platform))
+                with self._mount_lock:  # --pull: once per name, platform and build
+                    if (name, str(platform)) not in self._pulled:
+                        self.progress.message(f"pulling {name}" + ("" if self.opts.pull else " (not in the local store)"))
+                        pull_image(self.store, name, platform=str(platform), insecure=self.opts.insecure)
+                        self._pulled.add((name, str(platform)))
                 image = self.store.image(name, str(platform))
             except PybuildError as err:
-                what = (f"invalid from flag value {name}" if flag
-                        else f"base image {name!r} not found locally and pulling it failed")
-                raise inst.error(f"{what}: {err}") from None
+                raise self._pull_error(name, inst, flag, err) from None
         actual = platforms.of_config(image.config)
         if warn and actual is not None and actual != platform:
             self.progress.message(f"[Warning] InvalidBaseImagePlatform: Base image {name} was pulled with platform "
@@ -333,8 +433,32 @@ class Executor:
         self.base_images[name] = image.descriptor.digest
         return image
 
+    def _pull_error(self, name: str, inst: ins.Instruction, flag: bool, err: Exception) -> Exception:
+        what = (f"invalid from flag value {name}" if flag else f"pulling base image {name!r} failed" if self.opts.pull
+                else f"base image {name!r} not found locally and pulling it failed")
+        return inst.error(f"{what}: {err}")
+
+    def _lazy_base(self, name: str, inst: ins.Instruction, flag: bool):
+        """A base image not in the store, read by manifest and config only; its layers are fetched
+        like cached layers, when a step or the final image needs them."""
+        with self._mount_lock:
+            image = self._lazy_bases.get(name)
+            if image is None:
+                self.progress.message(f"resolving {name} (layers are fetched when needed)")
+                try:
+                    image = self.imported.remote_image(name)
+                except PybuildError as err:
+                    raise self._pull_error(name, inst, flag, err) from None
+                self._lazy_bases[name] = image
+                with self._lock:
+                    for layer in image.layers:
+                        if not self.store.has_blob(layer.digest):
+                            self.lazy.setdefault(layer.digest, set())
+        return image
+
     def _build_stage(self, stage: Stage) -> StageState:
         state = self._base_state(stage)
+        state.stage_index = stage.index
         total = len(stage.instructions) + 1
         name = self._label_prefix(state.platform) + (stage.name or f"stage-{stage.index}")
         label = f"[{name} 1/{total}] FROM {stage.base}"
@@ -363,7 +487,7 @@ class Executor:
         if isinstance(inst, (ins.Run, ins.Copy, ins.Add, ins.Workdir)):
             try:
                 self._layer_instruction(stage, state, inst, text)
-            except (DockerfileError, BuildError):
+            except (DockerfileError, BuildError, CacheBlobMissing):
                 raise
             except (SourceError, PybuildError) as err:
                 raise BuildError(f"{inst.path}:{inst.line}: {err}") from None
@@ -406,30 +530,33 @@ class Executor:
         else:
             from .copy_step import CopyStep  # noqa: PLC0415
             copy = CopyStep(self, stage, state, inst)
-            self._layer_step(state, copy.description(), copy.created_by, text, mounted=copy.apply)
+            self._layer_step(state, copy.description(), copy.created_by, text, mounted=copy.apply, detached=copy.link)
 
     def _layer_step(self, state: StageState, description, created_by, text: str,
-                    mounted=None, run=None) -> None:
+                    mounted=None, run=None, detached: bool = False) -> None:
         """One step that may make a layer.  ``created_by``: the history text, or a function
         giving it once the step ran (a COPY --from learns its source's kind then); the
         record keeps it for cached rebuilds."""
         key = step_key(state.key, description)
         with _IN_FLIGHT.claim(key) as made:
-            self._layer_step_once(state, key, made, created_by, text, mounted, run)
+            self._layer_step_once(state, key, made, created_by, text, mounted, run, detached)
 
     def _layer_step_once(self, state: StageState, key: str, made: list, created_by, text: str,
-                         mounted, run) -> None:
-        record = made[0] or (None if self.opts.no_cache else self.cache.get(key))
-        if record is not None and record.get("layer") and not self.store.has_blob(record["layer"]["digest"]):
-            record = None
+                         mounted, run, detached: bool) -> None:
+        record = made[0] or (None if self.opts.no_cache else self._cached_record(key))
         step = self.progress.step(text)
         if record is not None:
-            self._apply_record(state, record, record.get("created_by") or _text(created_by))
+            record["created_by"] = record.get("created_by") or _text(created_by)
+            self._apply_record(state, record, record["created_by"])
+            self._note_step(state, key, record)
             state.key = key
             step.cached()
             return
         scratch = self.scratch("step")
-        lowers = self._lowerdirs(_LayerView(state))
+        if detached:  # COPY --link: made on an empty tree, so the layer does not depend on the ones below
+            lowers = [str(self.scratch("empty"))]
+        else:
+            lowers = self._lowerdirs(_LayerView(state))
         try:
             if run is not None:
                 upper = run.execute(lowers, scratch, step)
@@ -447,9 +574,30 @@ class Executor:
         record["created_by"] = _text(created_by)
         self.cache.put(key, record)
         made[0] = record
+        self._note_step(state, key, record)
         self._apply_record(state, record, record["created_by"])
         state.key = key
         step.done(f"layer {layer_time:.3f}s" if record.get("layer") else "empty layer")
+
+    def _cached_record(self, key: str) -> dict[str, Any] | None:
+        """The local record of ``key`` if its layer is here, else an imported one (its layer
+        fetched only when needed)."""
+        record = self.cache.get(key)
+        if record is not None and record.get("layer") and not self.store.has_blob(record["layer"]["digest"]):
+            record = None
+        if record is None and self.imported is not None and key not in self.distrust:
+            record = self.imported.get(key)
+            layer = record and record.get("layer")
+            if layer and not self.store.has_blob(layer["digest"]):
+                with self._lock:
+                    self.lazy.setdefault(layer["digest"], set()).add(key)
+        return record
+
+    def _note_step(self, state: StageState, key: str, record: dict[str, Any]) -> None:
+        if self.opts.cache_to:
+            from .cache_export import StepRecord  # noqa: PLC0415
+            with self._lock:
+                self.steps.append(StepRecord(state.stage_index, key, record))
 
     def _commit_layer(self, state: StageState, upper: str) -> dict[str, Any]:
         created = _now(self.opts.source_date_epoch)
@@ -473,7 +621,10 @@ class Executor:
     # -- stage views for COPY --from / RUN --mount from= ------------------------------
     def source_root(self, ref: str, inst: ins.Instruction, stage: Stage) -> tuple[str, str]:
         """``(host dir, cache key)`` of a stage or image used as a source, mounted read-only."""
-        src_stage = self.plan.resolve_from(ref, inst, stage.index)
+        directory = self.opts.named.directory(ref)
+        if directory is not None:
+            return directory, self.opts.named.directory_key(ref)
+        src_stage = None if ref in self.opts.named else self.plan.resolve_from(ref, inst, stage.index)
         if src_stage is not None:
             state = self.results[src_stage.index]
             layers, key = _LayerView(state), state.key
@@ -486,7 +637,9 @@ class Executor:
 
     def source_key(self, ref: str, inst: ins.Instruction, stage: Stage) -> str:
         """The cache key of a ``--from`` source without mounting it."""
-        src_stage = self.plan.resolve_from(ref, inst, stage.index)
+        if self.opts.named.directory(ref) is not None:
+            return self.opts.named.directory_key(ref)
+        src_stage = None if ref in self.opts.named else self.plan.resolve_from(ref, inst, stage.index)
         if src_stage is not None:
             return self.results[src_stage.index].key
         image = self._load_image(self.plan.build_args.expand_from(ref, inst), inst, flag=True,

@@ -38,6 +38,9 @@ class RunStep:
         rc = state.run_config
         self.argv, self.files = inst.script(state.shell)
         self.env = state.scope.run_env()
+        ssh = [m for m in inst.mounts if m.type == "ssh"]
+        if ssh and not any(e.startswith("SSH_AUTH_SOCK=") for e in self.env):
+            self.env = self.env + [f"SSH_AUTH_SOCK={ssh[0].target}"]  # as BuildKit, for the first agent
         self.history_args = state.scope.history_args()
         # docker prefixes ``|N args`` whenever build args reach the process, even if none is shown
         self.has_build_args = len(self.env) > len(state.scope.env)
@@ -50,9 +53,16 @@ class RunStep:
 
     def description(self) -> list[Any]:
         mounts = [[m.type, m.target, m.source, m.from_ and self.executor.source_key(m.from_, self.inst, self.stage),
-                   m.id, m.readonly] for m in self.inst.mounts]
+                   m.id, m.readonly, self._context_checksums(m)] for m in self.inst.mounts]
         return ["RUN", self.argv, self.env, self.user, self.cwd, self.network, mounts,
                 sorted((k, v[0].decode(errors="replace")) for k, v in self.files.items()), self.volumes]
+
+    def _context_checksums(self, m) -> list | None:
+        """A bind mount of the build context is keyed by what it shows, as a COPY of it is."""
+        if m.type != "bind" or m.from_:
+            return None
+        ctx = self.executor.opts.context
+        return [[rel, ctx.checksum(rel)] for rel in ctx.resolve(m.source or ".")]
 
     def created_by(self) -> str:
         if self.history_args or self.has_build_args:
@@ -143,6 +153,9 @@ class RunStep:
                 else:
                     os.chown(path, m.uid or 0, m.gid or 0)
                     os.chmod(path, 0o755 if m.mode is None else m.mode)
+                    if self.executor.imported is not None:  # --cache-from with cache-mounts: seed it
+                        self.executor.imported.seed_mount(m.id or m.target, str(path))
+                self.executor.cache_mounts[m.id or m.target] = str(path)
                 if m.sharing == "locked":  # one RUN at a time, across stages and builds
                     fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
                     self._locks.append(fd)
@@ -160,6 +173,14 @@ class RunStep:
                     source, _ = self._cleanup.enter_context(
                         writable([source], os.path.join(scratch, f"bind-{len(out)}")))
                 out.append(Mount(target=m.target, type="bind", source=source, readonly=m.readonly))
+            elif m.type == "ssh":  # the agent's socket, bound for this RUN only; never in a layer
+                sock = opts.ssh.get(m.id)
+                if sock is None:
+                    if m.required:
+                        raise self.inst.error(f"no SSH agent {m.id!r} was forwarded (use --ssh {m.id}"
+                                              f"{'' if m.id == 'default' else '=SOCKET'})")
+                    continue
+                out.append(Mount(target=m.target, type="bind", source=sock, readonly=False))
             elif m.type == "tmpfs":
                 out.append(Mount(target=m.target, type="tmpfs", options=f"size={m.size}" if m.size else ""))
         for target, (data, mode) in self.files.items():

@@ -15,7 +15,9 @@ import time
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("context", metavar="CONTEXT", help="context directory, or '-' to read a Dockerfile from stdin")
+    parser.add_argument("context", metavar="CONTEXT",
+                        help="context: a directory, a tar(.gz|.bz2|.xz|.zst) file, an http(s) or git URL "
+                             "(URL#REF:SUBDIR), or '-' for a tar or a Dockerfile on stdin")
     parser.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]", help="name the image (repeatable)")
     parser.add_argument("-f", "--file", default=None, metavar="FILE", help="Dockerfile (default: CONTEXT/Dockerfile; '-' for stdin)")
     parser.add_argument("--build-arg", action="append", default=[], metavar="K[=V]", help="set a build arg (repeatable)")
@@ -24,7 +26,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", choices=["host", "none", "default"], default="host", help="network for RUN (default: host)")
     parser.add_argument("--label", action="append", default=[], metavar="K=V", help="add a label to the image (repeatable)")
     parser.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE", help="expose a secret file to RUN --mount=type=secret")
-    parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip", help="layer compression")
+    parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default=None, help="layer compression (default gzip)")
+    parser.add_argument("--pull", action="store_const", const="true", default="false",
+                        help="always look for a newer base image in its registry (--pull=false: use the store's)")
+    parser.add_argument("--pull-value", dest="pull", help=argparse.SUPPRESS)
+    parser.add_argument("-o", "--output", action="append", default=[], metavar="SPEC",
+                        help="type=image|registry|local,dest=DIR|tar,dest=FILE|oci,dest=FILE|docker,dest=FILE ('-' = stdout)")
+    parser.add_argument("--build-context", action="append", default=[], metavar="NAME=VALUE",
+                        help="a named context for COPY --from/FROM: DIR, docker-image://REF or oci-layout://DIR[:TAG]")
+    parser.add_argument("--ssh", action="append", default=[], metavar="default|ID=SOCKET",
+                        help="forward an SSH agent socket to RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)")
+    parser.add_argument("--metadata-file", default=None, metavar="FILE", help="write the build result's metadata (JSON)")
+    parser.add_argument("--cache-from", action="append", default=[], metavar="SPEC",
+                        help="import a build cache: type=registry,ref=REF | type=local,src=DIR | IMAGE (repeatable)")
+    parser.add_argument("--cache-to", action="append", default=[], metavar="SPEC",
+                        help="export the build cache: type=registry,ref=REF[,mode=min|max] | type=local,dest=DIR | type=inline")
     parser.add_argument("--progress", choices=["auto", "plain", "tty"], default="auto", help="progress output")
     parser.add_argument("--iidfile", default=None, metavar="FILE", help="write the image ID to FILE")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
@@ -38,6 +54,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="with --push: sign each pushed image with this private key (cosign's format)")
     parser.add_argument("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
                         help="target platform (default: the host's); foreign RUN steps run under qemu emulation")
+
+
+def normalize_args(argv: list[str]) -> list[str]:
+    """``--pull=VALUE`` as docker writes it (a bare ``--pull`` takes no value, so the context
+    after it stays the context)."""
+    return [part for item in argv for part in
+            (["--pull-value", item.split("=", 1)[1]] if item.startswith("--pull=") else [item])]
 
 
 def _build_args(values: list[str]) -> dict[str, str | None]:
@@ -60,6 +83,23 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
     return out
 
 
+def _cache_specs(args) -> tuple[list, list, str]:
+    """``--cache-from``/``--cache-to`` parsed; the layer compression (a cache's ``compression=``
+    sets it, so the image and its cache share one blob per layer)."""
+    from builder.build.cache_remote import parse_spec
+    from registry.errors import PybuildError
+
+    cache_from = [parse_spec(v, export=False) for v in args.cache_from]
+    cache_to = [parse_spec(v, export=True) for v in args.cache_to]
+    wanted = {{"uncompressed": "none"}.get(s.compression, s.compression) for s in cache_to if s.compression}
+    if args.compression and wanted - {args.compression}:
+        raise PybuildError(f"--compression {args.compression} conflicts with --cache-to compression="
+                           f"{sorted(wanted)[0]}: the cache reuses the image's layers")
+    if len(wanted) > 1:
+        raise PybuildError("--cache-to: give every cache the same compression")
+    return cache_from, cache_to, args.compression or (wanted.pop() if wanted else "gzip")
+
+
 def _secrets(values: list[str]) -> dict[str, str]:
     from registry.errors import PybuildError
 
@@ -79,14 +119,19 @@ def _read_dockerfile(args) -> tuple[str, str, str]:
     """(context dir or '', Dockerfile path for messages, Dockerfile text)."""
     from registry.errors import PybuildError
 
-    if args.context == "-":
-        return "", "Dockerfile", sys.stdin.read()
-    context = os.path.abspath(args.context)
-    if not os.path.isdir(context):
-        raise PybuildError(f"context {args.context!r} is not a directory")
+    if args.context == "-" or not os.path.isdir(args.context):
+        from builder.build.contexts import materialize
+        context, text, args.context_scratch = materialize(args.context, args.root, sys.stdin.buffer)
+        if text is not None:  # a Dockerfile, not an archive: no context files
+            return "", "Dockerfile", text.decode("utf-8", "surrogateescape")
+    else:
+        context = os.path.abspath(args.context)
     if args.file == "-":
         return context, "Dockerfile", sys.stdin.read()
     path = args.file or os.path.join(context, "Dockerfile")
+    if args.file and getattr(args, "context_scratch", None):  # -f names a file inside the archive/repository
+        from base import safepath
+        path = safepath.resolve(context, args.file)
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as fh:
             return context, path, fh.read()
@@ -104,14 +149,20 @@ def automatic_args(target) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from builder.build import named_contexts
     from builder.build.context import Context, HashCache
     from builder.build.executor import BuildOptions, Executor
+    from builder.build.outputs import parse_output
     from builder.build.progress import Progress
     from builder.dockerfile.stages import plan
     from registry.errors import PybuildError
     from registry.platform import host, parse_list
     from registry.reference import parse as parse_reference
 
+    outputs = [parse_output(v) for v in args.output]
+    args.tag += [n for o in outputs for n in o.name.split(",") if n and n not in args.tag]
+    args.push = args.push or any(o.push for o in outputs)
+    pull = _boolean(args.pull, "--pull")
     for tag in args.tag:
         parse_reference(tag)  # a bad name fails now, not after the build
     signing_key = _signing_key(args)
@@ -133,21 +184,28 @@ def run(args: argparse.Namespace) -> int:
         from builder import dockerignore
 
         ignore = dockerignore.load(context_dir, dockerfile if args.file not in (None, "-") else None)
-        hashes = HashCache(os.path.join(args.root, "cache", "hashes",
+        hashes = HashCache(None if getattr(args, "context_scratch", None) else  # an unpacked archive: new each time
+                           os.path.join(args.root, "cache", "hashes",
                                         hashlib.sha256(context_dir.encode()).hexdigest()[:32]))
         context = Context(context_dir, ignore.excluded if ignore else None, hashes)
     else:
         context = Context(_empty_dir(args.root))
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    cache_from, cache_to, compression = _cache_specs(args)
     labels, secrets = _pairs(args.label, "--label"), _secrets(args.secret)
+    contexts, ssh = named_contexts.parse(args.build_context), _ssh(args.ssh)
     several = len(targets) > 1  # an index over one image per platform, named by the tags
+    if several and (cache_from or cache_to):
+        raise PybuildError("--cache-from and --cache-to are not supported with several --platform values yet; "
+                           "build one platform at a time")
 
     def options(target) -> BuildOptions:
         return BuildOptions(root=args.root, context=context, tags=[] if several else list(args.tag),
                             no_cache=args.no_cache, network="host" if args.network == "default" else args.network,
-                            labels=labels, secrets=secrets, compression=args.compression,
+                            labels=labels, secrets=secrets, compression=compression,
                             source_date_epoch=int(epoch) if epoch else None, platform=target,
-                            keep_untagged=not several)
+                            keep_untagged=not several, cache_from=cache_from, cache_to=cache_to,
+                            insecure=args.insecure, pull=pull, named_contexts=contexts, ssh=ssh)
     executors = [Executor(p, options(target), progress) for p, target in zip(plans, targets)]
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     started = time.time()
@@ -161,6 +219,9 @@ def run(args: argparse.Namespace) -> int:
             result = executors[0].build()
     finally:
         context.hashes.save()
+        if getattr(args, "context_scratch", None):
+            import shutil
+            shutil.rmtree(args.context_scratch, ignore_errors=True)
     if args.sbom or args.provenance:
         _attest(args, result, executors[0], started, display, text)
     unused = build_plan.unused_build_args_warning()
@@ -169,9 +230,21 @@ def run(args: argparse.Namespace) -> int:
     if args.iidfile:
         with open(args.iidfile, "w") as fh:
             fh.write(result.id)
+    if outputs:
+        from builder.build.outputs import write_output
+        from registry.store import Store
+
+        store = Store(args.root)
+        assert result.descriptor is not None  # every build stores its image
+        for output in outputs:
+            write_output(output, store, store.image_at(result.descriptor), args.tag)
     if args.push:
         _push(args, progress, signing_key)
-    if args.quiet:
+    if args.metadata_file:
+        _write_metadata(args.metadata_file, result, args.tag)
+    if any(o.dest == "-" for o in outputs):
+        progress.message(f"writing image {result.id} done")  # stdout carries the export
+    elif args.quiet:
         print(result.id)
     else:
         progress.message(f"writing image {result.id} done")
@@ -179,6 +252,58 @@ def run(args: argparse.Namespace) -> int:
             progress.message(f"naming to {tag} done")
         print(result.id)
     return 0
+
+
+def _ssh(values: list[str]) -> dict[str, str]:
+    """``--ssh default`` ($SSH_AUTH_SOCK) or ``--ssh ID=SOCKET``: agent sockets by id."""
+    import stat
+
+    from registry.errors import PybuildError
+
+    out = {}
+    for item in values:
+        sid, sep, path = item.partition("=")
+        if not sep:
+            path = os.environ.get("SSH_AUTH_SOCK", "")
+            if not path:
+                raise PybuildError(f"--ssh {sid}: SSH_AUTH_SOCK is not set; start an agent (eval $(ssh-agent)) "
+                                   f"or give --ssh {sid}=SOCKET")
+        path = path.split(",")[0]
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+        except OSError as err:
+            raise PybuildError(f"--ssh {sid}: {path}: {err.strerror}") from None
+        if not is_socket:
+            raise PybuildError(f"--ssh {sid}: {path} is not an agent socket (key files are not loaded: "
+                               f"run ssh-add KEY in an agent and pass its socket)")
+        out[sid] = os.path.abspath(path)
+    return out
+
+
+def _boolean(value: str, flag: str) -> bool:
+    from registry.errors import PybuildError
+
+    text = value.lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise PybuildError(f"invalid {flag}={value!r}: use true or false")
+
+
+def _write_metadata(path: str, result, tags: list[str]) -> None:
+    """buildx's ``--metadata-file`` keys for an image build."""
+    import json
+
+    desc = result.descriptor
+    doc = {"containerimage.digest": desc.digest, "containerimage.config.digest": result.id,
+           "containerimage.descriptor": {"mediaType": desc.media_type, "digest": desc.digest, "size": desc.size}}
+    if tags:
+        doc["image.name"] = ",".join(tags)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(doc, fh, indent=2)
+    os.replace(tmp, path)
 
 
 def _attest(args, result, executor, started: float, dockerfile: str, text: str) -> None:

@@ -12,7 +12,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="+", metavar="IMAGE|CONTAINER")
     parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                         help="which platform of a multi-platform image to describe (default: the host's)")
-    parser.add_argument("-f", "--format", help="print one top-level field (e.g. Id, Config) instead of the whole JSON")
+    parser.add_argument("-f", "--format", help="a Go template, as docker's (e.g. '{{.Config.Labels}}', "
+                        "'{{index .Config.Labels \"k\"}}', '{{json .Config}}')")
     parser.add_argument("--attestations", action="store_true",
                         help="print the in-toto attestations (SBOM, provenance) attached to each image, from the "
                              "store or (for a name not in it, or docker://REF) its registry")
@@ -46,6 +47,32 @@ def describe(store, name: str, platform: str | None = None) -> dict[str, Any]:
     }
 
 
+_MAPS = ("Labels", "ExposedPorts", "Volumes")
+_LISTS = ("Env", "Cmd", "Entrypoint", "OnBuild", "Shell")
+
+
+def go_typed(result: dict[str, Any]) -> dict[str, Any]:
+    """The description with Go's types where printing differs: maps, nil maps and nil slices
+    (``{{.Config.Labels}}`` is ``map[]`` and ``{{json .Config.Labels}}`` is ``null``, as docker)."""
+    from builder.gotemplate import GoMap, GoNil
+
+    out = dict(result)
+    config = dict(out.get("Config") or {})
+    for key in _MAPS:
+        value = config.get(key)
+        config[key] = GoMap(value) if value else GoNil("map[]")
+    for key in _LISTS:
+        if config.get(key) is None:
+            config[key] = GoNil("[]")
+    for key in ("Healthcheck", "User", "WorkingDir", "StopSignal"):
+        config.setdefault(key, None if key == "Healthcheck" else "")
+    out["Config"] = config
+    for key in ("RepoTags", "RepoDigests"):
+        if not out.get(key):
+            out[key] = GoNil("[]")
+    return out
+
+
 def _last_comment(config: dict[str, Any]) -> str:
     history = config.get("history") or []
     return history[-1].get("comment", "") if history else ""
@@ -63,10 +90,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     results = [_one(args.root, store, name, args.platform) for name in args.names]
     if args.format:
-        field = args.format.strip("{} .")
+        from builder.gotemplate import Template
+
+        template = Template(args.format)
         for result in results:
-            value = result.get(field)
-            print(value if isinstance(value, str) else json.dumps(value))
+            print(template.render(go_typed(result)))
         return 0
     print(json.dumps(results, indent=4))
     return 0

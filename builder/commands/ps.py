@@ -10,8 +10,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """``-a`` for all containers, ``-q`` for ids only."""
     parser.add_argument("-a", "--all", action="store_true", help="show all containers (default: running only)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only print container IDs")
-    parser.add_argument("-f", "--filter", action="append", default=[], metavar="label=K[=V]",
-                        help="only containers with this label (and value); repeat to require all")
+    parser.add_argument("--format", default="table", help="table, json, or a Go template ('{{.Names}} {{.Status}}')")
+    parser.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                        help="id=PREFIX, name=PART, status=running|exited|created, label=K[=V] (repeatable; "
+                             "every label filter must match)")
 
 
 def human_duration(seconds: float) -> str:
@@ -49,19 +51,41 @@ def _status(state: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table (or ids), oldest last as docker does."""
+    from builder.commands import _format
     from builder.commands._common import print_table
     from runner.containers import all_containers
 
-    wanted = [_label_filter(f) for f in args.filter]
-    shown = [c for c in reversed(all_containers(args.root)) if (args.all or c.running)
-             and all(match(c.config.get("labels") or {}) for match in wanted)]
+    filters = _format.parse_filters(args.filter, ("id", "name", "status", "label"))
+    labels = filters.pop("label", [])
+    everything = args.all or "status" in filters
+    shown = [c for c in reversed(all_containers(args.root)) if (everything or c.running)
+             and all(_format.label_matches(c.config.get("labels"), wanted) for wanted in labels)]
+    if filters:
+        by_id = {c.id: c for c in shown}
+        kept = _format.keep([{"c": c} for c in shown], filters, {
+            "id": lambda row, v: row["c"].id.startswith(v),
+            "name": lambda row, v: v in row["c"].name,
+            "status": lambda row, v: (row["c"].state.get("status") or "created") == v,
+        })
+        shown = [by_id[row["c"].id] for row in kept]
+    if args.format != "table":
+        rows = [{"ID": c.short_id, "Image": c.config["image"], "Command": _command(c.config["argv"]),
+                 "CreatedAt": c.config.get("created", ""), "RunningFor": _ago(c.config.get("created")),
+                 "Status": _status(c.state), "State": c.state.get("status") or "created", "Names": c.name,
+                 "Ports": _ports(c),
+                 } for c in shown]
+        if args.format == "json":
+            _format.print_json(rows)
+            return 0
+        _format.render(args.format, rows, {"ID": "CONTAINER ID", "RunningFor": "CREATED", "Names": "NAMES"})
+        return 0
     if args.quiet:
         for c in shown:
             print(c.short_id)
         return 0
-    rows = [[c.short_id, c.config["image"], _command(c.config["argv"]), _ago(c.config.get("created")),
-             _status(c.state), _ports(c), c.name] for c in shown]
-    print_table(rows, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"])
+    table = [[c.short_id, c.config["image"], _command(c.config["argv"]), _ago(c.config.get("created")),
+              _status(c.state), _ports(c), c.name] for c in shown]
+    print_table(table, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"])
     return 0
 
 
@@ -77,14 +101,3 @@ def _ports(container) -> str:
 def _command(argv: list[str]) -> str:
     text = " ".join(argv)
     return '"' + (text if len(text) <= 20 else text[:19] + "…") + '"'
-
-
-def _label_filter(text: str):
-    """``label=K`` or ``label=K=V``: a predicate on a container's labels."""
-    from registry.errors import PybuildError
-
-    kind, _, spec = text.partition("=")
-    if kind != "label" or not spec:
-        raise PybuildError(f"invalid filter {text!r}: only label=KEY or label=KEY=VALUE is supported")
-    key, eq, value = spec.partition("=")
-    return lambda labels: key in labels and (not eq or labels[key] == value)

@@ -1,4 +1,4 @@
-"""``RUN --mount=...`` specs: ``type=cache|secret|bind|tmpfs`` and their options."""
+"""``RUN --mount=...`` specs: ``type=cache|secret|bind|tmpfs|ssh`` and their options."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from builder.dockerfile.record import Record
 
 __all__ = ["Mount", "MountError", "parse_mount"]
 
-MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret")  # no ssh: there is no agent to forward
+MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING_MODES = ("shared", "private", "locked")
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
@@ -99,7 +99,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
                 values["readonly"], ro_auto = True, False
             elif key in ("readwrite", "rw"):
                 values["readonly"], ro_auto = False, False
-            elif key == "required" and mtype == "secret":
+            elif key == "required" and mtype in ("secret", "ssh"):
                 values["required"] = True
             elif key == "required":
                 raise MountError(f"unexpected key '{key}' for mount type '{mtype}'")
@@ -121,7 +121,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
         elif key in ("readwrite", "rw"):
             values["readonly"], ro_auto = not _parse_bool(key, value), False
         elif key == "required":
-            if mtype != "secret":
+            if mtype not in ("secret", "ssh"):
                 raise MountError(f"unexpected key '{key}' for mount type '{mtype}'")
             values["required"] = _parse_bool(key, value)
         elif key == "size":
@@ -144,7 +144,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
 
 
 def _validate(mtype: str, values: dict[str, object], ro_auto: bool) -> Mount:
-    if mtype not in ("secret", "cache"):
+    if mtype not in ("secret", "cache", "ssh"):
         for key in ("mode", "uid", "gid"):
             if key in values:
                 raise MountError(f"{key} not allowed for {mtype!r} type mounts")
@@ -164,6 +164,11 @@ def _validate(mtype: str, values: dict[str, object], ro_auto: bool) -> Mount:
         values.setdefault("target", "/run/secrets/" + ident)
         if not values["target"]:
             values["target"] = "/run/secrets/" + ident
+    elif mtype == "ssh":  # BuildKit's defaults: agent id "default" at /run/buildkit/ssh_agent.0
+        if values.get("from_") or values.get("source"):
+            raise MountError("ssh mount should not have a from or source")
+        values["id"] = values.get("id") or "default"
+        values["target"] = values.get("target") or "/run/buildkit/ssh_agent.0"
     elif not values.get("target"):
         raise MountError(f"mount type '{mtype}' requires a target")
     if mtype == "cache" and not values.get("id"):
