@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO, Any, BinaryIO, Iterator, Sequence
 
+from base.removal import remove_tree
+
 from . import oci
 from .errors import BadArchive, PybuildError
 from .image import ImageManifest
@@ -339,7 +341,7 @@ class ArchiveWriter:
                 self._tar.addfile(info, f)
             self._written.add(diff_id)
         finally:
-            shutil.rmtree(spool, ignore_errors=True)
+            remove_tree(spool, ignore_errors=True)
         return _blob_path(diff_id)
 
     def _add_blob(self, desc: oci.Descriptor) -> None:

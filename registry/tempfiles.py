@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from pathlib import Path
+
+from base.removal import remove_tree
 
 from .procinfo import alive, proc_start_time, started_at
 
@@ -75,7 +76,7 @@ def sweep(directory: Path, *, prefix: str = "", unnamed_after: float | None = No
 def remove(path: Path) -> None:
     """Remove a file or a directory tree; what is already gone is fine."""
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

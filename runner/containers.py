@@ -16,6 +16,7 @@ import json
 import os
 import time
 
+from base.removal import remove_tree
 from registry.errors import PybuildError
 
 from . import cgroups
@@ -236,9 +237,8 @@ def remove(container: Container, background: bool = False) -> None:
 
 
 def _rmtree(path: str) -> None:
-    import shutil
 
-    shutil.rmtree(path, ignore_errors=True)
+    remove_tree(path, ignore_errors=True)
 
 
 def _sweep_removed(root: str, names: list[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from base import safepath
+from base.removal import remove_tree
 
 from . import syscalls as sc
 from .overlay import overlay_options
@@ -76,9 +77,8 @@ def _forget_volatile(workdir: str) -> None:
     """
     marker = os.path.join(workdir, "work", "incompat")
     if os.path.isdir(marker):
-        import shutil
 
-        shutil.rmtree(marker)
+        remove_tree(marker)
 
 
 

@@ -17,10 +17,10 @@ never see half an unpack, and two processes unpacking the same layer both succee
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from base.removal import remove_tree
 from registry import tempfiles
 from registry.errors import StoreCorrupt
 from registry.oci import chain_ids
@@ -83,7 +83,7 @@ class Snapshots:
                 extract_layer(stream, temp / "fs", whiteouts="overlay")
             self._install(temp, chain_id)
         finally:
-            shutil.rmtree(temp, ignore_errors=True)
+            remove_tree(temp, ignore_errors=True)
 
     def adopt(self, chain_id: str, upper_dir: str | os.PathLike[str]) -> Path:
         """Make a finished RUN step's upper dir the chain ID's snapshot, as it is (a rename).
@@ -96,7 +96,7 @@ class Snapshots:
             os.rename(upper_dir, temp / "fs")
             self._install(temp, chain_id)
         finally:
-            shutil.rmtree(temp, ignore_errors=True)
+            remove_tree(temp, ignore_errors=True)
         return self.path(chain_id)
 
     def _temp(self) -> Path:
@@ -142,6 +142,6 @@ class Snapshots:
                 chain = entry.name
             doomed = self._temp()  # rename first: the snapshot vanishes atomically
             os.rename(entry, doomed / "old")
-            shutil.rmtree(doomed, ignore_errors=True)
+            remove_tree(doomed, ignore_errors=True)
             removed.append(chain)
         return removed

@@ -28,22 +28,37 @@ def populate(image_dir: str, volume: str) -> None:
 
 
 def _copy_tree(src: str, dst: str) -> None:
-    for entry in os.scandir(src):
-        st = entry.stat(follow_symlinks=False)
-        target = os.path.join(dst, entry.name)
-        if stat.S_ISDIR(st.st_mode):
-            os.mkdir(target, 0o700)
-            _copy_tree(entry.path, target)
-        elif stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(entry.path), target)
-        elif stat.S_ISREG(st.st_mode):
-            _copy_file(entry.path, target)
-        else:
-            continue
-        os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
-        if not stat.S_ISLNK(st.st_mode):
-            os.chmod(target, stat.S_IMODE(st.st_mode))
-        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    """Copy without recursion (an image may nest directories thousands deep); a directory's
+    own mode and times are set after its contents, deepest first, so writing into it
+    neither fails on a read-only mode nor moves its mtime."""
+    pending = [(src, dst)]
+    directories: list[tuple[str, os.stat_result]] = []
+    while pending:
+        src_dir, dst_dir = pending.pop()
+        for entry in os.scandir(src_dir):
+            st = entry.stat(follow_symlinks=False)
+            target = os.path.join(dst_dir, entry.name)
+            if stat.S_ISDIR(st.st_mode):
+                os.mkdir(target, 0o700)
+                pending.append((entry.path, target))
+                directories.append((target, st))
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(entry.path), target)
+            elif stat.S_ISREG(st.st_mode):
+                _copy_file(entry.path, target)
+            else:
+                continue
+            _set_metadata(target, st)
+    for target, st in reversed(directories):
+        _set_metadata(target, st)
+
+
+def _set_metadata(target: str, st: os.stat_result) -> None:
+    os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
+    if not stat.S_ISLNK(st.st_mode):
+        os.chmod(target, stat.S_IMODE(st.st_mode))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
 def _copy_file(src: str, dst: str) -> None:

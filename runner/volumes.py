@@ -14,6 +14,7 @@ import json
 import os
 import re
 
+from base.removal import remove_tree
 from registry.errors import PybuildError
 
 from .containers import _Lock, now
@@ -106,12 +107,11 @@ def remove(root: str, name: str, force: bool = False) -> None:
     used = users(root, name)
     if used and not force:
         raise RunError(f"remove {name}: volume is in use by container(s) {', '.join(used)}")
-    import shutil
 
     with Lock(root):
         doomed = os.path.join(volumes_dir(root), f".removing-{name}")
         os.rename(os.path.join(volumes_dir(root), name), doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        remove_tree(doomed, ignore_errors=True)
 
 
 def volume_mount(root: str, name: str, target: str, readonly: bool, nocopy: bool = False) -> Mount:

@@ -330,3 +330,20 @@ def test_deeper_than_the_recursion_limit(box, whiteouts):
     assert (box.target / "d" / "lower").exists() == (whiteouts == "overlay")
     box.extract(archive(entry("d", b"now a file")), whiteouts=whiteouts)
     assert (box.target / "d").read_bytes() == b"now a file"
+
+
+def test_import_of_a_tree_deeper_than_the_recursion_limit(pybuild, root, tmp_path):
+    """``pybuild import`` of a tarball nested 1,200 deep: imported, then removed cleanly by
+    rmi and prune (its scratch rootfs and snapshot were removed with a recursive rmtree
+    that ended in a RecursionError traceback before base.removal)."""
+    deep = [entry("d/" + "x/" * n, kind=tf.DIRECTORY, mode=0o755) for n in range(1200)]
+    path = tmp_path / "deep.tar"
+    path.write_bytes(archive(*deep, entry("d/" + "x/" * 1200 + "f", b"deep")).getvalue())
+    imported = pybuild("import", str(path), "deep:1")
+    assert b"Traceback" not in imported.stderr
+    assert not os.listdir(root / "tmp")
+    pybuild("run", "--rm", "--network", "none", "deep:1", "/bin/true", check=False)  # unpacks a snapshot (no /bin)
+    pybuild("rmi", "deep:1")
+    pruned = pybuild("prune")
+    assert b"Traceback" not in pruned.stderr
+    pybuild("fsck")

@@ -131,3 +131,22 @@ def test_rm_removes_anonymous_volumes_only(pybuild, busybox_image, vol):
     pybuild("run", "--rm", "-v", "/anon", "--mount", "type=volume,target=/anon2", "-v", f"{vol}:/named",
             busybox_image, "true")
     assert pybuild("volume", "ls", "-q").stdout.decode().split() == [vol]
+
+
+def test_a_deeply_nested_image_directory_populates_a_volume(pybuild, busybox_image, vol, tmp_path, root):
+    """A hostile image may nest directories far deeper than Python's recursion limit: the
+    volume is still filled from it (failed with a RecursionError before the copy was iterative)."""
+    depth = 1500
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        f"RUN p=/data; for i in $(seq {depth}); do p=$p/d; done; mkdir -p $p && echo bottom > $p/f\n")
+    pybuild("build", "-q", "-t", "deep:1", str(ctx))
+    deepest = "/data" + "/d" * depth + "/f"
+    try:
+        out = pybuild("run", "--rm", "--network", "none", "-v", f"{vol}:/data", "deep:1", "cat", deepest)
+        assert out.stdout == b"bottom\n"
+        pybuild("volume", "rm", vol)
+    finally:  # pytest's own tmp cleanup recurses: the image's deep snapshot would break it
+        subprocess.run(["rm", "-rf", str(root)], check=True)

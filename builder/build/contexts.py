@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from typing import IO
 
+from base.removal import remove_tree
 from registry.errors import PybuildError
 
 MAX_DOWNLOAD = 4 << 30
@@ -175,7 +176,7 @@ def clone_git(url: str, target: str) -> str:
     git("fetch", "-q", "--depth", "1", "origin", ref or "HEAD")
     git("checkout", "-q", "FETCH_HEAD")
     git("submodule", "update", "-q", "--init", "--recursive", "--depth", "1")
-    shutil.rmtree(os.path.join(target, ".git"), ignore_errors=True)
+    remove_tree(os.path.join(target, ".git"), ignore_errors=True)
     if not subdir:
         return target
     from base import safepath  # noqa: PLC0415
@@ -215,6 +216,6 @@ def materialize(spec: str, root: str, stdin: IO[bytes]) -> tuple[str, bytes | No
                 raise ContextError(f"context {spec!r} does not exist") from None
             text = None
     except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch, ignore_errors=True)
         raise
     return ("" if text is not None else target), text, scratch

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from base import safepath
+from base.removal import remove_tree
 from registry.errors import PybuildError
 
 from .copy_step import absolute_dest
@@ -144,7 +144,7 @@ def _remove(path: str, keep_dir: bool) -> None:
         return
     if stat.S_ISDIR(st.st_mode):
         if not keep_dir:
-            shutil.rmtree(path)
+            remove_tree(path)
     else:
         os.unlink(path)
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import copy as _copy
 import os
-import shutil
 import signal
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from base.removal import remove_tree
 from builder.dockerfile import instructions as ins
 from builder.dockerfile.errors import DockerfileError
 from builder.dockerfile.stages import Plan, Stage, StageScope, parse_triggers
@@ -311,7 +311,7 @@ class Executor:
             for target in list(self._stage_mounts.values()):
                 unmount(target)
         if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            remove_tree(self._scratch, ignore_errors=True)
 
     def _final_config(self, state: StageState) -> dict[str, Any]:
         config = _copy.deepcopy(state.config)

@@ -15,6 +15,7 @@ import shutil
 import sys
 from typing import BinaryIO
 
+from base.removal import remove_tree
 from registry.errors import PybuildError
 
 KINDS = ("image", "registry", "local", "tar", "oci", "docker")
@@ -65,7 +66,7 @@ def write_output(spec: OutputSpec, store, image, tags: list[str]) -> None:
                 with _open_dest(spec.dest) as out:
                     _write_tar(root, out)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            remove_tree(scratch, ignore_errors=True)
     elif spec.kind in ("oci", "docker"):
         _write_archive(store, image, "oci-archive" if spec.kind == "oci" else "docker-archive", spec.dest,
                        spec.name or (tags[0] if tags else ""))
@@ -87,7 +88,7 @@ def _move_tree(src: str, dest: str) -> None:
     for name in os.listdir(src):
         target = os.path.join(dest, name)
         if os.path.isdir(target) and not os.path.islink(target):
-            shutil.rmtree(target)
+            remove_tree(target)
         elif os.path.lexists(target):
             os.unlink(target)
         os.rename(os.path.join(src, name), target)
@@ -134,4 +135,4 @@ def _write_archive(store, image, kind: str, dest: str, name: str) -> None:
         with open(path, "rb") as fh, _open_dest("-") as out:
             shutil.copyfileobj(fh, out, 1 << 20)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch, ignore_errors=True)

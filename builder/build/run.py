@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import signal
 import stat
 import threading
 from typing import TYPE_CHECKING, Any
 
 from base import safepath
+from base.removal import remove_tree
 from builder.dockerfile import instructions as ins
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ class RunStep:
             try:
                 for entry in os.scandir(fd):
                     if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.name, dir_fd=fd)
+                        remove_tree(entry.name, dir_fd=fd)
                     else:
                         os.unlink(entry.name, dir_fd=fd)
             finally:

@@ -13,6 +13,8 @@ import signal
 import sys
 import time
 
+from base.removal import remove_tree
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("context", metavar="CONTEXT",
@@ -220,8 +222,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         context.hashes.save()
         if getattr(args, "context_scratch", None):
-            import shutil
-            shutil.rmtree(args.context_scratch, ignore_errors=True)
+            remove_tree(args.context_scratch, ignore_errors=True)
     if args.sbom or args.provenance:
         _attest(args, result, executors[0], started, display, text)
     unused = build_plan.unused_build_args_warning()

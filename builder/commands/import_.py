@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
+
+from base.removal import remove_tree
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                 layer = write_layer(store, rootfs, compression=args.compression, level=args.compression_level,
                                     source_date_epoch=epoch)
             finally:
-                shutil.rmtree(rootfs, ignore_errors=True)
+                remove_tree(rootfs, ignore_errors=True)
         config = {
             "created": created,
             **platform.to_json(),

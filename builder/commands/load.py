@@ -6,6 +6,8 @@ import argparse
 import shutil
 import sys
 
+from base.removal import remove_tree
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", help="read from FILE instead of standard input")
@@ -47,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
                         print(f"Loaded image ID: {shown}")
         finally:
             if spool is not None:
-                shutil.rmtree(spool, ignore_errors=True)
+                remove_tree(spool, ignore_errors=True)
     return 0

@@ -6,7 +6,8 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
+
+from base.removal import remove_tree
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +126,7 @@ def _rm(args: argparse.Namespace) -> int:
         isolation.release(bridge)
         _delete_link(bridge)
         config.remove(args.root, name)
-        shutil.rmtree(os.path.join(config.ipam_dir(args.root), name), ignore_errors=True)
+        remove_tree(os.path.join(config.ipam_dir(args.root), name), ignore_errors=True)
         print(name)
     return 0
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import stat
-import subprocess
 from dataclasses import dataclass
 from typing import IO
 
 from base import safepath
+from base.removal import remove_tree
 
 from ..errors import BadArchive
 from . import tarformat as tf
@@ -68,16 +67,6 @@ def clean_name(name: bytes, label: str, clamp: bool = False) -> list[bytes]:
 def _ns(mtime: float) -> int:
     """An archive mtime as nanoseconds, clamped to what filesystems store (1902-2242)."""
     return int(min(max(mtime, MIN_MTIME), MAX_MTIME) * 1e9)
-
-
-def _remove_tree(name: bytes, dirfd: int) -> None:
-    """``rm -rf`` of ``name`` in ``dirfd``, never following symlinks.  shutil.rmtree recurses
-    in Python, so a tree deeper than the recursion limit is left to ``rm`` (fts)."""
-    try:
-        shutil.rmtree(name, dir_fd=dirfd)
-    except RecursionError:
-        subprocess.run(["rm", "-rf", "--", f"/proc/self/fd/{dirfd}/{os.fsdecode(name)}"], pass_fds=(dirfd,),
-                       check=True)
 
 
 def _reopen(fd: int, name: bytes) -> int:
@@ -242,7 +231,7 @@ class _Extractor:
             if keep_dir:
                 return st
             self.root.forget()
-            _remove_tree(base, dirfd)
+            remove_tree(base, dir_fd=dirfd)
         else:
             if not stat.S_ISREG(st.st_mode):
                 self.root.forget()
@@ -359,7 +348,7 @@ class _Extractor:
                 if is_dir:
                     subdirs.append(name)
             elif is_dir:
-                _remove_tree(name, fd)
+                remove_tree(name, dir_fd=fd)
             else:
                 os.unlink(name, dir_fd=fd)
         return subdirs

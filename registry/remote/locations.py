@@ -19,10 +19,11 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Sequence
+
+from base.removal import remove_tree
 
 from .. import oci
 from ..errors import BadArchive, DigestMismatch, ImageNotFound, PybuildError
@@ -292,7 +293,7 @@ def _copy_to_archive(store: Store, source: ImageSource, src_ref: Reference | Non
                 partial.unlink()
         return manifest
     finally:
-        shutil.rmtree(scratch_dir, ignore_errors=True)
+        remove_tree(scratch_dir, ignore_errors=True)
 
 
 def _try_parse(name: str) -> Reference | None:
