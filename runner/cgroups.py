@@ -82,7 +82,7 @@ class Cgroup:
         """Every process in the cgroup."""
         out: set[int] = set()
         for path in self.procs_files():
-            out |= {int(p) for p in read_text(path).split()}
+            out |= {int(p) for p in read_text(path).split()}  # "" once its owner removed it
         return out
 
     def kill_all(self) -> None:
@@ -162,11 +162,17 @@ class CgroupV1(Cgroup):
         return control.get("oom_kill", 0) > 0
 
     def kill_all(self) -> None:
-        """Freeze, SIGKILL everything, thaw: nothing can fork away meanwhile."""
+        """Freeze, SIGKILL everything, thaw: nothing can fork away meanwhile.
+
+        The cgroup may vanish at any point (its container exited and its owner removed
+        it): then nothing is left to kill."""
         state = os.path.join(self.dirs().get("freezer", ""), "freezer.state")
         frozen = os.path.exists(state)
-        if frozen:
-            write_text(state, "FROZEN")
+        try:
+            if frozen:
+                write_text(state, "FROZEN")
+        except FileNotFoundError:
+            frozen = False
         try:
             for pid in self.pids():
                 try:
@@ -175,7 +181,10 @@ class CgroupV1(Cgroup):
                     pass
         finally:
             if frozen:
-                write_text(state, "THAWED")
+                try:
+                    write_text(state, "THAWED")
+                except FileNotFoundError:
+                    pass
         super().kill_all()
 
 
@@ -229,8 +238,11 @@ class CgroupV2(Cgroup):
     def kill_all(self) -> None:
         """``cgroup.kill`` (Linux 5.14+), else SIGKILL each process."""
         kill_file = os.path.join(self.dirs()[""], "cgroup.kill")
-        if os.path.exists(kill_file):
-            write_text(kill_file, "1")
+        try:
+            if os.path.exists(kill_file):  # Linux 5.14+
+                write_text(kill_file, "1")
+        except FileNotFoundError:  # the cgroup is already gone
+            pass
         super().kill_all()
 
 

@@ -228,12 +228,12 @@ def test_stop_signal_from_image(pybuild, root, image):
 
 
 def test_exec_enters_namespaces_and_cgroup(pybuild, root, image):
-    pybuild("run", "-d", "--name", "box", "--hostname", "boxhost", "--pids-limit", "50", image, "sleep", "30")
+    pybuild("run", "-d", "--name", "box", "--hostname", "boxhost", "--pids-limit", "50", image, "sleep", "100000")
     wait_for(lambda: container_state(root, "box").get("status") == "running")
     proc = pybuild("exec", "box", "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /proc/self/cgroup | grep pids")
     lines = out(proc).splitlines()
     assert lines[0] == "boxhost"
-    assert lines[1].strip() == "sleep 30"
+    assert lines[1].strip() == "sleep 100000"
     assert lines[2].endswith("/pybuild/" + container_id(root, "box"))
     assert pybuild("exec", "box", "sh", "-c", "exit 5", check=False).returncode == 5
     assert out(pybuild("exec", "-u", "app", "-e", "X=1", "-w", "/tmp", "box", "sh", "-c", "id -u; echo $X; pwd")).split() == ["1000", "1", "/tmp"]
@@ -245,7 +245,7 @@ def test_exec_enters_namespaces_and_cgroup(pybuild, root, image):
 
 
 def test_rm_refuses_running_unless_forced(pybuild, root, image):
-    pybuild("run", "-d", "--name", "busy", image, "sleep", "30")
+    pybuild("run", "-d", "--name", "busy", image, "sleep", "100000")
     wait_for(lambda: container_state(root, "busy").get("status") == "running")
     proc = pybuild("rm", "busy", check=False)
     assert proc.returncode == 1 and b"is running" in proc.stderr
