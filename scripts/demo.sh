@@ -10,5 +10,7 @@ echo "== pybuild import (busybox base image)"
 sh examples/make-bases.sh busybox
 echo "== pybuild build -t hello:latest examples/busybox-hello"
 pybuild build -t hello:latest examples/busybox-hello
-echo "== pybuild run --rm hello:latest"
-pybuild run --rm hello:latest
+# --network none: the demo leaves the host's interfaces alone (the default, a bridge network
+# with its own address, is shown in docs/network.md)
+echo "== pybuild run --rm --network none hello:latest"
+pybuild run --rm --network none hello:latest
