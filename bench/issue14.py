@@ -13,7 +13,7 @@ Rows (each tool interleaved round by round, so background load hits all alike):
   same blobs, and the physical limit: a bare monolithic ``PUT`` of the blob file with curl
   (``POST`` for the upload location, untimed, then ``curl -T``; no client-side hashing).
 
-``--baseline PYBUILD`` adds another pybuild (e.g. main's venv) to every row, so "before"
+``--baseline REV`` adds pybuild at another git revision (e.g. ``main``) to every row, so "before"
 and "after" are measured in the same run.  Each cell: median of ``--reps`` runs (at
 least 5), min-max, and CPU time (user + system of the command and its children; the
 docker and podman daemons' and the registry's CPU are not included).  The load average
@@ -22,7 +22,7 @@ median from the same run; absolute times move with the machine's load.
 
 Run as root with dockerd running:
     .venv/bin/python bench/issue14.py [--reps 5] [--rows rebuild,run,files20k,push]
-        [--baseline /work/main/.venv/bin/pybuild] [--push-mib 256] [--json OUT] [--write-docs docs/performance.md]
+        [--baseline main] [--push-mib 256] [--json OUT] [--write-docs docs/performance.md]
 """
 
 from __future__ import annotations
@@ -90,14 +90,35 @@ def interleave(tools: dict[str, Callable[[], Sample]], reps: int, label: str) ->
 
 
 class Pybuilds:
-    """The pybuild(s) under test, sharing one store."""
+    """The pybuild(s) under test, sharing one store.
+
+    The baseline is another git revision of this repository, exported and byte-compiled
+    like this tree, and run by the same interpreter with its source first on ``PYTHONPATH``
+    (the venv's own install comes later on ``sys.path``), so both start the same way.
+    """
+
+    LAUNCH = "import sys; from builder.cli import main; sys.exit(main())"
 
     def __init__(self, work: Path, baseline: str | None):
         self.root = work / "pybuild-root"
-        self.bins = {"pybuild": PYBUILD}
-        if baseline:
-            self.bins["pybuild (baseline)"] = baseline
+        self.bins = {"pybuild": [PYBUILD]}
         self.env = {**ENV, "PYBUILD_ROOT": str(self.root), "PYBUILD_NETWORK": "host"}
+        self.baseline_src: Path | None = None
+        if baseline:
+            self.baseline_src = work / "baseline-src"
+            self.baseline_src.mkdir()
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", baseline], check=True, capture_output=True)
+            subprocess.run(["tar", "-x", "-C", str(self.baseline_src)], input=archive.stdout, check=True)
+            subprocess.run([sys.executable, "-m", "compileall", "-q", "builder", "registry", "runner", "base"],
+                           cwd=self.baseline_src, check=True, stdout=subprocess.DEVNULL)
+            self.bins[f"pybuild {baseline}"] = [sys.executable, "-c", self.LAUNCH]
+
+    def env_for(self, name: str, env: dict[str, str] | None = None) -> dict[str, str]:
+        """``env`` (default: the bench's) for the pybuild called ``name``."""
+        env = env or self.env
+        if name == "pybuild" or self.baseline_src is None:
+            return env
+        return {**env, "PYTHONPATH": str(self.baseline_src)}
 
 
 # ---- rows -------------------------------------------------------------------------------
@@ -122,7 +143,7 @@ def _busybox_everywhere(work: Path, pb: Pybuilds, peers: list[str]) -> None:
 
 def _build_cmds(ctx: Path, tag: str, no_cache: bool, pb: Pybuilds, peers: list[str]) -> dict[str, list[str]]:
     nc = ["--no-cache"] if no_cache else []
-    cmds = {name: [exe, "build", "-q", "-t", tag, *nc, str(ctx)] for name, exe in pb.bins.items()}
+    cmds = {name: [*exe, "build", "-q", "-t", tag, *nc, str(ctx)] for name, exe in pb.bins.items()}
     if "docker" in peers:
         cmds["docker 20.10"] = ["docker", "build", "-q", "-t", tag, *nc, str(ctx)]
     if "podman" in peers:
@@ -139,7 +160,7 @@ def row_rebuild(work: Path, pb: Pybuilds, peers: list[str], reps: int) -> dict[s
     for i, (name, cmd) in enumerate(_build_cmds(Path("CTX"), "bench14-small:1", False, pb, peers).items()):
         ctx = build_bench._make_context("small", str(i), _workload("small"), work)
         cmd = [str(ctx) if c == "CTX" else c for c in cmd]
-        env = pb.env if name.startswith("pybuild") else ENV
+        env = pb.env_for(name) if name.startswith("pybuild") else ENV
         timed(cmd, env)  # the first build fills the cache
         tools[name] = (lambda c=cmd, e=env: timed(c, e))
     return interleave(tools, reps, "rebuild")
@@ -150,21 +171,20 @@ def row_files20k(work: Path, pb: Pybuilds, peers: list[str], reps: int) -> dict[
     ctx = build_bench._make_context("files20k", "all", _workload("files20k"), work)
     tools = {}
     for name, cmd in _build_cmds(ctx, "bench14-files:1", True, pb, peers).items():
-        env = pb.env if name.startswith("pybuild") else ENV
+        env = pb.env_for(name) if name.startswith("pybuild") else ENV
         tools[name] = (lambda c=cmd, e=env: timed(c, e))
     return interleave(tools, reps, "files20k")
 
 
 def row_run(work: Path, pb: Pybuilds, peers: list[str], reps: int) -> dict[str, list[Sample]]:
-    os.environ["PYBUILD_ROOT"] = str(work / "run-root")
     commands = run_latency.prepare(work / "run", ["pybuild", *[p for p in peers if p in ("docker", "podman", "runc")]])
-    env = {**ENV, "PYBUILD_ROOT": str(work / "run-root"), "PYBUILD_NETWORK": "host"}
+    env = {**pb.env, "PYBUILD_ROOT": str(work / "run" / "pybuild-root")}  # where prepare() imported the image
     labels = {"docker": "docker 20.10", "podman": "podman 4.3", "runc": "runc 1.1 (prepared bundle)"}
     tools: dict[str, Callable[[], Sample]] = {}
     for name, exe in pb.bins.items():
-        cmd = [exe, *commands["pybuild"][1:]]
-        timed(cmd, env)
-        tools[name] = (lambda c=cmd: timed(c, env))
+        cmd, run_env = [*exe, *commands["pybuild"][1:]], pb.env_for(name, env)
+        timed(cmd, run_env)
+        tools[name] = (lambda c=cmd, e=run_env: timed(c, e))
     counter = iter(range(1 << 30))
     for peer in ("docker", "podman", "runc"):
         if peer in commands:
@@ -215,10 +235,11 @@ class PushRow:
             reg.stop()
             shutil.rmtree(reg.workdir, ignore_errors=True)
 
-    def pybuild(self, exe: str) -> Sample:
+    def pybuild(self, name: str) -> Sample:
         def push(host: str) -> Sample:
             shutil.rmtree(self.pb.root / "distribution", ignore_errors=True)  # no mount hints: a real upload
-            return timed([exe, "push", "-q", "bench14-push:1", f"{host}/bench/pybuild:1"], self.pb.env)
+            return timed([*self.pb.bins[name], "push", "-q", "bench14-push:1", f"{host}/bench/pybuild:1"],
+                         self.pb.env_for(name))
         return self._with_registry(push)
 
     def skopeo(self) -> Sample:
@@ -241,7 +262,7 @@ class PushRow:
 def row_push(work: Path, pb: Pybuilds, peers: list[str], reps: int, size_mib: int) -> tuple[dict, int]:
     row = PushRow(work, pb, size_mib)
     tools: dict[str, Callable[[], Sample]] = {
-        name: (lambda e=exe: row.pybuild(e)) for name, exe in pb.bins.items()}
+        name: (lambda n=name: row.pybuild(n)) for name in pb.bins}
     if "skopeo" in peers:
         tools["skopeo 1.9 (from an OCI layout)"] = row.skopeo
     tools["bare monolithic PUT (curl -T)"] = row.bare_put
@@ -291,7 +312,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--rows", default="rebuild,run,files20k,push")
     ap.add_argument("--peers", default="docker,podman,buildah,runc,skopeo")
-    ap.add_argument("--baseline", help="another pybuild executable measured beside this one (e.g. main's)")
+    ap.add_argument("--baseline", help="a git revision of this repository measured beside the work tree (e.g. main)")
     ap.add_argument("--push-mib", type=int, default=256, help="random payload; its gzip layer is ~1.05x this in MB")
     ap.add_argument("--json")
     ap.add_argument("--write-docs")
@@ -299,7 +320,7 @@ def main() -> int:
     if args.reps < 5:
         ap.error("--reps: at least 5")
     peers = args.peers.split(",")
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "builder", "registry", "runner"], cwd=REPO, check=True,
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "builder", "registry", "runner", "base"], cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL)
     work = Path(tempfile.mkdtemp(prefix="bench-issue14-", dir="/var/tmp"))
     pb = Pybuilds(work, args.baseline)
