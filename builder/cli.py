@@ -9,7 +9,6 @@ Global options: ``--root`` (or ``PYBUILD_ROOT``) and ``--debug``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
@@ -111,7 +110,20 @@ def _split_globals(argv: list[str]) -> tuple[str | None, bool, str, list[str]] |
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, run one subcommand, turn user errors into one line."""
+    """Parse the command line, run one subcommand, turn user errors into one line.
+
+    With ``PYBUILD_IMPORTS_OUT=FILE`` set, the names of every module loaded are written to
+    ``FILE`` when the command returns (tests/test_import_budget.py holds each path to a list).
+    """
+    try:
+        return _main(argv)
+    finally:
+        if os.environ.get("PYBUILD_IMPORTS_OUT"):
+            with open(os.environ["PYBUILD_IMPORTS_OUT"], "w") as out:
+                out.write("".join(f"{name}\n" for name in sorted(sys.modules)))
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     split = _split_globals(argv)
     if split is None:
@@ -125,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pybuild: unknown command {command!r}; run 'pybuild --help' for the list", file=sys.stderr)
         return 2
     module_name, help_ = COMMANDS[command]
-    module = importlib.import_module(module_name)
+    __import__(module_name)  # the builtin: importlib's package is not needed for this
+    module = sys.modules[module_name]
     parser = argparse.ArgumentParser(prog=f"pybuild {command}", description=help_, formatter_class=_Formatter)
     module.configure(parser)
     if hasattr(module, "normalize_args"):  # docker's optional-value booleans (--pull=false)

@@ -14,3 +14,10 @@
 Nothing here is imported by the rest of ``registry``, so commands that never touch
 the network never pay for httpx.
 """
+
+import sys
+
+# httpx's own command line (``httpx._main``) imports click, rich and pygments when they are
+# installed: ~35 ms of every push and pull here, for a CLI we never run.  A ``None`` entry makes
+# httpx's ``from ._main import main`` fail with ImportError, which httpx handles (it defines a stub).
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from .readahead import ReadAhead
 
 _READ = 1 << 20
 _READ_AHEAD_FROM = 4 << 20
+_SEND = 4 << 20  # upload pieces: few syscalls and h11 events per blob, 16 MiB in flight at most
 
 
 class RemoteSource:
@@ -113,8 +114,17 @@ class RemoteSink:
     def write_blob(self, desc: oci.Descriptor, stream: BinaryIO) -> None:
         with self._lock:
             location = self._locations.pop(desc.digest, None)
-        chunks = iter(lambda: stream.read(_READ), b"")
-        self.client.upload_blob(desc, chunks, chunk_size=self.chunk_size, location=location)
+        if desc.size <= _READ_AHEAD_FROM:
+            self.client.upload_blob(desc, iter(lambda: stream.read(_READ), b""), chunk_size=self.chunk_size,
+                                    location=location)
+            return
+        # The source verifies as it reads (a store blob hashes every byte and raises on the read that
+        # reaches its end, before handing over the last bytes): reading ahead in a thread moves that
+        # hashing off the sending thread, so it overlaps the upload instead of adding to it, while every
+        # byte sent is still a byte hashed, and a corrupt blob never reaches the registry whole.
+        with ReadAhead(stream, chunk=_SEND, depth=4) as ahead:
+            self.client.upload_blob(desc, iter(lambda: ahead.read(_SEND), b""), chunk_size=self.chunk_size,
+                                    location=location)
 
     def write_child(self, manifest: ImageManifest) -> None:
         self.client.put_manifest(manifest.digest, manifest.raw, manifest.media_type)
