@@ -9,11 +9,12 @@ without recursion and without following symlinks either).
 from __future__ import annotations
 
 import os
-import shutil
 
 
 def remove_tree(path: str | bytes | os.PathLike[str], *, dir_fd: int | None = None, ignore_errors: bool = False) -> None:
     """``rm -rf path`` (relative to ``dir_fd`` when given), whatever its depth."""
+    import shutil  # noqa: PLC0415 (shutil pulls in bz2, lzma and zlib: not on the run path's start)
+
     try:
         shutil.rmtree(path, ignore_errors=ignore_errors, dir_fd=dir_fd)
     except RecursionError:

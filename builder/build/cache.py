@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from registry.errors import PybuildError
+
 
 def step_key(parent: str, description: Any) -> str:
     """The cache key of a step on top of ``parent`` (a hex digest)."""
@@ -53,3 +55,11 @@ class BuildCache:
         """The persistent directory of a ``RUN --mount=type=cache`` id."""
         digest = hashlib.sha256(cache_id.encode()).hexdigest()[:32]
         return Path(self.dir).parent / "mounts" / digest
+
+
+class CacheBlobMissing(PybuildError):
+    """A cached layer could not be fetched; ``keys`` are the steps that must run instead."""
+
+    def __init__(self, message: str, keys: set[str]):
+        super().__init__(message)
+        self.keys = keys

@@ -16,7 +16,8 @@ from registry import oci
 from registry.errors import PybuildError
 from registry.image import ImageManifest
 
-from .cache_import import CacheBlobMissing, ImportedCache
+from .cache import CacheBlobMissing
+from .cache_import import ImportedCache
 from .cache_remote import MOUNT_ANNOTATION, CacheSpec, artifact_manifest, encode_config, record_layer
 
 _FIELDS = ("layer", "diff_id", "created", "created_by")

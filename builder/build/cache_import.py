@@ -17,15 +17,8 @@ from typing import Any, BinaryIO, Callable, Protocol
 from registry import oci
 from registry.errors import PybuildError
 
+from .cache import CacheBlobMissing
 from .cache_remote import CONFIG_TYPE, INLINE_KEY, CacheFormatError, CacheSpec, decode_records, record_layer
-
-
-class CacheBlobMissing(PybuildError):
-    """A cached layer could not be fetched; ``keys`` are the steps that must run instead."""
-
-    def __init__(self, message: str, keys: set[str]):
-        super().__init__(message)
-        self.keys = keys
 
 
 class LazyImage:

@@ -27,8 +27,7 @@ from registry import oci
 from registry import platform as platforms
 from registry.errors import PybuildError
 
-from .cache import BuildCache, step_key
-from .cache_import import CacheBlobMissing
+from .cache import BuildCache, CacheBlobMissing, step_key
 from .context import Context, SourceError
 from .metadata import ConfigEditor, nop_created_by
 from .progress import Progress

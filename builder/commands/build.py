@@ -88,6 +88,8 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
 def _cache_specs(args) -> tuple[list, list, str]:
     """``--cache-from``/``--cache-to`` parsed; the layer compression (a cache's ``compression=``
     sets it, so the image and its cache share one blob per layer)."""
+    if not (args.cache_from or args.cache_to):
+        return [], [], args.compression or "gzip"
     from builder.build.cache_remote import parse_spec
     from registry.errors import PybuildError
 
@@ -154,14 +156,17 @@ def run(args: argparse.Namespace) -> int:
     from builder.build import named_contexts
     from builder.build.context import Context, HashCache
     from builder.build.executor import BuildOptions, Executor
-    from builder.build.outputs import parse_output
     from builder.build.progress import Progress
     from builder.dockerfile.stages import plan
     from registry.errors import PybuildError
     from registry.platform import host, parse_list
     from registry.reference import parse as parse_reference
 
-    outputs = [parse_output(v) for v in args.output]
+    outputs = []
+    if args.output:
+        from builder.build.outputs import parse_output
+
+        outputs = [parse_output(v) for v in args.output]
     args.tag += [n for o in outputs for n in o.name.split(",") if n and n not in args.tag]
     args.push = args.push or any(o.push for o in outputs)
     pull = _boolean(args.pull, "--pull")
