@@ -131,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(command_args)
     args.root = os.path.abspath(root or default_root())  # mounts and helper processes need absolute paths
     args.debug = debug
+    if os.geteuid() != 0 and getattr(module, "NEEDS_ROOT", True):
+        code = _enter_rootless(args.debug)
+        if code is not None:
+            return code
     if args.debug:
         import logging
 
@@ -138,6 +142,23 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG, format="pybuild: %(name)s: %(message)s")
     _sweep_networks(args.root)
     return _run(module, args)
+
+
+def _enter_rootless(debug: bool) -> int | None:
+    """A normal user: go on as root of a new user namespace (see runner/userns.py).
+
+    None in the namespace (run the command there); the command's exit code in the
+    parent, which only waited for it.
+    """
+    from runner import userns
+
+    try:
+        return userns.enter()
+    except userns.RootlessError as err:
+        if debug:
+            raise
+        print(f"pybuild: error: {err}", file=sys.stderr)
+        return 125
 
 
 def _sweep_networks(root: str) -> None:

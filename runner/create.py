@@ -58,6 +58,10 @@ def _limits(opts: RunOptions) -> dict:
         raise RunError("minimum memory limit allowed is 6MB")
     if opts.cpus is not None and opts.cpus <= 0:
         raise RunError("--cpus must be a positive number such as 0.5")
+    if cgroups.detect() == "none":
+        for flag, value in (("--memory", memory), ("--cpus", opts.cpus), ("--pids-limit", opts.pids_limit)):
+            if value is not None:
+                raise RunError(cgroups.ROOTLESS_NO_LIMITS.format(flag=flag, version=cgroups.host_version()))
     return {"memory": memory, "memory_swap": swap, "cpus": opts.cpus, "pids": opts.pids_limit}
 
 

@@ -412,7 +412,11 @@ def stop(container: Container, timeout: float) -> None:
         return
     signal_container(container, container.config.get("stop_signal", signal.SIGTERM))
     if not wait_exit(container, timeout):
-        container.cgroup().kill_all()
+        cg = container.cgroup()
+        if cg.dirs():
+            cg.kill_all()
+        else:  # no cgroup (rootless): the pid namespace ends with its pid 1
+            signal_container(container, signal.SIGKILL)
         wait_exit(container)
 
 
