@@ -1,0 +1,151 @@
+"""Rootless mode: a normal user builds, pushes, pulls and runs, with the same digests as root.
+
+Every test runs the real pybuild as a throwaway user with subordinate ids
+(tests/rootless_helpers.py); the root builds to compare with use the ordinary fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rootless_helpers import RootlessCLI, rootless, rootless_pythonpath, rootless_user  # noqa: F401
+
+EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
+DOCKERFILE = """FROM busybox
+RUN mkdir /data && echo owned > /data/f && chown 1000:1000 /data/f && chmod 640 /data/f
+RUN rm /bin/vi && mkdir -p /etc/app && echo x > /etc/app/conf
+USER app
+RUN id -u > /tmp/who
+"""
+
+
+def _context(tmp: Path, dockerfile: str) -> Path:
+    ctx = tmp / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(dockerfile)
+    return ctx
+
+
+def _image_id(cli, ref: str) -> str:
+    return cli("images", "-q", "--no-trunc", ref).stdout.decode().strip()
+
+
+def _import_busybox(cli, busybox_tar: Path, where: Path) -> None:
+    tar = where / "busybox.tar"
+    shutil.copy(busybox_tar, tar)
+    if isinstance(cli, RootlessCLI):
+        cli.give(tar)
+    cli("import", str(tar), "busybox:latest", env=EPOCH)
+
+
+@pytest.fixture
+def rootless_busybox(rootless: RootlessCLI, busybox_tar: Path) -> RootlessCLI:
+    _import_busybox(rootless, busybox_tar, rootless.workdir)
+    return rootless
+
+
+def test_build_as_user_gives_roots_digest_and_records_in_image_owners(rootless_busybox, pybuild):
+    """The chown in a RUN step is 1000 in the layer, not the user's subordinate id: same digest as root."""
+    rl = rootless_busybox
+    ctx = rl.give(_context(rl.workdir, DOCKERFILE))
+    rl("build", "-q", "-t", "app:1", str(ctx), env=EPOCH)
+    pybuild("import", str(rl.workdir / "busybox.tar"), "busybox:latest", env=EPOCH)  # same path: same history
+    pybuild("build", "-q", "-t", "app:1", str(ctx), env=EPOCH)
+    assert _image_id(rl, "app:1") == _image_id(pybuild, "app:1")
+    out = rl("run", "--rm", "app:1", "sh", "-c", "stat -c '%u:%g %a' /data/f; cat /tmp/who; test -e /bin/vi || echo gone")
+    assert out.stdout.decode().split() == ["1000:1000", "640", "1000", "gone"]
+    # on disk the file belongs to the user's subordinate range (1000 inside = start + 999 outside)
+    owners = {st.st_uid for st in (os.lstat(p) for p in (rl.root / "snapshots").rglob("f") if p.parent.name == "data")}
+    assert owners == {rl.user.sub_start + 999}
+
+
+def test_store_defaults_to_xdg_data_home(rootless_busybox):
+    rl = rootless_busybox
+    env = {"PYBUILD_ROOT": "", "XDG_DATA_HOME": str(rl.workdir / "xdg")}
+    rl("import", str(rl.workdir / "busybox.tar"), "bb:1", env=env)
+    assert (rl.workdir / "xdg" / "pybuild" / "store" / "index.json").is_file()
+    proc = rl("images", env={"PYBUILD_ROOT": "", "HOME": str(rl.workdir / "home")}, check=False)
+    assert proc.returncode == 0 and "bb" not in proc.stdout.decode()  # ~/.local/share/pybuild is another store
+
+
+def test_push_pull_run_through_registry(rootless_busybox, plain_registry):
+    rl = rootless_busybox
+    ctx = rl.give(_context(rl.workdir, "FROM busybox\nRUN echo pushed > /p\n"))
+    name = f"{plain_registry.host}/rootless/app:1"
+    rl("build", "-q", "-t", name, str(ctx))
+    rl("push", "--insecure", name)
+    built = _image_id(rl, name)
+    rl("rmi", name)
+    rl("pull", "--insecure", name)
+    assert _image_id(rl, name) == built
+    assert rl("run", "--rm", name, "cat", "/p").stdout == b"pushed\n"
+
+
+def test_limits_refused_with_reason_and_run_without_them(rootless_busybox):
+    rl = rootless_busybox
+    for flag, value in (("--memory", "64m"), ("--cpus", "0.5"), ("--pids-limit", "10")):
+        proc = rl("run", "--rm", flag, value, "busybox", "true", check=False)
+        err = proc.stderr.decode()
+        assert proc.returncode == 125 and err.count("\n") == 1, err
+        assert f"no cgroup to apply {flag}" in err and "delegated" in err
+    assert rl("run", "--rm", "busybox", "echo", "ok").stdout == b"ok\n"
+
+
+def test_detached_container_stops_without_a_cgroup(rootless_busybox):
+    rl = rootless_busybox
+    rl("run", "-d", "--name", "sleeper", "busybox", "sleep", "1000")
+    assert "sleeper" in rl("ps").stdout.decode()
+    rl("stop", "-t", "0", "sleeper")  # sleep as pid 1 ignores SIGTERM: the SIGKILL fallback ends it
+    assert "sleeper" not in rl("ps").stdout.decode()
+    rl("rm", "sleeper")
+
+
+# --- attacks in rootless mode ------------------------------------------------------------
+
+def test_root_inside_is_the_user_outside(rootless_busybox):
+    rl = rootless_busybox
+    vol = rl.workdir / "vol"
+    vol.mkdir()
+    rl.give(vol)
+    out = rl("run", "--rm", "-v", f"{vol}:/vol", "busybox", "sh", "-c",
+             "id -u; touch /vol/made-by-root; cat /proc/self/uid_map").stdout.decode().split()
+    assert out[0] == "0"
+    assert out[1:4] == ["0", str(rl.user.uid), "1"]
+    assert os.lstat(vol / "made-by-root").st_uid == rl.user.uid
+
+
+def test_container_cannot_write_outside_its_volumes(rootless_busybox):
+    """Root in the container has no power over the user's other files nor over the host's."""
+    rl = rootless_busybox
+    secret = rl.workdir / "secret"
+    secret.write_text("untouched\n")
+    vol = rl.workdir / "vol"
+    vol.mkdir()
+    (vol / "escape").symlink_to(secret)
+    rl.give(secret)
+    rl.give(vol)
+    script = ("echo pwned > /vol/escape; echo pwned > /vol/../secret; echo pwned > /proc/1/root/secret;"
+              f" echo pwned > {secret}; echo pwned > /hostetc/passwd-pybuild-test; mkdir /hostetc/x; true")
+    rl("run", "--rm", "-v", f"{vol}:/vol", "-v", "/etc:/hostetc", "busybox", "sh", "-c", script)
+    assert secret.read_text() == "untouched\n"
+    assert not os.path.exists("/etc/passwd-pybuild-test") and not os.path.exists("/etc/x")
+    assert (vol / "escape").is_symlink()
+
+
+def test_container_cannot_see_host_processes(rootless_busybox):
+    rl = rootless_busybox
+    marker = subprocess.Popen(["runuser", "-u", rl.user.name, "--", "sleep", "1000"])
+    try:
+        out = rl("run", "--rm", "busybox", "sh", "-c", "ls /proc | grep -E '^[0-9]+$'; ps -o pid,comm").stdout.decode()
+        pids = [line for line in out.split() if line.isdigit()]
+        assert str(marker.pid) not in pids
+        assert "sleep" not in out
+        assert set(pids) <= {"1", "2", "3", "4", "5", "6", "7", "8"}  # the container's own few processes
+    finally:
+        marker.kill()
+        marker.wait()
