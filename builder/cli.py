@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("builder.commands.history", "Show an image's history"),
     "save": ("builder.commands.save", "Save images to a docker-archive or OCI archive"),
     "load": ("builder.commands.load", "Load images from a docker-archive or OCI archive"),
+    "info": ("builder.commands.info", "Show the mode (root or rootless), store, storage, network and what is missing"),
     "prune": ("builder.commands.prune", "Remove blobs and snapshots no image uses"),
     "fsck": ("builder.commands.fsck", "Verify every blob and reference in the store"),
 }

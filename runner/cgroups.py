@@ -17,6 +17,7 @@ import time
 
 from base import rootless
 
+from .procinfo import alive
 from .textfile import read_text, write_text
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -249,12 +250,21 @@ class CgroupV2(Cgroup):
 
 
 class CgroupNone(Cgroup):
-    """No cgroup (rootless mode without delegation): the container runs without limits."""
+    """No cgroup (rootless mode without delegation): the container runs without limits.
+
+    Its processes are found through the container's pid 1 (``pid1``: pid and start
+    time), and killing that ends its pid namespace, so kill_all still ends everything.
+    """
 
     version = "none"
+    pid1: tuple[int | None, str | None] = (None, None)
 
     def dirs(self) -> dict[str, str]:
         return {}
+
+    def pids(self) -> set[int]:
+        pid, start = self.pid1
+        return {pid} if pid and alive(pid, start) else set()
 
     def make(self, memory: int | None, memory_swap: int | None, cpus: float | None, pids: int | None) -> None:
         """Nothing to make; a limit cannot be applied (the caller refuses it earlier with why)."""

@@ -241,6 +241,8 @@ def run_foreground(container: Container, interactive: bool) -> int:
     finally:
         if proc is not None and proc.returncode is None:
             cg.kill_all()
+            if not cg.dirs():  # no cgroup (rootless): pid 1's end ends its pid namespace
+                proc.signal(signal.SIGKILL)
             code = proc.wait()
         if log is not None:
             log.close()
@@ -412,11 +414,7 @@ def stop(container: Container, timeout: float) -> None:
         return
     signal_container(container, container.config.get("stop_signal", signal.SIGTERM))
     if not wait_exit(container, timeout):
-        cg = container.cgroup()
-        if cg.dirs():
-            cg.kill_all()
-        else:  # no cgroup (rootless): the pid namespace ends with its pid 1
-            signal_container(container, signal.SIGKILL)
+        container.cgroup().kill_all()
         wait_exit(container)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -149,3 +150,107 @@ def test_container_cannot_see_host_processes(rootless_busybox):
     finally:
         marker.kill()
         marker.wait()
+
+
+# --- networking: a user-mode stack per container ---------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def web_image(rootless_busybox):
+    rl = rootless_busybox
+    ctx = rl.give(_context(rl.workdir, "FROM busybox\nRUN mkdir /www && echo hello-rootless > /www/index.html\n"))
+    rl("build", "-q", "-t", "web", str(ctx))
+    return rl
+
+
+def test_default_network_is_pasta_and_publishes_ports(web_image):
+    """``-p`` reaches the container through pasta; the container starts only once its network is up."""
+    rl = web_image
+    port = _free_port()
+    vol = rl.workdir / "sync"
+    vol.mkdir()
+    os.mkfifo(vol / "up")
+    rl.give(vol)
+    # httpd without -f returns once it listens; the FIFO then tells the test
+    rl("run", "-d", "--name", "web", "--network", "bridge", "-p", f"127.0.0.1:{port}:80", "-v", f"{vol}:/sync",
+       "web", "sh", "-c", "ls /sys/class/net > /sync/ifaces; httpd -p 80 -h /www && echo up > /sync/up && exec sleep 1000")
+    try:
+        assert (vol / "up").read_text() == "up\n"
+        assert "eth0" in (vol / "ifaces").read_text().split()  # its own interface, not the host's
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            conn.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+            reply = b"".join(iter(lambda: conn.recv(4096), b""))
+        assert reply.endswith(b"hello-rootless\n")
+        assert rl("port", "web").stdout.decode().strip() == f"80/tcp -> 127.0.0.1:{port}"
+    finally:
+        rl("rm", "-f", "web")
+    assert list((rl.root / "netns").iterdir()) == []  # namespace file, pid file and teardown record gone
+
+
+def test_container_cannot_reach_host_loopback(web_image):
+    """The host's 127.0.0.1 services stay out of reach (pasta --no-map-gw, no inbound forwarding)."""
+    rl = web_image
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        out = rl("run", "--rm", "--network", "bridge", "web", "sh", "-c",
+                 f"nc 127.0.0.1 {port} </dev/null && echo REACHED; echo done").stdout.decode()
+        assert "REACHED" not in out and "done" in out
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+def _tool_dir(rl: RootlessCLI, tools: list[str]) -> str:
+    """A PATH holding only the id-mapping helpers and ``tools`` (to choose the backend)."""
+    path = rl.workdir / ("bin-" + "-".join(tools or ["none"]))
+    path.mkdir()
+    for name in ["newuidmap", "newgidmap", *tools]:
+        (path / name).symlink_to(shutil.which(name))
+    rl.give(path)
+    return str(path)
+
+
+def test_slirp4netns_when_pasta_is_missing(web_image):
+    rl = web_image
+    env = {"PATH": _tool_dir(rl, ["slirp4netns"])}
+    out = rl("run", "--rm", "--network", "bridge", "web", "ls", "/sys/class/net", env=env).stdout.decode().split()
+    assert "tap0" in out
+    proc = rl("run", "--rm", "--network", "bridge", "-p", "80", "web", "true", env=env, check=False)
+    assert proc.returncode == 125 and "install pasta" in proc.stderr.decode()
+
+
+def test_no_network_tool_is_one_clear_line(web_image):
+    rl = web_image
+    proc = rl("run", "--rm", "--network", "bridge", "web", "true", env={"PATH": _tool_dir(rl, [])}, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 125 and err.count("\n") == 1
+    assert "pasta (Debian package passt) or slirp4netns" in err
+    assert rl("run", "--rm", "--network", "none", "web", "ls", "/sys/class/net").stdout.decode().split() == ["lo"]
+    assert rl("run", "--rm", "--network", "host", "web", "true").returncode == 0
+
+
+def test_user_defined_networks_refused(web_image):
+    proc = web_image("run", "--rm", "--network", "mynet", "web", "true", check=False)
+    assert proc.returncode == 125 and "no user-defined networks" in proc.stderr.decode()
+
+
+def test_info_names_mode_store_driver_network_cgroups(rootless, pybuild):
+    text = rootless("info").stdout.decode()
+    facts = dict(line.split(": ", 1) for line in text.splitlines())
+    assert facts["Mode"].startswith("rootless")
+    assert facts["Store"] == str(rootless.root)
+    assert "userxattr" in facts["Storage driver"]
+    assert "pasta" in facts["Network"]
+    assert facts["Cgroup"].startswith("v1, none delegated") or facts["Cgroup"].startswith("v2")
+    assert "Missing" in facts
+    root_facts = dict(line.split(": ", 1) for line in pybuild("info").stdout.decode().splitlines())
+    assert root_facts["Mode"] == "root" and root_facts["Network"].startswith("cni")
+    missing = rootless("info", env={"PATH": "/nonexistent"}).stdout.decode()
+    assert "uidmap" in missing and "pasta" in missing
