@@ -254,3 +254,14 @@ def test_info_names_mode_store_driver_network_cgroups(rootless, pybuild):
     assert root_facts["Mode"] == "root" and root_facts["Network"].startswith("cni")
     missing = rootless("info", env={"PATH": "/nonexistent"}).stdout.decode()
     assert "uidmap" in missing and "pasta" in missing
+
+
+def test_exec_refused_in_one_line(rootless_busybox):
+    rl = rootless_busybox
+    rl("run", "-d", "--name", "target", "--network", "none", "busybox", "sleep", "1000")
+    try:
+        proc = rl("exec", "target", "true", check=False)
+        err = proc.stderr.decode()
+        assert proc.returncode == 125 and err.count("\n") == 1 and "not supported in rootless mode" in err
+    finally:
+        rl("rm", "-f", "target")
