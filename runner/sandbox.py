@@ -200,7 +200,7 @@ def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None =
         if target is None:
             if spec.netns:
                 _join_netns(spec.netns)
-            sc.unshare(namespace_flags(spec))
+            _unshare(namespace_flags(spec))
         else:
             _preload(spec)
             _join_namespaces(target[0], target[1], spec.cgroup_procs)
@@ -217,6 +217,19 @@ def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None =
         signal.signal(sig, signal.SIG_IGN)
     _, status = os.waitpid(pid, 0)
     os._exit(exit_status(status))
+
+
+NO_NAMESPACES = ("cannot create the container's namespaces (unshare: operation not permitted): root needs "
+                 "CAP_SYS_ADMIN, a normal user needs user namespaces; inside docker run, give the container "
+                 "--cap-add SYS_ADMIN --security-opt seccomp=unconfined (or --privileged)")
+
+
+def _unshare(flags: int) -> None:
+    """unshare, with what to do when the caller may not make namespaces (e.g. inside a container)."""
+    try:
+        sc.unshare(flags)
+    except PermissionError:
+        raise SetupError(NO_NAMESPACES, 125) from None
 
 
 def _set_rlimits(limits: dict[str, list[int]]) -> None:

@@ -120,9 +120,9 @@ def _child(ready: int, go: int) -> None:
     try:
         sc.unshare(sc.CLONE_NEWUSER)
     except OSError as err:
-        os.write(ready, b"0" + f"cannot create a user namespace ({err.strerror}); "
-                 "user namespaces may be disabled (sysctl user.max_user_namespaces) "
-                 "or forbidden by seccomp: inside a container use `pybuild build --isolation chroot`".encode())
+        os.write(ready, b"0" + f"cannot create a user namespace ({err.strerror}); user namespaces may be "
+                 "disabled (sysctl user.max_user_namespaces) or forbidden by a seccomp profile (inside a "
+                 "container: run it with --security-opt seccomp=unconfined, or build as root there)".encode())
         os._exit(125)
     os.write(ready, b"1")
     os.close(ready)

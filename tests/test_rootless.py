@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,14 @@ def test_exec_refused_in_one_line(rootless_busybox):
         assert proc.returncode == 125 and err.count("\n") == 1 and "not supported in rootless mode" in err
     finally:
         rl("rm", "-f", "target")
+
+
+def test_no_namespaces_is_one_line_saying_what_to_grant(pybuild, busybox_image):
+    """Root without CAP_SYS_ADMIN (as in a docker container) cannot make namespaces: one clear line."""
+    proc = subprocess.run(["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin", "--",
+                           str(Path(sys.executable).parent / "pybuild"),
+                           "run", "--rm", "--network", "none", busybox_image, "true"],
+                          env=pybuild.env, capture_output=True)
+    err = proc.stderr.decode()
+    assert proc.returncode == 125 and err.count("\n") == 1, err
+    assert "cannot create the container's namespaces" in err and "SYS_ADMIN" in err
