@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args.root = os.path.abspath(root or default_root())  # mounts and helper processes need absolute paths
     args.debug = debug
     if os.geteuid() != 0 and getattr(module, "NEEDS_ROOT", True):
-        code = _enter_rootless(args.debug)
+        code = _enter_rootless(module, args)
         if code is not None:
             return code
     if args.debug:
@@ -145,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     return _run(module, args)
 
 
-def _enter_rootless(debug: bool) -> int | None:
-    """A normal user: go on as root of a new user namespace (see runner/userns.py).
+def _enter_rootless(module, args: argparse.Namespace) -> int | None:
+    """A normal user: go on as root of a new user namespace (see runner/userns.py), or of
+    the one a running container belongs to (a module's ``rootless_owner(args)``, for exec).
 
     None in the namespace (run the command there); the command's exit code in the
     parent, which only waited for it.
@@ -154,9 +155,13 @@ def _enter_rootless(debug: bool) -> int | None:
     from runner import userns
 
     try:
+        owner = module.rootless_owner(args) if hasattr(module, "rootless_owner") else None
+        if owner is not None:
+            userns.join(*owner)
+            return None
         return userns.enter()
     except userns.RootlessError as err:
-        if debug:
+        if args.debug:
             raise
         print(f"pybuild: error: {err}", file=sys.stderr)
         return 125

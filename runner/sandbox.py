@@ -258,9 +258,16 @@ def _join_namespaces(pid: int, start: str | None, cgroup_procs: list[str]) -> No
     if start is not None and proc_start_time(pid) != start:  # checked after opening: a reused pid fails here
         raise SetupError("the container is no longer running", 1)
     _join_cgroups(cgroup_procs)
-    for fd in fds:
-        sc.setns(fd)
+    for ns, fd in zip(_ENTER_ORDER, fds):
+        if not _same_namespace(fd, ns):  # (rootless, --network host: the host's may not be re-entered)
+            sc.setns(fd)
         os.close(fd)
+
+
+def _same_namespace(fd: int, ns: str) -> bool:
+    """Whether ``fd`` is the namespace this process is already in."""
+    mine, theirs = os.stat(f"/proc/self/ns/{ns}"), os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def _enter_main(spec: SandboxSpec, report: int) -> None:

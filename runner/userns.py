@@ -25,7 +25,7 @@ from base.rootless import ENV_FLAG, active
 
 from . import syscalls as sc
 
-__all__ = ["ENV_FLAG", "RootlessError", "active", "enter", "plan", "sub_ranges"]
+__all__ = ["ENV_FLAG", "RootlessError", "active", "enter", "join", "plan", "sub_ranges"]
 
 
 class RootlessError(Exception):
@@ -134,4 +134,30 @@ def _child(ready: int, go: int) -> None:
     os.setgroups([])
     sc.unshare(sc.CLONE_NEWNS)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    os.environ[ENV_FLAG] = "1"
+
+
+def join(pid: int, start: str | None) -> None:
+    """Go into the user and mount namespaces of pybuild process ``pid`` (a container's owner).
+
+    A container's namespaces belong to the user namespace of the command that started
+    it; ``exec`` must act from inside that one.  The caller (the user, in the parent
+    namespace) owns it, so it may enter it and is root there.  ``start`` guards
+    against a reused pid.
+    """
+    from .procinfo import proc_start_time
+
+    try:
+        fds = [os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in ("user", "mnt")]
+    except OSError as err:
+        raise RootlessError(f"cannot reach the namespaces of the container's pybuild process {pid}: {err.strerror}") from None
+    try:
+        if start is not None and proc_start_time(pid) != start:
+            raise RootlessError("the container's pybuild process is gone")
+        sc.setns(fds[0], sc.CLONE_NEWUSER)
+        sc.setns(fds[1], sc.CLONE_NEWNS)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    os.setgroups([])
     os.environ[ENV_FLAG] = "1"

@@ -257,15 +257,20 @@ def test_info_names_mode_store_driver_network_cgroups(rootless, pybuild):
     assert "uidmap" in missing and "pasta" in missing
 
 
-def test_exec_refused_in_one_line(rootless_busybox):
+def test_exec_enters_the_namespace_of_the_command_that_started_it(rootless_busybox):
+    """The container's namespaces belong to its owner's user namespace; exec joins that one."""
     rl = rootless_busybox
-    rl("run", "-d", "--name", "target", "--network", "none", "busybox", "sleep", "1000")
-    try:
-        proc = rl("exec", "target", "true", check=False)
-        err = proc.stderr.decode()
-        assert proc.returncode == 125 and err.count("\n") == 1 and "not supported in rootless mode" in err
-    finally:
-        rl("rm", "-f", "target")
+    for network in ("host", "bridge"):
+        rl("run", "-d", "--name", "target", "--network", network, "busybox", "sleep", "1000")
+        try:
+            out = rl("exec", "target", "sh", "-c", "id -u; cat /proc/1/cmdline | tr '\\0' ' '").stdout.decode()
+            assert out.split("\n")[:2] == ["0", "sleep 1000 "]
+            assert rl("exec", "-u", "1000", "target", "id", "-u").stdout == b"1000\n"
+            assert rl("exec", "target", "sh", "-c", "exit 7", check=False).returncode == 7
+        finally:
+            rl("rm", "-f", "target")
+    proc = rl("exec", "target", "true", check=False)
+    assert proc.returncode != 0 and "no such container" in proc.stderr.decode()
 
 
 def test_no_namespaces_is_one_line_saying_what_to_grant(pybuild, busybox_image):
