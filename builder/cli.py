@@ -71,7 +71,8 @@ def _top_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"pybuild {VERSION}")
-    parser.add_argument("--root", default=None, help="state directory (default: $PYBUILD_ROOT or /var/lib/pybuild)")
+    parser.add_argument("--root", default=None, help=("state directory (default: $PYBUILD_ROOT, else "
+                                                      "/var/lib/pybuild for root, $XDG_DATA_HOME/pybuild for a user)"))
     parser.add_argument("--debug", action="store_true", help="show tracebacks and HTTP/mount details")
     parser.add_argument("command", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

@@ -20,7 +20,8 @@ from rootless_helpers import RootlessCLI, rootless, rootless_pythonpath, rootles
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
 DOCKERFILE = """FROM busybox
 RUN mkdir /data && echo owned > /data/f && chown 1000:1000 /data/f && chmod 640 /data/f
-RUN rm /bin/vi && mkdir -p /etc/app && echo x > /etc/app/conf
+RUN rm /bin/vi && mkdir -p /etc/app && echo x > /etc/app/conf && mkdir /opq && touch /opq/old
+RUN rm -rf /opq && mkdir /opq && touch /opq/new
 USER app
 RUN id -u > /tmp/who
 """
@@ -45,6 +46,23 @@ def _import_busybox(cli, busybox_tar: Path, where: Path) -> None:
     cli("import", str(tar), "busybox:latest", env=EPOCH)
 
 
+def _layer_names(root: Path, ref: str) -> list[set[str]]:
+    """The entry names of each layer of ``ref`` in the store at ``root`` (read as root)."""
+    import gzip
+    import json
+    import tarfile
+
+    blobs = root / "store" / "blobs" / "sha256"
+    index = json.loads((root / "store" / "index.json").read_text())
+    desc = next(m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref)
+    manifest = json.loads((blobs / desc["digest"].split(":")[1]).read_text())
+    out = []
+    for layer in manifest["layers"]:
+        with gzip.open(blobs / layer["digest"].split(":")[1]) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+            out.append({m.name.removeprefix("./").rstrip("/") for m in tar})
+    return out
+
+
 @pytest.fixture
 def rootless_busybox(rootless: RootlessCLI, busybox_tar: Path) -> RootlessCLI:
     _import_busybox(rootless, busybox_tar, rootless.workdir)
@@ -59,6 +77,9 @@ def test_build_as_user_gives_roots_digest_and_records_in_image_owners(rootless_b
     pybuild("import", str(rl.workdir / "busybox.tar"), "busybox:latest", env=EPOCH)  # same path: same history
     pybuild("build", "-q", "-t", "app:1", str(ctx), env=EPOCH)
     assert _image_id(rl, "app:1") == _image_id(pybuild, "app:1")
+    layers = _layer_names(rl.root, "app:1")
+    assert "opq/.wh..wh..opq" in layers[-2] and "opq/new" in layers[-2]  # the opaque dir, from user.overlay.opaque
+    assert "bin/.wh.vi" in layers[-3]
     out = rl("run", "--rm", "app:1", "sh", "-c", "stat -c '%u:%g %a' /data/f; cat /tmp/who; test -e /bin/vi || echo gone")
     assert out.stdout.decode().split() == ["1000:1000", "640", "1000", "gone"]
     # on disk the file belongs to the user's subordinate range (1000 inside = start + 999 outside)
