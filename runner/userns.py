@@ -86,11 +86,12 @@ def enter() -> int | None:
     uid_args, gid_args = plan()
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         os.close(ready_r)
         os.close(go_w)
-        _child(ready_w, go_r)
+        _child(ready_w, go_r, parent)
         return None
     os.close(ready_w)
     os.close(go_r)
@@ -115,7 +116,7 @@ def enter() -> int | None:
     return os.waitstatus_to_exitcode(status) if not os.WIFSIGNALED(status) else 128 + os.WTERMSIG(status)
 
 
-def _child(ready: int, go: int) -> None:
+def _child(ready: int, go: int, parent: int) -> None:
     """In the fork: unshare, wait for the maps, become root, take a private mount namespace."""
     try:
         sc.unshare(sc.CLONE_NEWUSER)
@@ -132,6 +133,11 @@ def _child(ready: int, go: int) -> None:
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
     os.setgroups([])
+    # the command is the parent's to the user (its pid is the one a `kill -9` hits): die with
+    # it (set after the id changes, which clear it; checked against a parent gone meanwhile)
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(137)
     sc.unshare(sc.CLONE_NEWNS)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     os.environ[ENV_FLAG] = "1"

@@ -303,3 +303,28 @@ def test_no_namespaces_is_one_line_saying_what_to_grant(pybuild, busybox_image):
     err = proc.stderr.decode()
     assert proc.returncode == 125 and err.count("\n") == 1, err
     assert "cannot create the container's namespaces" in err and "SYS_ADMIN" in err
+
+
+def test_kill_9_of_the_command_ends_its_namespace_and_container(rootless_busybox):
+    """The pid a user kills is the waiting parent: the namespace's side dies with it, as in root mode."""
+    rl = rootless_busybox
+    vol = rl.workdir / "sync"
+    vol.mkdir()
+    os.mkfifo(vol / "up")
+    rl.give(vol)
+    argv = ["runuser", "-u", rl.user.name, "--", "env", "-i", f"HOME={rl.user.home}", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            *[f"{k}={v}" for k, v in rl.env.items()], rl.python, "-m", "builder.cli", "run", "--name", "victim",
+            "--network", "none", "-v", f"{vol}:/sync", "busybox", "sh", "-c", "echo up > /sync/up; exec sleep 1000"]
+    runuser = subprocess.Popen(argv, cwd=str(rl.workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert (vol / "up").read_text() == "up\n"  # the container runs
+        children = Path(f"/proc/{runuser.pid}/task/{runuser.pid}/children").read_text().split()
+        assert len(children) == 1  # the waiting parent of the rootless command
+        os.kill(int(children[0]), 9)
+        runuser.wait(timeout=60)
+    finally:
+        if runuser.poll() is None:
+            runuser.kill()
+            runuser.wait()
+    line = [x for x in rl("ps", "-a").stdout.decode().splitlines() if "victim" in x]
+    assert len(line) == 1 and "Exited" in line[0]
