@@ -8,12 +8,10 @@ network backend, the cgroup version, and what is missing for full function.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 
 from . import cgroups, userns
-
-PYBUILD_NETWORK_TOOLS = ("pasta", "slirp4netns")
+from .network.rootless_backend import TOOLS as NETWORK_TOOLS
 
 
 def facts(root: str) -> list[tuple[str, str]]:
@@ -36,7 +34,7 @@ def facts(root: str) -> list[tuple[str, str]]:
 
 
 def _rootless_network() -> str:
-    for name in PYBUILD_NETWORK_TOOLS:
+    for name in NETWORK_TOOLS:
         found = shutil.which(name)
         if found:
             return f"{name} ({found}) for the default network; host, none"
@@ -45,7 +43,7 @@ def _rootless_network() -> str:
 
 def _missing(rootless: bool) -> list[str]:
     out = []
-    if rootless and not any(shutil.which(name) for name in PYBUILD_NETWORK_TOOLS):
+    if rootless and not any(shutil.which(name) for name in NETWORK_TOOLS):
         out.append("container networks need pasta (Debian passt) or slirp4netns")
     if rootless:
         try:
@@ -54,18 +52,13 @@ def _missing(rootless: bool) -> list[str]:
             out.append(str(err))
         if not os.path.exists("/proc/self/ns/user"):
             out.append("user namespaces (kernel built without CONFIG_USER_NS)")
-    if shutil.which("tini-static") is None and not os.path.exists("/usr/bin/tini-static"):
-        out.append("--init needs tini-static (Debian tini)")
+    from .sandbox import INIT_BINARY
+
+    if not os.path.exists(INIT_BINARY):
+        out.append(f"--init needs {INIT_BINARY} (Debian tini)")
     from .security import seccomp_binding
 
     if seccomp_binding() is None:
         out.append("the seccomp filter needs python3-seccomp (containers will not start without it)")
     return out
 
-
-def user_name() -> str:
-    """The invoking user's name (or uid)."""
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return str(os.getuid())
