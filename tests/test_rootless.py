@@ -328,3 +328,14 @@ def test_kill_9_of_the_command_ends_its_namespace_and_container(rootless_busybox
             runuser.wait()
     line = [x for x in rl("ps", "-a").stdout.decode().splitlines() if "victim" in x]
     assert len(line) == 1 and "Exited" in line[0]
+
+
+def test_build_run_steps_network_none_and_host(rootless_busybox):
+    """RUN steps use the user's own network (host) or none; none gets only a loopback."""
+    rl = rootless_busybox
+    ctx = rl.give(_context(rl.workdir, "FROM busybox\nRUN ls /sys/class/net > /ifaces\n"))
+    rl("build", "-q", "--network", "none", "-t", "isolated", str(ctx))
+    assert rl("run", "--rm", "--network", "none", "isolated", "cat", "/ifaces").stdout == b"lo\n"
+    rl("build", "-q", "--no-cache", "--network", "host", "-t", "shared", str(ctx))
+    seen = set(rl("run", "--rm", "--network", "none", "shared", "cat", "/ifaces").stdout.decode().split())
+    assert (seen & set(os.listdir("/sys/class/net"))) - {"lo"}  # the host's own interfaces (others may come and go)
