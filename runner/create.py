@@ -168,7 +168,7 @@ def _network_config(root: str, opts: RunOptions, network: str) -> dict:
         from .network import rootless_backend
 
         if network != netconfig.DEFAULT:
-            rootless_backend.connect()
+            rootless_backend.no_user_networks()
         rootless_backend.tool()  # neither installed: say so now, not at start
     else:
         try:

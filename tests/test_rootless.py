@@ -259,8 +259,10 @@ def test_no_network_tool_is_one_clear_line(web_image):
 
 
 def test_user_defined_networks_refused(web_image):
-    proc = web_image("run", "--rm", "--network", "mynet", "web", "true", check=False)
-    assert proc.returncode == 125 and "no user-defined networks" in proc.stderr.decode()
+    for args in (("run", "--rm", "--network", "mynet", "web", "true"), ("network", "create", "mynet")):
+        proc = web_image(*args, check=False)
+        assert proc.returncode == 125 and "no user-defined networks" in proc.stderr.decode()
+    assert "mynet" not in web_image("network", "ls").stdout.decode()
 
 
 def test_info_names_mode_store_driver_network_cgroups(rootless, pybuild):

@@ -149,12 +149,13 @@ def sweep(root: str) -> None:
             teardown(root, cid)
 
 
-def _refuse(*_args: object) -> Any:
+def no_user_networks(*_args: object) -> Any:
+    """Refuse what needs a user-defined network (connect, disconnect, container:, network create)."""
     raise RunError("rootless pybuild has no user-defined networks (they need root); "
                    "containers get their own network through pasta or slirp4netns")
 
 
-connect = disconnect = shared = _refuse
+connect = disconnect = shared = no_user_networks
 
 
 def users(root: str, name: str) -> list[str]:
