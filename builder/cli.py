@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("builder.commands.history", "Show an image's history"),
     "save": ("builder.commands.save", "Save images to a docker-archive or OCI archive"),
     "load": ("builder.commands.load", "Load images from a docker-archive or OCI archive"),
+    "info": ("builder.commands.info", "Show the mode (root or rootless), store, storage, network and what is missing"),
     "prune": ("builder.commands.prune", "Remove blobs and snapshots no image uses"),
     "fsck": ("builder.commands.fsck", "Verify every blob and reference in the store"),
 }
@@ -69,7 +70,8 @@ def _top_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"pybuild {VERSION}")
-    parser.add_argument("--root", default=None, help="state directory (default: $PYBUILD_ROOT or /var/lib/pybuild)")
+    parser.add_argument("--root", default=None, help=("state directory (default: $PYBUILD_ROOT, else "
+                                                      "/var/lib/pybuild for root, $XDG_DATA_HOME/pybuild for a user)"))
     parser.add_argument("--debug", action="store_true", help="show tracebacks and HTTP/mount details")
     parser.add_argument("command", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -146,6 +148,10 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(command_args)
     args.root = os.path.abspath(root or default_root())  # mounts and helper processes need absolute paths
     args.debug = debug
+    if os.geteuid() != 0 and getattr(module, "NEEDS_ROOT", True):
+        code = _enter_rootless(module, args)
+        if code is not None:
+            return code
     if args.debug:
         import logging
 
@@ -153,6 +159,28 @@ def _main(argv: list[str] | None) -> int:
         logging.basicConfig(level=logging.DEBUG, format="pybuild: %(name)s: %(message)s")
     _sweep_networks(args.root)
     return _run(module, args)
+
+
+def _enter_rootless(module, args: argparse.Namespace) -> int | None:
+    """A normal user: go on as root of a new user namespace (see runner/userns.py), or of
+    the one a running container belongs to (a module's ``rootless_owner(args)``, for exec).
+
+    None in the namespace (run the command there); the command's exit code in the
+    parent, which only waited for it.
+    """
+    from runner import userns
+
+    try:
+        owner = module.rootless_owner(args) if hasattr(module, "rootless_owner") else None
+        if owner is not None:
+            userns.join(*owner)
+            return None
+        return userns.enter()
+    except userns.RootlessError as err:
+        if args.debug:
+            raise
+        print(f"pybuild: error: {err}", file=sys.stderr)
+        return 125
 
 
 def _sweep_networks(root: str) -> None:

@@ -15,6 +15,9 @@ import os
 import signal
 import time
 
+from base import rootless
+
+from .procinfo import alive
 from .textfile import read_text, write_text
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -46,8 +49,20 @@ def _number(text: str) -> int:
     return -1 if int(value) >= 1 << 62 else int(value)
 
 
+ROOTLESS_NO_LIMITS = ("rootless pybuild has no cgroup to apply {flag} in: on this host ({version}) no cgroup is "
+                      "delegated to the user; run without {flag}, or as root")
+
+
 def detect(root: str = CGROUP_ROOT) -> str:
-    """``"v2"`` for a unified hierarchy with controllers at ``root``, else ``"v1"``."""
+    """``"v2"`` for a unified hierarchy with controllers at ``root``, else ``"v1"``;
+    ``"none"`` in rootless mode, where the user owns no cgroup to put containers in."""
+    if rootless.active():
+        return "none"
+    return host_version(root)
+
+
+def host_version(root: str = CGROUP_ROOT) -> str:
+    """The host's cgroup version, ``"v2"`` or ``"v1"``."""
     if read_text(os.path.join(root, "cgroup.controllers")).strip():
         return "v2"
     return "v1"
@@ -246,9 +261,42 @@ class CgroupV2(Cgroup):
         super().kill_all()
 
 
+class CgroupNone(Cgroup):
+    """No cgroup (rootless mode without delegation): the container runs without limits.
+
+    Its processes are found through the container's pid 1 (``pid1``: pid and start
+    time), and killing that ends its pid namespace, so kill_all still ends everything.
+    """
+
+    version = "none"
+    pid1: tuple[int | None, str | None] = (None, None)
+
+    def dirs(self) -> dict[str, str]:
+        return {}
+
+    def pids(self) -> set[int]:
+        pid, start = self.pid1
+        return {pid} if pid and alive(pid, start) else set()
+
+    def make(self, memory: int | None, memory_swap: int | None, cpus: float | None, pids: int | None) -> None:
+        """Nothing to make; a limit cannot be applied (the caller refuses it earlier with why)."""
+        for flag, value in (("--memory", memory), ("--cpus", cpus), ("--pids-limit", pids)):
+            if value is not None:
+                raise CgroupError(ROOTLESS_NO_LIMITS.format(flag=flag, version=host_version(self.root)))
+
+    def __init__(self, name: str, root: str = CGROUP_ROOT):
+        super().__init__(name)
+        self.root = root
+
+    def oom_killed(self) -> bool:
+        return False
+
+
 def open_cgroup(name: str, version: str | None = None, root: str = CGROUP_ROOT) -> Cgroup:
     """The (possibly existing) cgroup ``pybuild/<name>`` for ``version`` (default: detected)."""
     version = version or detect(root)
+    if version == "none":
+        return CgroupNone(name, root)
     return CgroupV2(name, root) if version == "v2" else CgroupV1(name, root)
 
 

@@ -92,7 +92,10 @@ class Container:
 
     def cgroup(self) -> cgroups.Cgroup:
         """The container's cgroup (which may no longer exist)."""
-        return cgroups.open_cgroup(self.id, self.config.get("cgroup_version"))
+        cg = cgroups.open_cgroup(self.id, self.config.get("cgroup_version"))
+        if isinstance(cg, cgroups.CgroupNone):
+            cg.pid1 = (self.state.get("pid"), self.state.get("pid_start"))
+        return cg
 
 
 class _Lock:

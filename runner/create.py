@@ -58,6 +58,10 @@ def _limits(opts: RunOptions) -> dict:
         raise RunError("minimum memory limit allowed is 6MB")
     if opts.cpus is not None and opts.cpus <= 0:
         raise RunError("--cpus must be a positive number such as 0.5")
+    if cgroups.detect() == "none":
+        for flag, value in (("--memory", memory), ("--cpus", opts.cpus), ("--pids-limit", opts.pids_limit)):
+            if value is not None:
+                raise RunError(cgroups.ROOTLESS_NO_LIMITS.format(flag=flag, version=cgroups.host_version()))
     return {"memory": memory, "memory_swap": swap, "cpus": opts.cpus, "pids": opts.pids_limit}
 
 
@@ -153,15 +157,24 @@ def _network_config(root: str, opts: RunOptions, network: str) -> dict:
                 raise RunError(f"cannot join the network of container {other.name}: it is not running")
             return {"network_of": other.id, "hostname": other.config["hostname"]}
         return {}
+    from base import rootless
+
     from .network import config as netconfig
     from .network import ports
 
     if scoped and network == netconfig.DEFAULT:
         raise RunError("--network-alias and --ip need a user-defined network, not the default bridge")
-    try:
-        netconfig.load(root, network)  # a missing network fails now, not at start
-    except netconfig.NoSuchNetwork as err:
-        raise RunError(str(err)) from None  # docker run's 125, not network inspect's 1
+    if rootless.active():  # the default network is a user-mode stack (pasta/slirp4netns)
+        from .network import rootless_backend
+
+        if network != netconfig.DEFAULT:
+            rootless_backend.no_user_networks()
+        rootless_backend.tool()  # neither installed: say so now, not at start
+    else:
+        try:
+            netconfig.load(root, network)  # a missing network fails now, not at start
+        except netconfig.NoSuchNetwork as err:
+            raise RunError(str(err)) from None  # docker run's 125, not network inspect's 1
     for item in opts.add_hosts:
         name, _, address = item.partition(":")
         if not name or not _is_ip(address):

@@ -241,6 +241,8 @@ def run_foreground(container: Container, interactive: bool) -> int:
     finally:
         if proc is not None and proc.returncode is None:
             cg.kill_all()
+            if not cg.dirs():  # no cgroup (rootless): pid 1's end ends its pid namespace
+                proc.signal(signal.SIGKILL)
             code = proc.wait()
         if log is not None:
             log.close()

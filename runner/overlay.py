@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from base import rootless
+
 # The upper dir must stay a self-contained diff whatever the kernel's defaults, since
 # the tar writer reads it as the layer: no renamed directory recorded as a redirect
 # xattr into a lower layer, no metadata-only copy-up (a chown would leave a file
@@ -36,7 +38,12 @@ def overlay_options(lowerdirs: list[str], upperdir: str | None = None, workdir: 
     data = f"lowerdir={':'.join(lowers)}"
     if upperdir is not None:
         data += f",upperdir={upperdir},workdir={workdir},volatile"
-    data += "," + DIFF_OPTIONS
+    if rootless.active():
+        # in a user namespace overlayfs keeps its xattrs under user.overlay.* (userxattr),
+        # which refuses to follow redirects: "nofollow" is "off" without following
+        data += "," + DIFF_OPTIONS.replace("redirect_dir=off", "redirect_dir=nofollow") + ",userxattr"
+    else:
+        data += "," + DIFF_OPTIONS
     if len(data) >= PAGE:
         raise OSError(f"overlay options for {len(lowerdirs)} layers exceed one page; "
                       "use a shorter PYBUILD_ROOT (the snapshots' path)")

@@ -134,7 +134,12 @@ def mount_dev(rootfs: str, devices: list[list[str]] | None = None) -> None:
 def mount_sys(rootfs: str, cgroup_dirs: dict[str, str], writable: bool = False) -> None:
     """Read-only sysfs (writable with --privileged), with the container's own cgroup dirs at /sys/fs/cgroup/<name>."""
     sys_dir = f"{rootfs}/sys"
-    sc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | (0 if writable else sc.MS_RDONLY))
+    try:
+        sc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | (0 if writable else sc.MS_RDONLY))
+    except PermissionError:
+        # a user namespace that does not own the network namespace (rootless, host
+        # network) may not mount sysfs: show the host's read-only, as rootless runc does
+        bind("/sys", sys_dir, readonly=True, flags=_NOSUID_NODEV_NOEXEC)
     cg = f"{sys_dir}/fs/cgroup"
     if not cgroup_dirs or not os.path.isdir(cg):
         return

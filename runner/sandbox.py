@@ -200,7 +200,7 @@ def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None =
         if target is None:
             if spec.netns:
                 _join_netns(spec.netns)
-            sc.unshare(namespace_flags(spec))
+            _unshare(namespace_flags(spec))
         else:
             _preload(spec)
             _join_namespaces(target[0], target[1], spec.cgroup_procs)
@@ -217,6 +217,19 @@ def shim(spec: SandboxSpec, report: int, target: tuple[int, str | None] | None =
         signal.signal(sig, signal.SIG_IGN)
     _, status = os.waitpid(pid, 0)
     os._exit(exit_status(status))
+
+
+NO_NAMESPACES = ("cannot create the container's namespaces (unshare: operation not permitted): root needs "
+                 "CAP_SYS_ADMIN, a normal user needs user namespaces; inside docker run, give the container "
+                 "--cap-add SYS_ADMIN --security-opt seccomp=unconfined (or --privileged)")
+
+
+def _unshare(flags: int) -> None:
+    """unshare, with what to do when the caller may not make namespaces (e.g. inside a container)."""
+    try:
+        sc.unshare(flags)
+    except PermissionError:
+        raise SetupError(NO_NAMESPACES, 125) from None
 
 
 def _set_rlimits(limits: dict[str, list[int]]) -> None:
@@ -245,9 +258,16 @@ def _join_namespaces(pid: int, start: str | None, cgroup_procs: list[str]) -> No
     if start is not None and proc_start_time(pid) != start:  # checked after opening: a reused pid fails here
         raise SetupError("the container is no longer running", 1)
     _join_cgroups(cgroup_procs)
-    for fd in fds:
-        sc.setns(fd)
+    for ns, fd in zip(_ENTER_ORDER, fds):
+        if not _same_namespace(fd, ns):  # (rootless, --network host: the host's may not be re-entered)
+            sc.setns(fd)
         os.close(fd)
+
+
+def _same_namespace(fd: int, ns: str) -> bool:
+    """Whether ``fd`` is the namespace this process is already in."""
+    mine, theirs = os.stat(f"/proc/self/ns/{ns}"), os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def _enter_main(spec: SandboxSpec, report: int) -> None:

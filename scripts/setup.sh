@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   busybox-static debootstrap docker-registry docker.io podman buildah skopeo umoci oci-image-tool runc
   pigz apache2-utils uidmap iproute2 hyperfine time python3-seccomp bzip2 xz-utils git
-  qemu-user-static tini linux-libc-dev containernetworking-plugins iptables
+  qemu-user-static tini linux-libc-dev containernetworking-plugins iptables passt slirp4netns
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -44,6 +44,12 @@ for conf in /usr/lib/binfmt.d/qemu-*.conf; do
   case "${line##*:}" in *F*) ;; *) line="${line}F" ;; esac
   printf '%s' "$line" > "$BINFMT/register"
 done
+
+# Rootless networking (pasta, slirp4netns) opens /dev/net/tun as a normal user. udev
+# gives it mode 0666 on a Debian host; a machine without udev may have left it 0600.
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+  chmod 0666 /dev/net/tun
+fi
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

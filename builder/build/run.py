@@ -254,7 +254,7 @@ def _drop_if_mountpoint(upper: str, lowers: list[str], rel: str) -> bool:
         if stat.S_ISDIR(st.st_mode):
             fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
             try:
-                if any(os.scandir(fd)) or "trusted.overlay.opaque" in os.listxattr(fd):
+                if any(os.scandir(fd)) or any(name.endswith(".overlay.opaque") for name in os.listxattr(fd)):
                     return False
             finally:
                 os.close(fd)

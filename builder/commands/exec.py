@@ -16,6 +16,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
 
 
+def rootless_owner(args: argparse.Namespace) -> tuple[int, str | None] | None:
+    """Rootless: the running container's owning pybuild process, whose namespaces exec enters."""
+    from registry.errors import PybuildError
+    from runner import containers
+
+    try:
+        container = containers.lookup(args.root, args.container)
+    except PybuildError:
+        return None  # run() says so, from a fresh namespace
+    owner = container.state.get("owner_pid")
+    if not container.running or not isinstance(owner, int):
+        return None
+    return owner, container.state.get("owner_start")
+
+
 def run(args: argparse.Namespace) -> int:
     """Enter the container's namespaces and cgroup, run the command, pass its exit code."""
     from registry.errors import PybuildError

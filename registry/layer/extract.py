@@ -21,13 +21,13 @@ import stat
 from dataclasses import dataclass
 from typing import IO
 
-from base import safepath
+from base import rootless, safepath
 from base.removal import remove_tree
 
 from ..errors import BadArchive
 from . import tarformat as tf
 from .tarreader import Entry, TarReader
-from .tarwriter import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX
+from .tarwriter import OPAQUE_MARKER, WHITEOUT_PREFIX
 
 log = logging.getLogger("pybuild.layer")
 
@@ -309,7 +309,7 @@ class _Extractor:
             fd = self.root.open_dir(parent, create=True)
             assert fd is not None
             try:
-                os.setxattr(fd, OPAQUE_XATTR, b"y")
+                os.setxattr(fd, rootless.overlay_xattr("opaque"), b"y")
             finally:
                 os.close(fd)
         else:

@@ -21,9 +21,11 @@ from . import tarformat as tf
 
 SEGMENT = 1 << 20  # the tar stream is emitted in pieces of exactly this size
 OPAQUE_XATTR = b"trusted.overlay.opaque"
-SKIPPED_XATTR_PREFIX = b"trusted.overlay."
+OPAQUE_XATTRS = (OPAQUE_XATTR, b"user.overlay.opaque")  # root's overlay, and overlay in a user namespace (userxattr)
+SKIPPED_XATTR_PREFIXES = (b"trusted.overlay.", b"user.overlay.")
 # an upper dir with these is not a self-contained diff (data or renames live in the lower dirs)
-UNSUPPORTED_OVERLAY = {b"trusted.overlay.redirect": "redirect_dir=off", b"trusted.overlay.metacopy": "metacopy=off"}
+UNSUPPORTED_OVERLAY = {prefix + name: option for prefix in SKIPPED_XATTR_PREFIXES
+                       for name, option in ((b"redirect", "redirect_dir=off"), (b"metacopy", "metacopy=off"))}
 WHITEOUT_PREFIX = b".wh."
 OPAQUE_MARKER = b".wh..wh..opq"
 
@@ -102,7 +104,7 @@ def _xattrs(path: bytes) -> dict[bytes, bytes]:
         if key in UNSUPPORTED_OVERLAY:
             raise PybuildError(f"{os.fsdecode(path)} carries {name}: mount the overlay with "
                                f"{UNSUPPORTED_OVERLAY[key]} so that its upper dir is a complete layer")
-        if key.startswith(SKIPPED_XATTR_PREFIX):
+        if key.startswith(SKIPPED_XATTR_PREFIXES):
             continue
         try:
             out[key] = os.getxattr(path, name, follow_symlinks=False)
@@ -120,10 +122,13 @@ def _listing(dir_path: bytes, prefix: bytes) -> Iterator[tuple[bytes, bytes, os.
 
 
 def _is_opaque(path: bytes) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
+    for name in OPAQUE_XATTRS:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 class TreeWriter:

@@ -3,9 +3,9 @@
 :func:`backend` gives the object ``runner.lifecycle`` talks to: ``setup(container)``
 before start (returns the namespace path and the /etc/hosts and resolv.conf text),
 ``started(container)``, ``teardown(root, cid)`` at exit or after a crash,
-``sweep(root)`` from every command, and ``connect``/``disconnect``.  Today the only
-backend is :mod:`.cni_backend` on the CNI reference plugins (root); a rootless backend
-on ``pasta``/``slirp4netns`` would provide the same functions.
+``sweep(root)`` from every command, and ``connect``/``disconnect``.  Two backends:
+:mod:`.cni_backend` on the CNI reference plugins (root), and :mod:`.rootless_backend`
+on ``pasta``/``slirp4netns`` (rootless mode's default network).
 
 Modules: :mod:`.cni` (the plugin protocol), :mod:`.config` (network definitions),
 :mod:`.state` (teardown records), :mod:`.netns` (namespace files), :mod:`.ports`
@@ -23,7 +23,14 @@ def needs_setup(mode: str) -> bool:
 
 
 def backend():
-    """The network backend of this pybuild (CNI; rootless would choose another)."""
+    """The network backend of this pybuild: CNI for root, a user-mode stack (pasta or
+    slirp4netns, :mod:`.rootless_backend`) in rootless mode."""
+    from base import rootless
+
+    if rootless.active():
+        from . import rootless_backend
+
+        return rootless_backend
     from . import cni_backend
 
     return cni_backend

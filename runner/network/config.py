@@ -110,6 +110,12 @@ def create(root: str, name: str, subnet: str | None = None, gateway: str | None 
     """Write a new network (a free ``pybr<N>`` and ``10.209.<N>.0/24`` unless a subnet is given)."""
     if not _NAME.match(name) or name in RESERVED:
         raise RunError(f"invalid network name {name!r}: use letters, digits, '_', '.', '-' (not host, none, default)")
+    from base import rootless
+
+    if rootless.active() and name != DEFAULT:
+        from .rootless_backend import no_user_networks
+
+        no_user_networks()
     with Lock(root):
         path = _path(root, name)
         if os.path.exists(path):
