@@ -8,7 +8,10 @@ Dockerfile line pybuild's error must name).  A case with a ``parent/`` directory
 two-build case: ``parent/`` (a Dockerfile and its context) is built first and tagged
 ``diffparent-<case>``, which the case's Dockerfile uses (ONBUILD triggers, FROM an image
 the same builder made).  A case with an ``http/`` directory has it served at
-``http://127.0.0.1:38123/`` while both builders build (ADD of URLs).
+``http://127.0.0.1:38123/`` while both builders build (ADD of URLs).  Those names, the
+image tags ``diffbase``/``diffparent-<case>`` and that port are fixed because the cases'
+Dockerfiles name them: two live runs of this suite against one dockerd at once collide
+(each case's own result tag carries the pid, so at least those do not).
 
 Both builders start from the same base rootfs (``base_rootfs_tar``): busybox with its
 applets as symlinks, /etc/passwd and /etc/group, imported as ``diffbase``.  A result is
@@ -391,7 +394,7 @@ def docker_result(case: Path, base_tar: Path, base_sha: str) -> dict:
             return result
     with tempfile.TemporaryDirectory() as tmp:
         ctx = prepare_context(case, Path(tmp) / "ctx")
-        result = docker_build(ctx, case_options(case), f"pybuild-diffcase-{case.name}",
+        result = docker_build(ctx, case_options(case), f"pybuild-diffcase-{case.name}-{os.getpid()}",
                               parent_tag(case.name))
     stored = dict(result)
     if "fs" in stored:
