@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "load": ("builder.commands.load", "Load images from a docker-archive or OCI archive"),
     "prune": ("builder.commands.prune", "Remove blobs and snapshots no image uses"),
     "fsck": ("builder.commands.fsck", "Verify every blob and reference in the store"),
+    "system": ("builder.commands.system", "Serve the Docker Engine API on a socket ('system service')"),
 }
 
 

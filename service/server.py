@@ -1,0 +1,176 @@
+"""The listening socket, the request loop and the routing table.
+
+A threading server from the standard library: each connection has its own thread, so a
+``logs -f`` or an attach that lasts minutes holds only its own thread.  Containers are
+started by the runner's detached monitors, as with ``pybuild run -d``: the service owns
+no container, so killing it loses nothing (the next call reads the same records).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import socketserver
+import stat
+import sys
+import threading
+import traceback
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Callable
+from urllib.parse import unquote, urlsplit
+
+from . import containers, execs, images, networks, system, volumes
+from .http import API_VERSION, MIN_API_VERSION, ApiError, Request, api_error
+
+Route = tuple[str, "re.Pattern[str]", Callable[[Request], Any]]
+_VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
+
+
+def _routes() -> list[Route]:
+    table = []
+    for module in (system, containers, execs, images, networks, volumes):
+        for method, pattern, func in module.ROUTES:
+            table.append((method, re.compile("^" + pattern + "$"), func))
+    return table
+
+
+_ROUTES = _routes()
+_SOCKETS: set[socket.socket] = set()  # closed in every child forked by a handler thread
+
+
+def _close_in_child() -> None:
+    """A forked container monitor must not keep the service's sockets open (a client
+    would wait for an EOF that never comes, a restarted service would share a port)."""
+    for sock in list(_SOCKETS):
+        try:
+            os.close(sock.fileno())
+        except OSError:
+            pass
+
+
+os.register_at_fork(after_in_child=_close_in_child)
+
+
+def _version_ok(version: str) -> bool:
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split("."))
+
+    return key(MIN_API_VERSION) <= key(version) <= key(API_VERSION)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes one request to its API area's function."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "pybuild"
+    root = ""  # set by serve()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+        if os.environ.get("PYBUILD_DEBUG"):
+            sys.stderr.write("pybuild service: " + (format % args) + "\n")
+
+    def _dispatch(self) -> None:
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        versioned = _VERSION_PREFIX.match(path)
+        if versioned:
+            if not _version_ok(versioned.group(1)):
+                self._fail(ApiError(400, f"client version {versioned.group(1)} is too new or too old: "
+                                         f"the service speaks {MIN_API_VERSION} to {API_VERSION}"))
+                return
+            path = versioned.group(2)
+        method = "GET" if self.command == "HEAD" else self.command
+        for verb, pattern, func in _ROUTES:
+            match = pattern.match(path)
+            if match and verb == method:
+                request = Request(self, self.root, match.groups(), url.query)
+                try:
+                    result = func(request)
+                except Exception as err:  # every failure is docker's error body, never a dropped connection
+                    if request.answered:
+                        self.close_connection = True
+                        return
+                    if not isinstance(err, (ApiError,)) and os.environ.get("PYBUILD_DEBUG"):
+                        traceback.print_exc()
+                    self._fail(api_error(err))
+                    return
+                if not request.answered:
+                    request.send(200 if result is not None else 204, result)
+                return
+        self._fail(ApiError(404, f"page not found: {self.command} {path}"))
+
+    def _fail(self, err: ApiError) -> None:
+        body = Request(self, self.root, (), "")
+        body.send(err.status, {"message": err.message})
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        super().send_response(code, message)
+        self.send_header("Api-Version", API_VERSION)
+        self.send_header("Docker-Experimental", "false")
+        self.send_header("Ostype", "linux")
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _dispatch
+
+    def setup(self) -> None:
+        super().setup()
+        _SOCKETS.add(self.connection)
+
+    def finish(self) -> None:
+        _SOCKETS.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):  # http.server wants a (host, port) client address
+        conn, _ = self.socket.accept()
+        return conn, ("local", 0)
+
+
+class _TcpServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def make_server(root: str, address: str) -> socketserver.BaseServer:
+    """Bind ``unix:///PATH`` (mode 0660) or ``tcp://HOST:PORT``."""
+    handler = type("BoundHandler", (Handler,), {"root": root})
+    if address.startswith("unix://"):
+        path = address[len("unix://"):]
+        if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)  # a socket a killed service left; nothing listens on it
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        old = os.umask(0o117)
+        try:
+            server: socketserver.BaseServer = _UnixServer(path, handler)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o660)
+    elif address.startswith("tcp://"):
+        host, _, port = address[len("tcp://"):].rpartition(":")
+        server = _TcpServer((host or "127.0.0.1", int(port)), handler)
+    else:
+        raise ApiError(400, f"invalid socket {address!r}: use unix:///PATH or tcp://HOST:PORT")
+    _SOCKETS.add(server.socket)  # type: ignore[attr-defined]
+    return server
+
+
+def serve(root: str, address: str, timeout: float | None = None, ready: Callable[[], None] | None = None) -> None:
+    """Answer requests until interrupted (or ``timeout`` seconds without a request)."""
+    server = make_server(root, address)
+    system.startup(root)
+    if ready is not None:
+        ready()
+    if timeout:
+        server.timeout = timeout
+        idle = threading.Event()
+        server.handle_timeout = idle.set  # type: ignore[method-assign]
+        while not idle.is_set():
+            server.handle_request()
+    else:
+        server.serve_forever()
