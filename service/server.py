@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from . import containers, execs, images, networks, system, volumes
+from . import build, containers, execs, images, networks, system, volumes
 from .http import API_VERSION, MIN_API_VERSION, ApiError, Request, api_error
 
 Route = tuple[str, "re.Pattern[str]", Callable[[Request], Any]]
@@ -29,7 +29,7 @@ _VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 
 def _routes() -> list[Route]:
     table = []
-    for module in (system, containers, execs, images, networks, volumes):
+    for module in (system, containers, execs, images, build, networks, volumes):
         for method, pattern, func in module.ROUTES:
             table.append((method, re.compile("^" + pattern + "$"), func))
     return table
