@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 from typing import Any
 
@@ -112,7 +113,12 @@ def build(req: Request) -> None:
                 body.json({"stream": f"Successfully tagged {tag}\n"})
     except Exception as err:
         text = getattr(err, "message", None) or str(err)
-        body.json({"errorDetail": {"message": text}, "error": text})
+        # the legacy builder's CLI exits with a failed RUN's code (the builder says it only in its message)
+        failed_run = re.search(r"returned a non-zero code: (\d+)$", text)
+        detail: dict[str, Any] = {"message": text}
+        if failed_run:
+            detail["code"] = int(failed_run.group(1))
+        body.json({"errorDetail": detail, "error": text})
     finally:
         shutil.rmtree(context_dir, ignore_errors=True)
     body.close()

@@ -19,6 +19,8 @@ def list_(req: Request) -> list[dict[str, Any]]:
     from registry import oci
 
     store = Store(req.root)
+    filters = req.json_query("filters")
+    references = _values(filters, "reference")
     rows: dict[str, dict[str, Any]] = {}
     for ref, desc in store.entries():
         if desc.media_type in oci.INDEX_TYPES and len(oci.image_manifests(store.read_json(desc.digest))) > 1:
@@ -30,11 +32,31 @@ def list_(req: Request) -> list[dict[str, Any]]:
             "Id": image_id, "ParentId": "", "RepoTags": [], "RepoDigests": [],
             "Created": int(parse_time(config.get("created")) or 0), "Size": size, "VirtualSize": size,
             "SharedSize": -1, "Labels": (config.get("config") or {}).get("Labels") or {}, "Containers": -1})
-        if ref is not None and ref.tag:
+        if ref is not None and ref.tag and _wanted(ref, references):
             row["RepoTags"].append(ref.familiar())
-        if ref is not None and ref.digest:
+        if ref is not None and ref.digest and _wanted(ref, references):
             row["RepoDigests"].append(f"{ref.familiar_name}@{ref.digest}")
-    return list(rows.values())
+    out = list(rows.values())
+    if references:
+        out = [row for row in out if row["RepoTags"] or row["RepoDigests"]]
+    for key in _values(filters, "dangling"):
+        out = [row for row in out if (not row["RepoTags"]) == (key in ("1", "true"))]
+    for spec in _values(filters, "label"):
+        name, eq, value = spec.partition("=")
+        out = [row for row in out if name in row["Labels"] and (not eq or row["Labels"][name] == value)]
+    return out
+
+
+def _values(filters: dict[str, Any], key: str) -> list[str]:
+    raw = filters.get(key) or []
+    return list(raw.keys()) if isinstance(raw, dict) else list(raw)
+
+
+def _wanted(ref: Any, patterns: list[str]) -> bool:
+    """docker's ``reference`` filter: a glob on the familiar name, or on name:tag."""
+    from fnmatch import fnmatchcase
+
+    return not patterns or any(fnmatchcase(ref.familiar_name, p) or fnmatchcase(ref.familiar(), p) for p in patterns)
 
 
 def _resolve_or_404(store: Store, name: str):
@@ -52,6 +74,8 @@ def inspect(req: Request) -> dict[str, Any]:
     out = describe(store, _image_name(req))
     out["ContainerConfig"] = out["Config"]
     out["GraphDriver"] = {"Name": "overlay", "Data": None}
+    out["Metadata"] = {"LastTagTime": "0001-01-01T00:00:00Z"}  # docker's zero time; clients parse it
+    out["Created"] = out["Created"] or "0001-01-01T00:00:00Z"
     return out
 
 
