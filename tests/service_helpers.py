@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYBUILD, CLI
+from conftest import CLI, PYBUILD
 
 
 class Service:
