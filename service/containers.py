@@ -412,6 +412,7 @@ def inspect(req: Request) -> dict[str, Any]:
     out = describe(container)
     cfg = container.config
     out["HostConfig"]["AutoRemove"] = _autoremove(req.root, container.id)
+    out["HostConfig"]["LogConfig"] = {"Type": "json-file", "Config": {}}
     out["HostConfig"]["Binds"] = [f"{m.get('source')}:{m['target']}" + (":ro" if m.get("readonly") else "")
                                   for m in cfg.get("mounts", []) if m.get("type") == "bind"]
     out["Config"].update({"Tty": bool(cfg.get("tty")), "OpenStdin": bool(cfg.get("interactive")),
