@@ -267,7 +267,13 @@ def delete(req: Request) -> None:
 # ---- wait ------------------------------------------------------------------------------
 
 def wait(req: Request) -> None:
-    """Block until the condition holds; ``removed`` and ``next-exit`` as docker."""
+    """Block until the condition holds; ``removed`` and ``next-exit`` as docker.  A container
+    the service removed itself (AutoRemove) still answers with its exit code."""
+    if req.params[0] in _EXIT_CODES:
+        done = req.stream()
+        done.json({"StatusCode": _EXIT_CODES[req.params[0]], "Error": None})
+        done.close()
+        return
     container = _find(req)
     condition = req.arg("condition") or "not-running"
     if condition not in ("not-running", "next-exit", "removed"):
