@@ -278,10 +278,12 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
     """The detached container's owner: start it, log its output, record its exit."""
     null = os.open("/dev/null", os.O_RDWR)
     _own(container)
+    feed = _stdin_feed(container, interactive)  # before the start: an attached client may be done already
     cg = None
     try:
         cg = _make_cgroup(container)
         net = _network_up(container)
+        in_w = None
         if container.config["tty"]:
             spec = spec_for(container, None, null, null, net)
             pipes = []
@@ -315,12 +317,27 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
     from . import stdio
 
     log = stdio.LogWriter(container.path(stdio.LOG_FILE))
-    stdio.relay(sources, log)
+    target = proc.console if proc.console is not None else in_w
+    stdio.relay(sources, log, None if feed is None or target is None else (feed, target))
     code = proc.wait()
     proc, code = _supervise(container, proc, code, net, null, log)
     log.close()
     _finish(container, proc, code, cg)
     os._exit(0)
+
+
+STDIN_FIFO = "stdin.fifo"
+
+
+def _stdin_feed(container: Container, interactive: bool) -> int | None:
+    """The read end of the FIFO an API attach writes the client's stdin to (made by the
+    attach before the start; absent for ``pybuild run -d -i``): EOF once the attach closes it."""
+    if not interactive:
+        return None
+    try:
+        return os.open(container.path(STDIN_FIFO), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
 
 
 STOPPED_BY_USER = "stopped-by-user"

@@ -18,7 +18,7 @@ from typing import Any
 from runner import containers, lifecycle
 from runner.containers import Container
 
-from . import streams
+from . import children, streams
 from .http import ApiError, Request, api_error
 
 _EXIT_CODES: dict[str, int] = {}  # exit codes of containers the service removed (for wait)
@@ -336,8 +336,11 @@ def attach(req: Request) -> None:
     fh = streams.open_log(container, create=container.state.get("status") == "created") if wanted else None
     if fh is not None and container.state.get("status") != "created" and not req.flag("logs"):
         fh.seek(0, os.SEEK_END)
+    feed = _stdin_fifo(container) if req.flag("stdin") else None
     conn = req.hijack()
     tty = bool(container.config.get("tty"))
+    if feed is not None:
+        threading.Thread(target=_copy_stdin, args=(req.handler.rfile, feed, container), daemon=True).start()
     try:
         if fh is not None:
             with fh:
@@ -353,6 +356,49 @@ def attach(req: Request) -> None:
         conn.shutdown(socket.SHUT_WR)
     except OSError:
         pass
+
+
+def _stdin_fifo(container: Container) -> int | None:
+    """The write side of the FIFO the container's monitor reads stdin from (OpenStdin
+    containers not started yet: the monitor opens it at the start)."""
+    if not container.config.get("interactive") or container.state.get("status") != "created":
+        return None
+    path = container.path(lifecycle.STDIN_FIFO)
+    try:
+        os.mkfifo(path, 0o600)
+    except FileExistsError:
+        pass
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # no reader yet: O_RDWR does not wait for one
+    children.hide(fd)
+    return fd
+
+
+def _copy_stdin(rfile, fd: int, container: Container) -> None:
+    """The client's stdin to the FIFO until the client closes its side (then EOF for the
+    container); read through the request's buffer, which may already hold the first bytes.
+    A FIFO drops what it holds when its last fd closes, so ours stays open until the
+    monitor has opened its end (it does before the container starts)."""
+    try:
+        while True:
+            data = rfile.read1(65536)
+            if not data:
+                break
+            os.write(fd, data)
+    except (OSError, ValueError):
+        pass
+    try:
+        while container.state.get("status") == "created":
+            time.sleep(0.05)
+            container.reload()
+    finally:
+        children.release(fd)
+        os.close(fd)
+
+
+def resize(req: Request) -> None:
+    """Accepted and ignored: the pty's master belongs to the container's monitor."""
+    _find(req)
+    req.send(200, b"", "text/plain")
 
 
 # ---- list and inspect -----------------------------------------------------------------
@@ -456,5 +502,6 @@ ROUTES = [
     ("POST", r"/containers/([^/]+)/wait", wait),
     ("GET", r"/containers/([^/]+)/logs", logs),
     ("POST", r"/containers/([^/]+)/attach", attach),
+    ("POST", r"/containers/([^/]+)/resize", resize),
     ("DELETE", r"/containers/([^/]+)", delete),
 ]

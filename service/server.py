@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import socketserver
 import stat
 import sys
@@ -20,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from . import build, containers, execs, images, networks, system, volumes
+from . import build, children, containers, execs, images, networks, system, volumes
 from .http import API_VERSION, MIN_API_VERSION, ApiError, Request, api_error
 
 Route = tuple[str, "re.Pattern[str]", Callable[[Request], Any]]
@@ -36,22 +35,6 @@ def _routes() -> list[Route]:
 
 
 _ROUTES = _routes()
-_SOCKETS: set[socket.socket] = set()  # closed in every child forked by a handler thread
-
-
-def _close_in_child() -> None:
-    """A forked container monitor must not keep the service's sockets open (a client
-    would wait for an EOF that never comes, a restarted service would share a port)."""
-    for sock in list(_SOCKETS):
-        try:
-            os.close(sock.fileno())
-        except OSError:
-            pass
-
-
-os.register_at_fork(after_in_child=_close_in_child)
-
-
 def _version_ok(version: str) -> bool:
     def key(v: str) -> tuple[int, ...]:
         return tuple(int(p) for p in v.split("."))
@@ -114,10 +97,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        _SOCKETS.add(self.connection)
+        children.hide(self.connection.fileno())
 
     def finish(self) -> None:
-        _SOCKETS.discard(self.connection)
+        children.release(self.connection.fileno())
         try:
             super().finish()
         except OSError:
@@ -156,7 +139,7 @@ def make_server(root: str, address: str) -> socketserver.BaseServer:
         server = _TcpServer((host or "127.0.0.1", int(port)), handler)
     else:
         raise ApiError(400, f"invalid socket {address!r}: use unix:///PATH or tcp://HOST:PORT")
-    _SOCKETS.add(server.socket)  # type: ignore[attr-defined]
+    children.hide(server.socket.fileno())  # type: ignore[attr-defined]
     return server
 
 

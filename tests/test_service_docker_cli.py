@@ -5,6 +5,7 @@ inside namespaces the network tests create)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -101,3 +102,26 @@ def test_docker_cli_same_against_dockerd_and_service(service, pybuild, busybox_r
                     ["rmi", "-f", values["img"], values["img2"], values["img3"]],
                     ["network", "rm", values["net"]], ["volume", "rm", "-f", values["vol"]]):
             subprocess.run(["docker", *cmd], capture_output=True)
+
+
+def test_stdin_and_tty_same_as_dockerd(service, pybuild, busybox_rootfs, busybox_tar):  # noqa: F811
+    """``run -i`` (stdin to EOF) and ``run -it`` (a pty, through ``script``) on both sides."""
+    image = f"pybuild-svc-tty-{uuid.uuid4().hex[:10]}:1"
+    pybuild("import", str(busybox_rootfs), image)
+    subprocess.run(["docker", "import", str(busybox_tar), image], check=True, capture_output=True)
+    piped = ["run", "-i", "--rm", "--network", "host", image, "sh", "-c", "read x; echo got:$x; cat; exit 6"]
+    tty = ("docker run -it --rm --network host " + image +
+           " sh -c 'tty; read x; echo got:$x; exit 7'")
+    try:
+        theirs = subprocess.run(["docker", *piped], input=b"first\nsecond\n", capture_output=True, timeout=60)
+        ours = service.docker(*piped, input=b"first\nsecond\n", check=False)
+        assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout) == (6, b"got:first\nsecond\n")
+        runs = [subprocess.run(["script", "-qec", tty, "/dev/null"], input=b"typed\n", capture_output=True,
+                               timeout=60, env={**env, "DOCKER_BUILDKIT": "0"})
+                for env in ({k: v for k, v in os.environ.items() if k != "DOCKER_HOST"},
+                            {**os.environ, "DOCKER_HOST": service.url})]
+        lines = [set(r.stdout.decode().replace("\r", "").splitlines()) for r in runs]
+        assert [r.returncode for r in runs] == [7, 7]
+        assert {"/dev/pts/0", "got:typed"} <= lines[0] and {"/dev/pts/0", "got:typed"} <= lines[1]
+    finally:
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
