@@ -125,3 +125,26 @@ def test_stdin_and_tty_same_as_dockerd(service, pybuild, busybox_rootfs, busybox
         assert {"/dev/pts/0", "got:typed"} <= lines[0] and {"/dev/pts/0", "got:typed"} <= lines[1]
     finally:
         subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+
+
+def test_push_and_pull_through_the_service(service, busybox_image, plain_registry):  # noqa: F811
+    """``docker push`` through the service reaches the registry (dockerd pulls and runs what it
+    pushed); ``docker pull`` through the service brings it back after an ``rmi``."""
+    remote = f"{plain_registry.host}/svc/pushed-{uuid.uuid4().hex[:10]}:1"
+    service.docker("tag", busybox_image, remote)
+    pushed = service.docker("push", remote)
+    assert b"digest: sha256:" in pushed.stdout
+    try:
+        subprocess.run(["docker", "pull", remote], check=True, capture_output=True, timeout=120)
+        theirs = subprocess.run(["docker", "run", "--rm", "--network", "host", remote, "echo", "pulled"],
+                                capture_output=True, timeout=120)
+        assert theirs.stdout == b"pulled\n"
+    finally:
+        subprocess.run(["docker", "rmi", "-f", remote], capture_output=True)
+    service.docker("rmi", remote)
+    assert service.docker("images", "-q", remote).stdout == b""
+    service.docker("pull", remote)
+    ours = service.docker("run", "--rm", "--network", "host", remote, "echo", "pulled")
+    assert ours.stdout == b"pulled\n"
+    failed = service.docker("pull", f"{plain_registry.host}/svc/nosuch:1", check=False)
+    assert failed.returncode == 1 and b"nosuch" in failed.stderr
