@@ -18,11 +18,11 @@ from typing import Any
 from runner import containers, lifecycle
 from runner.containers import Container
 
-from . import children, streams
+from . import children, events, streams
 from .http import ApiError, Request, api_error
 
 _EXIT_CODES: dict[str, int] = {}  # exit codes of containers the service removed (for wait)
-_REAPERS: set[str] = set()
+_WATCHED: set[str] = set()
 _LOCK = threading.Lock()
 
 
@@ -132,6 +132,7 @@ def create(req: Request) -> dict[str, Any]:
     if (body.get("HostConfig") or {}).get("AutoRemove"):
         os.makedirs(_autoremove_dir(req.root), exist_ok=True)
         open(os.path.join(_autoremove_dir(req.root), container.id), "w").close()
+    events.emit("create", container)
     return {"Id": container.id, "Warnings": []}
 
 
@@ -151,15 +152,15 @@ def start_container(root: str, container: Container) -> None:
     try:
         lifecycle.run_detached(container, bool(container.config.get("interactive")))
     except Exception as err:
-        if _autoremove(root, container.id):
-            _reap(root, container.id)
+        _watch(root, container.id)  # records the failed start's exit (and removes an AutoRemove one)
         raise ApiError(400 if getattr(err, "exit_code", 125) in (126, 127) else 500, str(err)) from None
-    if _autoremove(root, container.id):
-        _watch_reaper(root, container.id)
+    events.emit("start", container)
+    _watch(root, container.id)
 
 
-def _reap(root: str, cid: str) -> None:
-    """Wait for the exit, keep the code for waiters, remove the container and its anonymous volumes."""
+def _after_exit(root: str, cid: str) -> None:
+    """Wait for the exit, say ``die``; an AutoRemove container is then removed (its code
+    kept for waiters) with its anonymous volumes, and ``destroy`` said."""
     try:
         container = containers.lookup(root, cid)
     except containers.NoSuchContainer:
@@ -167,32 +168,42 @@ def _reap(root: str, cid: str) -> None:
     if container is not None:
         lifecycle.wait_exit(container)
         container.reload()
-        _EXIT_CODES[cid] = int(container.state.get("exit_code") or 0)
-        lifecycle.remove_container(container, force=True, anonymous_volumes=True)
+        code = int(container.state.get("exit_code") or 0)
+        if _autoremove(root, cid):
+            _EXIT_CODES[cid] = code
+        events.emit("die", container, exitCode=str(code))
+        if _autoremove(root, cid):
+            lifecycle.remove_container(container, force=True, anonymous_volumes=True)
+            events.emit("destroy", container)
     try:
         os.unlink(os.path.join(_autoremove_dir(root), cid))
     except FileNotFoundError:
         pass
 
 
-def _watch_reaper(root: str, cid: str) -> None:
+def _watch(root: str, cid: str) -> None:
+    """One thread per started container, until it exits (:func:`_after_exit`)."""
     with _LOCK:
-        if cid in _REAPERS:
+        if cid in _WATCHED:
             return
-        _REAPERS.add(cid)
+        _WATCHED.add(cid)
 
     def run() -> None:
         try:
-            _reap(root, cid)
+            _after_exit(root, cid)
         finally:
             with _LOCK:
-                _REAPERS.discard(cid)
+                _WATCHED.discard(cid)
 
-    threading.Thread(target=run, daemon=True, name=f"reap-{cid[:12]}").start()
+    threading.Thread(target=run, daemon=True, name=f"watch-{cid[:12]}").start()
 
 
-def resume_autoremove(root: str) -> None:
-    """After a restart: remove exited AutoRemove containers, watch the running ones."""
+def resume(root: str) -> None:
+    """At the service's start: watch every running container (its ``die``), finish the
+    AutoRemove a killed predecessor owed (exited ones now, running ones at their exit)."""
+    for container in containers.all_containers(root):
+        if container.running or container.state.get("status") == "restarting":
+            _watch(root, container.id)
     try:
         names = os.listdir(_autoremove_dir(root))
     except FileNotFoundError:
@@ -204,7 +215,7 @@ def resume_autoremove(root: str) -> None:
             os.unlink(os.path.join(_autoremove_dir(root), cid))
             continue
         if container.state.get("status") != "created":
-            _watch_reaper(root, cid)
+            _watch(root, cid)
 
 
 def stop(req: Request) -> None:
@@ -261,6 +272,7 @@ def delete(req: Request) -> None:
         os.unlink(os.path.join(_autoremove_dir(req.root), container.id))
     except FileNotFoundError:
         pass
+    events.emit("destroy", container)
     req.send(204)
 
 

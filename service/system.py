@@ -56,10 +56,10 @@ def info(req: Request) -> dict[str, Any]:
 
 
 def startup(root: str) -> None:
-    """Finish what a killed service left: containers it should have removed."""
+    """Pick up the containers a previous service left (see :func:`containers.resume`)."""
     from . import containers
 
-    containers.resume_autoremove(root)
+    containers.resume(root)
 
 
 ROUTES = [

@@ -117,3 +117,18 @@ def test_tcp_loopback_and_idle_timeout(root, idle):
     client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", version="1.41")
     assert client.ping()
     assert proc.wait(timeout=60) == 0  # no request for `idle` seconds: it exits by itself
+
+
+def test_events_create_start_die_destroy(service, busybox_image):  # noqa: F811
+    client = docker.DockerClient(base_url=service.url, version="1.41")
+    stream = client.events(decode=True, filters={"type": "container", "label": "events=test"})  # subscribed now
+    client.containers.run(busybox_image, ["sh", "-c", "exit 9"], network_mode="host", auto_remove=True,
+                          detach=True, labels={"events": "test"}, name="eventful")
+    seen = []
+    for event in stream:
+        seen.append((event["Action"], event["Actor"]["Attributes"]["name"], event["Actor"]["Attributes"].get("exitCode")))
+        if event["Action"] == "destroy":
+            break
+    stream.close()
+    assert seen == [("create", "eventful", None), ("start", "eventful", None), ("die", "eventful", "9"),
+                    ("destroy", "eventful", None)]
