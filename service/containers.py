@@ -18,7 +18,7 @@ from typing import Any
 from runner import containers, lifecycle
 from runner.containers import Container
 
-from . import children, events, streams
+from . import children, events, health, streams
 from .http import ApiError, Request, api_error
 
 _EXIT_CODES: dict[str, int] = {}  # exit codes of containers the service removed (for wait)
@@ -132,6 +132,7 @@ def create(req: Request) -> dict[str, Any]:
     if (body.get("HostConfig") or {}).get("AutoRemove"):
         os.makedirs(_autoremove_dir(req.root), exist_ok=True)
         open(os.path.join(_autoremove_dir(req.root), container.id), "w").close()
+    health.configure(container, body.get("Healthcheck"))
     events.emit("create", container)
     return {"Id": container.id, "Warnings": []}
 
@@ -156,6 +157,7 @@ def start_container(root: str, container: Container) -> None:
         raise ApiError(400 if getattr(err, "exit_code", 125) in (126, 127) else 500, str(err)) from None
     events.emit("start", container)
     _watch(root, container.id)
+    health.watch(root, container)
 
 
 def _after_exit(root: str, cid: str) -> None:
@@ -204,6 +206,8 @@ def resume(root: str) -> None:
     for container in containers.all_containers(root):
         if container.running or container.state.get("status") == "restarting":
             _watch(root, container.id)
+            if health.state(container) is not None:  # go on checking, from the last result
+                health.watch_again(root, container)
     try:
         names = os.listdir(_autoremove_dir(root))
     except FileNotFoundError:
@@ -429,7 +433,7 @@ def summary(container: Container) -> dict[str, Any]:
         "Id": container.id, "Names": ["/" + container.name], "Image": cfg.get("image", ""),
         "ImageID": cfg.get("image_id", ""), "Command": " ".join(cfg.get("argv") or []),
         "Created": int(parse_time(cfg.get("created")) or 0), "Ports": ports, "Labels": cfg.get("labels") or {},
-        "State": st.get("status", "created"), "Status": _status(st),
+        "State": st.get("status", "created"), "Status": _status(st) + _health_suffix(container),
         "HostConfig": {"NetworkMode": cfg.get("network", "default")},
         "NetworkSettings": {"Networks": {name: {"IPAddress": n["ip"], "Gateway": n["gateway"],
                                                 "MacAddress": n["mac"], "NetworkID": ""}
@@ -437,6 +441,14 @@ def summary(container: Container) -> dict[str, Any]:
         "Mounts": [{"Type": m["type"], "Source": m.get("source") or "", "Destination": m["target"],
                     "RW": not m.get("readonly")} for m in cfg.get("mounts", [])],
     }
+
+
+def _health_suffix(container: Container) -> str:
+    """docker ps's `` (healthy)``, `` (unhealthy)``, `` (health: starting)`` while running."""
+    current = health.state(container) if container.running else None
+    if current is None:
+        return ""
+    return " (health: starting)" if current["Status"] == "starting" else f" ({current['Status']})"
 
 
 def _matches(container: Container, filters: dict[str, Any]) -> bool:
@@ -454,6 +466,8 @@ def _matches(container: Container, filters: dict[str, Any]) -> bool:
     if values("id") and not any(container.id.startswith(i) for i in values("id")):
         return False
     if values("status") and container.state.get("status") not in values("status"):
+        return False
+    if values("health") and (health.state(container) or {"Status": "none"})["Status"] not in values("health"):
         return False
     if values("exited") and str(container.state.get("exit_code")) not in values("exited") or (
             values("exited") and container.state.get("status") != "exited"):
@@ -482,6 +496,9 @@ def inspect(req: Request) -> dict[str, Any]:
     out["Config"].update({"Tty": bool(cfg.get("tty")), "OpenStdin": bool(cfg.get("interactive")),
                           "AttachStdout": False, "AttachStderr": False, "Entrypoint": None,
                           "ExposedPorts": {}, "Volumes": None})
+    state_health = health.state(container)
+    if state_health is not None:
+        out["State"]["Health"] = state_health
     out["State"]["Dead"] = False
     out["State"]["Paused"] = False
     out["Driver"] = "overlay"

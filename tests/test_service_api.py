@@ -132,3 +132,29 @@ def test_events_create_start_die_destroy(service, busybox_image):  # noqa: F811
     stream.close()
     assert seen == [("create", "eventful", None), ("start", "eventful", None), ("die", "eventful", "9"),
                     ("destroy", "eventful", None)]
+
+
+def _health(client, name: str, leaving: str) -> dict:
+    """``State.Health`` once its status is no longer ``leaving`` (the checks run every 50 ms)."""
+    for _ in range(2000):
+        current = client.api.inspect_container(name)["State"]["Health"]
+        if current["Status"] != leaving:
+            return current
+    raise AssertionError(f"health of {name} stayed {leaving}")
+
+
+def test_healthcheck_state_in_inspect_and_ps(service, busybox_image):  # noqa: F811
+    client = docker.DockerClient(base_url=service.url, version="1.41")
+    client.containers.run(busybox_image, ["sleep", "300"], detach=True, network_mode="host", name="checked",
+                          healthcheck={"test": ["CMD-SHELL", "cat /tmp/ready"], "interval": 50_000_000,
+                                       "timeout": 5_000_000_000, "retries": 2})
+    assert client.api.inspect_container("checked")["State"]["Health"]["Status"] == "starting"
+    failing = _health(client, "checked", "starting")
+    assert failing["Status"] == "unhealthy" and failing["FailingStreak"] >= 2
+    assert "No such file" in failing["Log"][-1]["Output"] and failing["Log"][-1]["ExitCode"] == 1
+    assert "(unhealthy)" in service.docker("ps", "--format", "{{.Status}}").stdout.decode()
+    service.docker("exec", "checked", "sh", "-c", "echo yes > /tmp/ready")
+    passing = _health(client, "checked", "unhealthy")
+    assert passing["Status"] == "healthy" and passing["Log"][-1]["Output"] == "yes\n"
+    assert service.docker("ps", "-q", "--filter", "health=healthy").stdout.decode().strip() != ""
+    client.containers.get("checked").remove(force=True)
