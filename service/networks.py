@@ -39,17 +39,22 @@ def _filtered(req: Request, nets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def list_(req: Request) -> list[dict[str, Any]]:
+def _describe(root: str, conf: dict[str, Any]) -> dict[str, Any]:
+    """``pybuild network inspect``'s description; ``Options`` are those a client gave (none),
+    as docker shows them: docker-compose recreates a network whose options differ."""
     from builder.commands.network import describe
+
+    return dict(describe(root, conf), Options={})
+
+
+def list_(req: Request) -> list[dict[str, Any]]:
     from runner.network import config
 
-    return _filtered(req, [describe(req.root, conf) for conf in config.all_networks(req.root)])
+    return _filtered(req, [_describe(req.root, conf) for conf in config.all_networks(req.root)])
 
 
 def inspect(req: Request) -> dict[str, Any]:
-    from builder.commands.network import describe
-
-    return describe(req.root, _conflist(req))
+    return _describe(req.root, _conflist(req))
 
 
 def create(req: Request) -> None:
@@ -81,6 +86,8 @@ def delete(req: Request) -> None:
 
 
 def connect(req: Request) -> None:
+    """A running container is attached now; a created one gets it in its record (docker
+    allows that, and docker-compose re-connects every network of a container it created)."""
     from runner import containers
     from runner.network.cni_backend import connect as attach
 
@@ -88,8 +95,12 @@ def connect(req: Request) -> None:
     body = req.json()
     endpoint = body.get("EndpointConfig") or {}
     container = containers.lookup(req.root, body.get("Container") or "")
-    attach(container, {"name": conf["name"], "aliases": endpoint.get("Aliases") or [],
-                       "ip": (endpoint.get("IPAMConfig") or {}).get("IPv4Address") or None})
+    wanted = {"name": conf["name"], "aliases": list(endpoint.get("Aliases") or []),
+              "ip": (endpoint.get("IPAMConfig") or {}).get("IPv4Address") or None}
+    if container.state.get("status") == "created":
+        _edit_networks(container, lambda nets: [n for n in nets if n["name"] != conf["name"]] + [wanted])
+        return
+    attach(container, wanted)
 
 
 def disconnect(req: Request) -> None:
@@ -97,7 +108,30 @@ def disconnect(req: Request) -> None:
     from runner.network.cni_backend import disconnect as detach
 
     conf = _conflist(req)
-    detach(containers.lookup(req.root, req.json().get("Container") or ""), conf["name"])
+    container = containers.lookup(req.root, req.json().get("Container") or "")
+    if container.state.get("status") == "created":
+        _edit_networks(container, lambda nets: [n for n in nets if n["name"] != conf["name"]])
+        return
+    detach(container, conf["name"])
+
+
+def _edit_networks(container: Any, change: Any) -> None:
+    """Rewrite the network list of a container that has not started (its config is read at the start)."""
+    import json
+    import os
+
+    if "networks" not in container.config:
+        raise ApiError(400, f"container {container.name} is not on a bridge network (network mode "
+                            f"{container.config.get('network')})")
+    networks = change(list(container.config["networks"]))
+    if not networks:  # docker-compose disconnects, then connects again: keep the primary network until then
+        return
+    container.config["networks"] = networks
+    container.config["network"] = networks[0]["name"]
+    tmp = container.path(f"config.json.{os.getpid()}")
+    with open(tmp, "w") as fh:
+        json.dump(container.config, fh)
+    os.replace(tmp, container.path("config.json"))
 
 
 ROUTES = [

@@ -16,16 +16,21 @@ from conftest import CLI, PYBUILD
 class Service:
     """A running ``pybuild system service``; ``docker(...)`` runs the docker CLI against it."""
 
-    def __init__(self, root: Path, socket: Path):
+    def __init__(self, root: Path, socket: Path, netns: str | None = None):
         self.root = root
         self.socket = socket
         self.url = f"unix://{socket}"
         self.proc: subprocess.Popen | None = None
+        self.netns = netns  # run in this network namespace, with docker's default (bridge) network
 
     def start(self) -> None:
         """Start it and return once it listens (it says so on stderr after binding)."""
-        self.proc = subprocess.Popen([PYBUILD, "system", "service", "--socket", self.url],
-                                     env={**os.environ, "PYBUILD_ROOT": str(self.root)},
+        env = {**os.environ, "PYBUILD_ROOT": str(self.root)}
+        prefix: list[str] = []
+        if self.netns:
+            env.pop("PYBUILD_NETWORK", None)
+            prefix = ["nsenter", f"--net=/run/netns/{self.netns}"]
+        self.proc = subprocess.Popen([*prefix, PYBUILD, "system", "service", "--socket", self.url], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         line = self.proc.stderr.readline().decode()  # type: ignore[union-attr]
         assert "serving the Engine API" in line, line
