@@ -134,6 +134,7 @@ def make_server(root: str, address: str) -> socketserver.BaseServer:
         finally:
             os.umask(old)
         os.chmod(path, 0o660)
+        _give_to_group(path)
     elif address.startswith("tcp://"):
         host, _, port = address[len("tcp://"):].rpartition(":")
         server = _TcpServer((host or "127.0.0.1", int(port)), handler)
@@ -141,6 +142,16 @@ def make_server(root: str, address: str) -> socketserver.BaseServer:
         raise ApiError(400, f"invalid socket {address!r}: use unix:///PATH or tcp://HOST:PORT")
     children.hide(server.socket.fileno())  # type: ignore[attr-defined]
     return server
+
+
+def _give_to_group(path: str) -> None:
+    """The socket's group is ``pybuild`` where that group exists (its members may use the API)."""
+    import grp
+
+    try:
+        os.chown(path, -1, grp.getgrnam("pybuild").gr_gid)
+    except KeyError:
+        pass
 
 
 def serve(root: str, address: str, timeout: float | None = None, ready: Callable[[], None] | None = None) -> None:
