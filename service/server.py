@@ -16,11 +16,14 @@ import sys
 import threading
 import traceback
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from . import build, children, containers, events, execs, images, networks, system, volumes
 from .http import API_VERSION, MIN_API_VERSION, ApiError, Request, api_error
+
+if TYPE_CHECKING:
+    import ssl
 
 Route = tuple[str, "re.Pattern[str]", Callable[[Request], Any]]
 _VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
@@ -118,10 +121,29 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 class _TcpServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    tls: "ssl.SSLContext | None" = None
+
+    def get_request(self):
+        conn, addr = self.socket.accept()
+        if self.tls is not None:  # the handshake happens in the connection's thread, at its first read
+            conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, addr
 
 
-def make_server(root: str, address: str) -> socketserver.BaseServer:
-    """Bind ``unix:///PATH`` (mode 0660) or ``tcp://HOST:PORT``."""
+def tls_context(ca: str, cert: str, key: str) -> "ssl.SSLContext":
+    """dockerd's ``--tlsverify``: our certificate, and client certificates signed by ``ca`` required."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(ca)
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def make_server(root: str, address: str, tls: "ssl.SSLContext | None" = None) -> socketserver.BaseServer:
+    """Bind ``unix:///PATH`` (mode 0660) or ``tcp://HOST:PORT`` (with ``tls``: client certificates)."""
     handler = type("BoundHandler", (Handler,), {"root": root})
     if address.startswith("unix://"):
         path = address[len("unix://"):]
@@ -137,7 +159,8 @@ def make_server(root: str, address: str) -> socketserver.BaseServer:
         _give_to_group(path)
     elif address.startswith("tcp://"):
         host, _, port = address[len("tcp://"):].rpartition(":")
-        server = _TcpServer((host or "127.0.0.1", int(port)), handler)
+        server = _TcpServer((host.strip("[]") or "127.0.0.1", int(port)), handler)
+        server.tls = tls
     else:
         raise ApiError(400, f"invalid socket {address!r}: use unix:///PATH or tcp://HOST:PORT")
     children.hide(server.socket.fileno())  # type: ignore[attr-defined]
@@ -154,9 +177,10 @@ def _give_to_group(path: str) -> None:
         pass
 
 
-def serve(root: str, address: str, timeout: float | None = None, ready: Callable[[], None] | None = None) -> None:
+def serve(root: str, address: str, timeout: float | None = None, ready: Callable[[], None] | None = None,
+          tls: "ssl.SSLContext | None" = None) -> None:
     """Answer requests until interrupted (or ``timeout`` seconds without a request)."""
-    server = make_server(root, address)
+    server = make_server(root, address, tls)
     system.startup(root)
     if ready is not None:
         ready()

@@ -158,3 +158,41 @@ def test_healthcheck_state_in_inspect_and_ps(service, busybox_image):  # noqa: F
     assert passing["Status"] == "healthy" and passing["Log"][-1]["Output"] == "yes\n"
     assert service.docker("ps", "-q", "--filter", "health=healthy").stdout.decode().strip() != ""
     client.containers.get("checked").remove(force=True)
+
+
+def test_tls_client_certificates(root, tmp_path):
+    """``--tlsverify`` as dockerd: a client with a certificate from the CA gets in, one
+    without (or with another CA's) does not."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from registry_fixtures import KeyPair, _cert, make_ca, make_server_cert
+
+    ca, stranger = make_ca(), make_ca()
+    ca_path, _ = ca.write(tmp_path, "ca")
+    server_cert, server_key = make_server_cert(ca).write(tmp_path, "server")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    client_cert, client_key = KeyPair(key, _cert("client", key, ca, ca=False)).write(tmp_path, "client")
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other_cert, other_key_path = KeyPair(other_key, _cert("client", other_key, stranger, ca=False)).write(
+        tmp_path, "other")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([PYBUILD, "system", "service", "--socket", f"tcp://127.0.0.1:{port}", "--tlsverify",
+                             "--tlscacert", str(ca_path), "--tlscert", str(server_cert), "--tlskey", str(server_key)],
+                            env={**os.environ, "PYBUILD_ROOT": str(root)}, stderr=subprocess.PIPE)
+    try:
+        assert "serving" in proc.stderr.readline().decode()  # type: ignore[union-attr]
+        base = ["docker", "-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(ca_path)]
+        ok = subprocess.run([*base, "--tlscert", str(client_cert), "--tlskey", str(client_key), "version",
+                             "--format", "{{.Server.APIVersion}}"], capture_output=True, timeout=60)
+        assert (ok.returncode, ok.stdout) == (0, b"1.41\n"), ok.stderr
+        refused = subprocess.run([*base, "--tlscert", str(other_cert), "--tlskey", str(other_key_path), "ps"],
+                                 capture_output=True, timeout=60)
+        assert refused.returncode != 0
+        plain = subprocess.run(["docker", "-H", f"tcp://127.0.0.1:{port}", "ps"], capture_output=True, timeout=60,
+                               env={**os.environ, "DOCKER_TLS_VERIFY": "", "DOCKER_CERT_PATH": ""})
+        assert plain.returncode != 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

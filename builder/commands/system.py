@@ -12,6 +12,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                          help="unix:///PATH (default: unix://$ROOT/pybuild.sock) or tcp://127.0.0.1:PORT")
     service.add_argument("--timeout", type=float, default=None,
                          help="exit after this many seconds without a request (default: never)")
+    service.add_argument("--tlsverify", action="store_true",
+                         help="tcp only: TLS, and only clients with a certificate signed by --tlscacert")
+    service.add_argument("--tlscacert", metavar="FILE", help="CA that signs the clients' certificates")
+    service.add_argument("--tlscert", metavar="FILE", help="the service's certificate")
+    service.add_argument("--tlskey", metavar="FILE", help="the service's private key")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,12 +27,20 @@ def run(args: argparse.Namespace) -> int:
     from service.server import serve
 
     address = args.socket or "unix://" + os.path.join(args.root, "pybuild.sock")
-    if address.startswith("tcp://"):
+    tls = None
+    if args.tlsverify:
+        if not address.startswith("tcp://") or not (args.tlscacert and args.tlscert and args.tlskey):
+            raise PybuildError("--tlsverify needs a tcp:// socket and --tlscacert, --tlscert and --tlskey")
+        from service.server import tls_context
+
+        tls = tls_context(args.tlscacert, args.tlscert, args.tlskey)
+    elif address.startswith("tcp://"):
         host = address[len("tcp://"):].rpartition(":")[0]
         if host not in ("127.0.0.1", "localhost", "[::1]"):
-            raise PybuildError(f"tcp socket {address}: only 127.0.0.1 is served (the API gives root on this host)")
+            raise PybuildError(f"tcp socket {address}: without --tlsverify only 127.0.0.1 is served "
+                               "(the API gives root on this host)")
     try:
-        serve(args.root, address, args.timeout,
+        serve(args.root, address, args.timeout, tls=tls,
               ready=lambda: print(f"pybuild: serving the Engine API on {address}", file=sys.stderr, flush=True))
     except KeyboardInterrupt:
         pass
