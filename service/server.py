@@ -38,6 +38,19 @@ def _routes() -> list[Route]:
 
 
 _ROUTES = _routes()
+def _sweep_networks(root: str) -> None:
+    """What every CLI command does first: undo the networks of dead containers, and wait
+    for the teardowns exiting containers run in the background (their records stay
+    locked meanwhile), so a network removed next has no member left."""
+    if os.path.isdir(os.path.join(root, "netns")):
+        from runner.network import sweep
+
+        try:
+            sweep(root)
+        except OSError:
+            pass  # the call itself reports what matters to it
+
+
 def _version_ok(version: str) -> bool:
     def key(v: str) -> tuple[int, ...]:
         return tuple(int(p) for p in v.split("."))
@@ -67,6 +80,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
             path = versioned.group(2)
         method = "GET" if self.command == "HEAD" else self.command
+        if method in ("POST", "DELETE"):
+            _sweep_networks(self.root)
         for verb, pattern, func in _ROUTES:
             match = pattern.match(path)
             if match and verb == method:
