@@ -27,6 +27,16 @@ def test_compose_up_ps_logs_down(netns, root, pybuild, busybox_rootfs):  # noqa:
     pybuild("import", str(busybox_rootfs), "busybox:latest")
     svc = Service(root, root / "api.sock", netns=netns)
     svc.start()
+    try:
+        _up_ps_logs_down(svc, netns, pybuild)
+    finally:
+        svc.kill()
+        leftovers = pybuild("ps", "-aq", check=False).stdout.decode().split()
+        if leftovers:
+            pybuild("rm", "-f", *leftovers, check=False)
+
+
+def _up_ps_logs_down(svc: Service, netns: str, pybuild) -> None:  # noqa: F811
     project = f"svc{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "DOCKER_HOST": svc.url, "WEB_PORT": PORT, "COMPOSE_PROJECT_NAME": project}
 
@@ -57,15 +67,13 @@ def test_compose_up_ps_logs_down(netns, root, pybuild, busybox_rootfs):  # noqa:
         # the worker reached the web service by its name, over the project network, and wrote into the volume
         assert svc.docker("volume", "ls", "-q").stdout.decode().split() == [f"{project}_data"]
     finally:
-        subprocess.run(["docker-compose", "-f", str(EXAMPLE / "docker-compose.yml"), "down", "-v"], env=env,
-                       capture_output=True, timeout=300)
-    try:
-        assert pybuild("ps", "-aq").stdout == b""
-        assert svc.docker("volume", "ls", "-q").stdout == b""
-        assert project not in svc.docker("network", "ls").stdout.decode()
-        links = in_netns("ip", "-br", "link").stdout.split("\n")
-        assert [line.split()[0] for line in links if line.strip()] == ["lo"]
-        rules = in_netns("iptables-save").stdout
-        assert PORT not in rules and "CNI-DN-" not in rules
-    finally:
-        svc.kill()
+        down = subprocess.run(["docker-compose", "-f", str(EXAMPLE / "docker-compose.yml"), "down", "-v"], env=env,
+                              capture_output=True, timeout=300)
+    assert down.returncode == 0, down.stderr.decode()
+    assert pybuild("ps", "-aq").stdout == b""
+    assert svc.docker("volume", "ls", "-q").stdout == b""
+    assert project not in svc.docker("network", "ls").stdout.decode()
+    links = in_netns("ip", "-br", "link").stdout.split("\n")
+    assert [line.split()[0] for line in links if line.strip()] == ["lo"]
+    rules = in_netns("iptables-save").stdout
+    assert PORT not in rules and "CNI-DN-" not in rules
