@@ -14,7 +14,7 @@ import pytest
 
 from service_helpers import service  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("docker")
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker")]
 
 # (argv with placeholders, what to compare besides the exit code: "out", "both" or "")
 SCRIPT = [
