@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("builder.commands.info", "Show the mode (root or rootless), store, storage, network and what is missing"),
     "prune": ("builder.commands.prune", "Remove blobs and snapshots no image uses"),
     "fsck": ("builder.commands.fsck", "Verify every blob and reference in the store"),
+    "system": ("builder.commands.system", "Serve the Docker Engine API on a socket ('system service')"),
 }
 
 

@@ -123,6 +123,7 @@ def create_container(root: str, opts: RunOptions) -> containers.Container:
         "init": opts.init,
         **security_opts,
         "tty": opts.tty,
+        "interactive": opts.interactive,  # OpenStdin: an API start connects the attached client's stdin
         "stop_signal": imageconfig.parse_signal(stop_signal),
         "limits": limits,
         "cgroup_version": cgroups.detect(),

@@ -280,10 +280,12 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
     """The detached container's owner: start it, log its output, record its exit."""
     null = os.open("/dev/null", os.O_RDWR)
     _own(container)
+    feed = _stdin_feed(container, interactive)  # before the start: an attached client may be done already
     cg = None
     try:
         cg = _make_cgroup(container)
         net = _network_up(container)
+        in_w = None
         if container.config["tty"]:
             spec = spec_for(container, None, null, null, net)
             pipes = []
@@ -317,12 +319,27 @@ def _monitor(container: Container, report: int, interactive: bool) -> None:
     from . import stdio
 
     log = stdio.LogWriter(container.path(stdio.LOG_FILE))
-    stdio.relay(sources, log)
+    target = proc.console if proc.console is not None else in_w
+    stdio.relay(sources, log, None if feed is None or target is None else (feed, target))
     code = proc.wait()
     proc, code = _supervise(container, proc, code, net, null, log)
     log.close()
     _finish(container, proc, code, cg)
     os._exit(0)
+
+
+STDIN_FIFO = "stdin.fifo"
+
+
+def _stdin_feed(container: Container, interactive: bool) -> int | None:
+    """The read end of the FIFO an API attach writes the client's stdin to (made by the
+    attach before the start; absent for ``pybuild run -d -i``): EOF once the attach closes it."""
+    if not interactive:
+        return None
+    try:
+        return os.open(container.path(STDIN_FIFO), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
 
 
 STOPPED_BY_USER = "stopped-by-user"
@@ -421,22 +438,8 @@ def stop(container: Container, timeout: float) -> None:
 def exec_in(container: Container, argv: list[str], env: list[str], user: str | None, cwd: str | None,
             interactive: bool, tty: bool) -> int:
     """Run a command inside a running container (its namespaces and cgroup); its exit code."""
-    if not container.running or not alive(container.state.get("pid"), container.state.get("pid_start")):
-        raise PybuildError(f"container {container.name} is not running")  # (a reused pid must never be entered)
-    cfg: dict[str, Any] = container.config
-    merged = dict(item.partition("=")[::2] for item in cfg["env"])
-    merged.update(item.partition("=")[::2] for item in env)
-    fds = (0 if interactive and not tty else None, 1, 2)
-    spec = SandboxSpec(
-        argv=argv, lowerdirs=[], upperdir="", workdir="", state_dir="", env=[f"{k}={v}" for k, v in merged.items()],
-        cwd=cwd or cfg["cwd"], user=user if user is not None else cfg["user"], cap_add=cfg["cap_add"],
-        cap_drop=cfg["cap_drop"], seccomp=cfg.get("seccomp", True), no_new_privs=cfg.get("no_new_privs", True),
-        cgroup_procs=container.cgroup().procs_files(),
-        stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=tty, rlimits=cfg.get("rlimits", {}),
-        group_add=cfg.get("group_add", []),
-    )
     forwarder = _Forwarder()
-    proc = sandbox.enter(container.state["pid"], spec, container.state.get("pid_start"))
+    proc = start_exec(container, argv, env, user, cwd, tty, (0 if interactive and not tty else None, 1, 2))
     forwarder.attach(proc)
     master = proc.console
     if master is not None:
@@ -446,3 +449,41 @@ def exec_in(container: Container, argv: list[str], env: list[str], user: str | N
         with stdio.RawTerminal(0):
             stdio.relay({master: ("stdout", 1)}, None, (0, master) if interactive else None)
     return proc.wait()
+
+
+def start_exec(container: Container, argv: list[str], env: list[str], user: str | None, cwd: str | None,
+               tty: bool, fds: tuple[int | None, int, int]) -> sandbox.Process:
+    """Start a command inside a running container with the given stdin, stdout and stderr
+    (with ``tty`` a pty instead, as ``proc.console``); the caller waits for it."""
+    if not container.running or not alive(container.state.get("pid"), container.state.get("pid_start")):
+        raise PybuildError(f"container {container.name} is not running")  # (a reused pid must never be entered)
+    cfg: dict[str, Any] = container.config
+    merged = dict(item.partition("=")[::2] for item in cfg["env"])
+    merged.update(item.partition("=")[::2] for item in env)
+    spec = SandboxSpec(
+        argv=argv, lowerdirs=[], upperdir="", workdir="", state_dir="", env=[f"{k}={v}" for k, v in merged.items()],
+        cwd=cwd or cfg["cwd"], user=user if user is not None else cfg["user"], cap_add=cfg["cap_add"],
+        cap_drop=cfg["cap_drop"], seccomp=cfg.get("seccomp", True), no_new_privs=cfg.get("no_new_privs", True),
+        cgroup_procs=container.cgroup().procs_files(),
+        stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=tty, rlimits=cfg.get("rlimits", {}),
+        group_add=cfg.get("group_add", []),
+    )
+    return sandbox.enter(container.state["pid"], spec, container.state.get("pid_start"))
+
+
+def remove_container(container: Container, force: bool = False, anonymous_volumes: bool = False) -> None:
+    """``rm``: a running container only with ``force`` (killed first, no restart); with
+    ``anonymous_volumes`` its unnamed volumes go too (``run --rm``, ``rm -v``)."""
+    if container.running or container.state.get("status") == "restarting":
+        if not force:
+            raise PybuildError(f"container {container.name} is running: stop it first or use rm -f")
+        mark_stopped(container)
+        container.cgroup().kill_all()
+        wait_exit(container)
+    if containers.refresh(container) is not None:
+        containers.remove(container)
+    if anonymous_volumes:
+        from . import volumes
+
+        for name in container.config.get("anonymous_volumes") or []:
+            volumes.remove(container.root, name, force=True)

@@ -41,7 +41,8 @@ def network_id(conflist: dict) -> str:
     return hashlib.sha256(f"{conflist['name']}\0{conflist['pybuild']['created']}".encode()).hexdigest()
 
 
-def _describe(root: str, conflist: dict) -> dict:
+def describe(root: str, conflist: dict) -> dict:
+    """A network as ``docker network inspect`` shows it."""
     from runner.network.cni_backend import users
 
     meta = conflist["pybuild"]
@@ -107,28 +108,33 @@ def _ls(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from runner.network import config
 
-    print(json.dumps([_describe(args.root, config.load(args.root, name)) for name in args.names], indent=4))
+    print(json.dumps([describe(args.root, config.load(args.root, name)) for name in args.names], indent=4))
     return 0
 
 
 def _rm(args: argparse.Namespace) -> int:
+    for name in args.names:
+        remove_network(args.root, name)
+        print(name)
+    return 0
+
+
+def remove_network(root: str, name: str) -> None:
+    """Delete a user-defined network without members: its bridge, isolation rule, IPAM data."""
     from registry.errors import PybuildError
     from runner.network import config, isolation
     from runner.network.cni_backend import users
 
-    for name in args.names:
-        if name == config.DEFAULT:
-            raise PybuildError(f"{name} is a pre-defined network and cannot be removed")
-        conflist = config.load(args.root, name)
-        if users(args.root, name):
-            raise PybuildError(f"network {name} has active endpoints; stop or disconnect its containers first")
-        bridge = conflist["pybuild"]["bridge"]
-        isolation.release(bridge)
-        _delete_link(bridge)
-        config.remove(args.root, name)
-        remove_tree(os.path.join(config.ipam_dir(args.root), name), ignore_errors=True)
-        print(name)
-    return 0
+    if name == config.DEFAULT:
+        raise PybuildError(f"{name} is a pre-defined network and cannot be removed")
+    conflist = config.load(root, name)
+    if users(root, name):
+        raise PybuildError(f"network {name} has active endpoints; stop or disconnect its containers first")
+    bridge = conflist["pybuild"]["bridge"]
+    isolation.release(bridge)
+    _delete_link(bridge)
+    config.remove(root, name)
+    remove_tree(os.path.join(config.ipam_dir(root), name), ignore_errors=True)
 
 
 def _delete_link(bridge: str) -> None:

@@ -13,18 +13,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Remove each container's record, writable layer and logs."""
-    from registry.errors import PybuildError
     from runner import containers, lifecycle
 
     for ref in args.containers:
-        container = containers.lookup(args.root, ref)
-        if container.running or container.state.get("status") == "restarting":
-            if not args.force:
-                raise PybuildError(f"container {container.name} is running: stop it first or use rm -f")
-            lifecycle.mark_stopped(container)
-            container.cgroup().kill_all()
-            lifecycle.wait_exit(container)
-        if containers.refresh(container) is not None:
-            containers.remove(container)
+        lifecycle.remove_container(containers.lookup(args.root, ref), args.force)
         print(ref)
     return 0

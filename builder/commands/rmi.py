@@ -33,14 +33,16 @@ def run(args: argparse.Namespace) -> int:
     failures = 0
     for name in args.names:
         try:
-            _remove(store, name, args.force, in_use)
+            for action, what in remove_image(store, name, args.force, in_use):
+                print(f"{action}: {what}")
         except PybuildError as err:
             print(f"pybuild: error: {err}")
             failures += 1
     return 1 if failures else 0
 
 
-def _remove(store, name: str, force: bool, in_use: set[str]) -> None:
+def remove_image(store, name: str, force: bool, in_use: set[str]) -> list[tuple[str, str]]:
+    """Untag (and delete when no name is left) one image: ``("Untagged"|"Deleted", what)`` done."""
     from registry.reference import parse
 
     desc = store.resolve(name)
@@ -58,12 +60,14 @@ def _remove(store, name: str, force: bool, in_use: set[str]) -> None:
     last = len(removing) >= len(names)
     if last and image.id in in_use and not force:
         raise ImageInUse(f"image {name} is used by a container; remove the container first ('pybuild rm') or use -f")
+    done = []
     for ref in removing:
         store.untag(ref)
-        print(f"Untagged: {ref.familiar()}")
+        done.append(("Untagged", ref.familiar()))
     if last:
         if image.id in in_use:
             store.keep(desc)
         else:
             store.remove_manifest(desc.digest)
-            print(f"Deleted: {image.id}")
+            done.append(("Deleted", image.id))
+    return done
