@@ -253,3 +253,15 @@ def test_one_platform_failing_fails_the_build_and_tags_nothing(pybuild, root, tw
     assert err.strip().splitlines()[-1].endswith("returned a non-zero code: 3")
     assert "half" not in pybuild("images").stdout.decode()
     assert not list((root / "tmp").glob("build*"))
+
+
+def test_copy_of_an_index_without_all_says_it_copies_one_platform(pybuild, two_bases, tmp_path):
+    """issue 10: copying a multi-platform image without --all copies one platform and says so."""
+    ctx = _ctx(tmp_path, TWO_BASES, "one-of-two")
+    pybuild("build", "--platform", "linux/amd64,linux/arm64", "-t", "multi", str(ctx))
+    proc = pybuild("copy", "store:multi", f"oci:{tmp_path / 'one'}:multi")
+    assert proc.stderr.decode().splitlines()[-1] == (
+        "store:multi is a multi-platform image: copied linux/amd64 only (its own manifest, not the index); "
+        "use --all to copy every platform")
+    layout = json.loads((tmp_path / "one" / "index.json").read_text())
+    assert [m["mediaType"] for m in layout["manifests"]] == ["application/vnd.oci.image.manifest.v1+json"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 EPILOG = """locations:
   docker://REF, or a bare REF        a registry repository
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     with reporting("copy", args.quiet) as reporter:
         manifest = copy_between(open_store(args), args.source, args.dest, platform=args.platform,
                                 insecure=args.insecure, jobs=args.jobs, reporter=reporter, policy=args.policy,
-                                all_platforms=args.all)
+                                all_platforms=args.all, note=lambda text: print(text, file=sys.stderr))
     print(manifest.digest if args.quiet else f"Copied {args.source} to {args.dest}: {manifest.digest}")
     if args.digestfile:
         with open(args.digestfile, "w") as f:

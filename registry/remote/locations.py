@@ -21,7 +21,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 from base.removal import remove_tree
 
@@ -171,12 +171,13 @@ class OCIDirectory:
 def copy_between(store: Store, src: str | Location, dst: str | Location, *, platform: str | None = None,
                  insecure: bool = False, jobs: int | None = None, chunk_size: int | None = None,
                  reporter: Reporter | None = None, policy: str | None = None,
-                 all_platforms: bool = False) -> ImageManifest:
+                 all_platforms: bool = False, note: Callable[[str], None] | None = None) -> ImageManifest:
     """Copy one image from ``src`` to ``dst`` (any two locations); return its manifest.
 
     An image read from a registry must pass the verification policy (``policy``, else the
     default one) first, as skopeo copy does. With ``all_platforms`` a multi-platform
-    source is copied whole and the index is returned. A registry destination that
+    source is copied whole and the index is returned; without it one platform is, and
+    ``note`` is told so. A registry destination that
     already has the manifest gets only its tags; blobs that came from or went to a
     registry are recorded for later mounts.
     """
@@ -193,7 +194,8 @@ def copy_between(store: Store, src: str | Location, dst: str | Location, *, plat
             assert src_ref is not None
             enforce_policy(policy, src_ref, source)  # type: ignore[arg-type]
         index = getattr(source, "index", None)
-        whole = all_platforms and index is not None and index() is not None
+        is_index = index is not None and index() is not None
+        whole = all_platforms and is_index
         if dst.kind in ("docker-archive", "oci-archive"):
             manifest = _copy_to_archive(store, source, src_ref, dst, jobs, reporter, whole)
         else:
@@ -208,6 +210,11 @@ def copy_between(store: Store, src: str | Location, dst: str | Location, *, plat
                 transfer(source, sink, refs, jobs=jobs, reporter=reporter, all_platforms=whole)
     if whole:
         return manifest
+    if is_index and note is not None:
+        from ..platform import host
+
+        note(f"{src} is a multi-platform image: copied {platform or host()} only "
+             f"(its own manifest, not the index); use --all to copy every platform")
     digests = [d.digest for d in manifest.blobs()]
     for loc in (src, dst):
         if loc.kind == "docker":
