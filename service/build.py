@@ -10,7 +10,7 @@ import re
 import shutil
 from typing import Any
 
-from .http import ApiError, Chunked, Request
+from .http import ApiError, BodyReader, Chunked, Request
 
 
 class _ProgressStream(io.TextIOBase):
@@ -37,35 +37,13 @@ def _context_dir(req: Request) -> str:
     os.makedirs(os.path.join(req.root, "tmp"), exist_ok=True)
     target = os.path.join(req.root, "tmp", temp_name("build-context"))  # swept if the service dies
     os.mkdir(target, 0o700)
-    reader = _BodyReader(req.body_chunks())
+    reader = BodyReader(req.body_chunks())
     try:
         extract_layer(open_layer(reader), target, whiteouts="none", allow_setuid=True, name="build context")
     except Exception:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return target
-
-
-class _BodyReader(io.RawIOBase):
-    """A file-like view of the request body's pieces."""
-
-    def __init__(self, chunks: Any):
-        self.chunks = chunks
-        self.rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self.rest:
-            piece = next(self.chunks, None)
-            if piece is None:
-                return 0
-            self.rest = piece
-        n = min(len(buffer), len(self.rest))
-        buffer[:n] = self.rest[:n]
-        self.rest = self.rest[n:]
-        return n
 
 
 def build(req: Request) -> None:

@@ -7,6 +7,7 @@ Handlers get a :class:`Request` and either return a JSON-able value (sent as 200
 
 from __future__ import annotations
 
+import io
 import json
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -158,6 +159,28 @@ class Request:
         h.wfile.flush()
         self.answered = True
         return h.connection
+
+
+class BodyReader(io.RawIOBase):
+    """A file-like view of the request body's pieces."""
+
+    def __init__(self, chunks: Any):
+        self.chunks = chunks
+        self.rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.rest:
+            piece = next(self.chunks, None)
+            if piece is None:
+                return 0
+            self.rest = piece
+        n = min(len(buffer), len(self.rest))
+        buffer[:n] = self.rest[:n]
+        self.rest = self.rest[n:]
+        return n
 
 
 class Chunked:
