@@ -98,3 +98,85 @@ def test_docker_cp_same_against_dockerd_and_service(service, pybuild, busybox_ro
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+
+
+def _names_below(top: Path) -> set[str]:
+    return {name for _dir, dirs, files in os.walk(top) for name in dirs + files}
+
+
+def _tar_of(entries: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for name, content in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return data.getvalue()
+
+
+def test_hostile_container_cannot_make_cp_touch_host_files(service, pybuild, busybox_image,  # noqa: F811
+                                                            tmp_path):
+    """Symlinks the container planted to ``/``, to host paths and to ``/etc`` resolve inside
+    the container, both ways; a directory swapped for a link to ``/etc`` while copies run
+    never yields the host's ``/etc``."""
+    secret_dir, victim, out = tmp_path / "secret", tmp_path / "victim", tmp_path / "out"
+    for d in (secret_dir, victim, out):
+        d.mkdir()
+    (secret_dir / "secret").write_text("HOST SECRET\n")
+    name = f"cp-attack-{uuid.uuid4().hex[:10]}"
+    swap = "mv /s /s.r && ln -s /etc /s && rm /s && mv /s.r /s"
+    service.docker("run", "-d", "--name", name, "--network", "host", busybox_image, "sh", "-c",
+                   f"while [ ! -e /go ]; do sleep 0.05; done; while :; do {swap}; done")
+    service.docker("exec", name, "sh", "-c",
+                   f"ln -s / /x && ln -s {secret_dir} /h && ln -s {secret_dir}/secret /hl && ln -s /etc /d"
+                   f" && ln -s {victim} /w && mkdir -p /real/sub && ln -s {victim} /real/sub/esc"
+                   " && mkdir /s && echo mine > /s/mine")
+    container_passwd = (service.docker("exec", name, "cat", "/etc/passwd")).stdout.decode()
+
+    # reads
+    for i, source in enumerate(["/h/secret", "/h/", f"/x{secret_dir}/secret", "/hl/"]):
+        failed = service.docker("cp", f"{name}:{source}", str(out / f"r{i}"), check=False)
+        assert failed.returncode == 1 and not (out / f"r{i}").exists(), source
+    assert service.docker("cp", "-L", f"{name}:/hl", str(out / "followed"), check=False).returncode == 1
+    service.docker("cp", f"{name}:/hl", str(out / "link"))
+    assert os.readlink(out / "link") == f"{secret_dir}/secret"  # the link itself, not what the host has there
+    for source in ("/x/etc/", "/d/", "/x/d/"):
+        target = out / source.strip("/").replace("/", "-")
+        service.docker("cp", f"{name}:{source}", str(target))
+        assert (target / "passwd").read_text() == container_passwd, source
+        assert "os-release" not in _names_below(target), source
+
+    # writes
+    (tmp_path / "file").write_text("pwned\n")
+    service.docker("cp", str(tmp_path / "file"), f"{name}:/w/", check=False)
+    escape = _tar_of({"esc/pwned": b"x\n", f"../../..{victim}/pwned2": b"x\n", "../../../../etc/pwned3": b"x\n"})
+    service.docker("cp", "-", f"{name}:/real/sub", input=escape)
+    assert os.listdir(victim) == [] and not os.path.exists("/etc/pwned3")
+    landed = service.docker("exec", name, "sh", "-c", f"cat /real/sub{victim}/pwned /real/sub{victim}/pwned2"
+                            " /real/sub/etc/pwned3").stdout
+    assert landed == b"x\nx\nx\n"  # inside the container, below the destination
+
+    # a directory swapped for a symlink to /etc while the copies walk it
+    service.docker("exec", name, "touch", "/go")
+    for i in range(30):
+        target = out / f"race{i}"
+        service.docker("cp", f"{name}:/s/", str(target), check=False)
+        names = _names_below(target) if target.exists() else set()
+        assert "os-release" not in names and "shadow" not in names, names
+        if (target / "passwd").exists():
+            assert (target / "passwd").read_text() == container_passwd
+    service.docker("rm", "-f", name)
+
+
+def test_cp_on_a_stopped_container_is_refused(service, busybox_image, tmp_path):  # noqa: F811
+    """Its root is not mounted: a 409 that says to start it, both ways, and nothing copied."""
+    name = f"cp-stopped-{uuid.uuid4().hex[:10]}"
+    service.docker("create", "--name", name, "--network", "host", busybox_image, "true")
+    (tmp_path / "f").write_text("x\n")
+    for args in ([f"{name}:/etc/passwd", str(tmp_path / "out")], [str(tmp_path / "f"), f"{name}:/tmp/f"]):
+        refused = service.docker("cp", *args, check=False)
+        assert refused.returncode == 1 and b"is not running" in refused.stderr, refused.stderr
+    assert not (tmp_path / "out").exists()
