@@ -48,21 +48,44 @@ def _find(req: Request) -> Container:
         raise ApiError(404, f"No such container: {req.params[0]}") from None
 
 
-def _root_fd(container: Container) -> int:
-    """A directory fd of the running container's root, as its pid 1 sees it."""
-    pid, start = container.state.get("pid"), container.state.get("pid_start")
-    if not container.running or not pid:
-        raise ApiError(409, f"container {container.name} is not running: pybuild copies "
-                            "only from and to running containers; start it first")
-    try:
-        fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        fd = -1
-    if fd >= 0 and alive(pid, start):  # checked after the open: the fd is of the right process
-        return fd
-    if fd >= 0:
-        os.close(fd)
-    raise ApiError(409, f"container {container.name} is not running")
+class _Running:
+    """The running container's root as a directory fd (as its pid 1 sees it), and the host
+    ids of its root user (what ``docker cp`` without ``-a`` gives the files it writes)."""
+
+    def __init__(self, container: Container):
+        pid, start = container.state.get("pid"), container.state.get("pid_start")
+        if not container.running or not pid:
+            raise ApiError(409, f"container {container.name} is not running: pybuild copies "
+                                "only from and to running containers; start it first")
+        self.fd = -1
+        try:
+            proc = os.open(f"/proc/{pid}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                self.owner = (_outside_zero(proc, "uid_map"), _outside_zero(proc, "gid_map"))
+                self.fd = os.open("root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc)
+            finally:
+                os.close(proc)
+        except OSError:
+            pass
+        if self.fd < 0 or not alive(pid, start):  # checked after the opens: they were of the right process
+            self.close()
+            raise ApiError(409, f"container {container.name} is not running")
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _outside_zero(proc: int, name: str) -> int:
+    """The host id that id 0 of the process's user namespace is (``uid_map``/``gid_map``)."""
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+    with os.fdopen(fd) as fh:
+        for line in fh:
+            inside, outside, count = (int(f) for f in line.split())
+            if inside <= 0 < inside + count:
+                return outside - inside
+    raise ApiError(409, "the container's root user has no id on the host: cannot copy into it")
 
 
 def _go_mode(mode: int) -> int:
@@ -236,12 +259,12 @@ def _reopen_file(opath: int) -> int:
 def head(req: Request) -> None:
     """``HEAD``: the stat header alone."""
     container = _find(req)
-    rootfd = _root_fd(container)
+    running = _Running(container)
     try:
-        source = _Source(rootfd, _path_arg(req), container.name)
+        source = _Source(running.fd, _path_arg(req), container.name)
         source.close()
     finally:
-        os.close(rootfd)
+        running.close()
     req.send(200, b"", "application/x-tar", headers={STAT_HEADER: source.header()})
 
 
@@ -251,9 +274,9 @@ def get(req: Request) -> None:
         head(req)
         return
     container = _find(req)
-    rootfd = _root_fd(container)
+    running = _Running(container)
     try:
-        source = _Source(rootfd, _path_arg(req), container.name)
+        source = _Source(running.fd, _path_arg(req), container.name)
         try:
             h = req.handler
             h.send_response(200)
@@ -271,32 +294,42 @@ def get(req: Request) -> None:
         finally:
             source.close()
     finally:
-        os.close(rootfd)
+        running.close()
 
 
 def put(req: Request) -> None:
     """``PUT``: the body's tar (maybe compressed) unpacked into the existing directory ``path``."""
+    body = BodyReader(req.body_chunks())
+    try:
+        _unpack(req, body)
+    finally:
+        body.drain()  # also after a refusal, so that the client reads it instead of a broken pipe
+    req.send(200, b"", "text/plain")
+
+
+def _unpack(req: Request, body: BodyReader) -> None:
     from registry.layer.extract import extract_layer
     from registry.layer.stream import open_layer
 
     container = _find(req)
     path = _path_arg(req)
-    rootfd = _root_fd(container)
+    running = _Running(container)
     try:
         try:
-            target = safepath.open_dir(rootfd, path)
+            target = safepath.open_dir(running.fd, path)
         except NotADirectoryError:
             raise ApiError(400, f"extraction point is not a directory: {path}") from None
         if target is None:
             raise ApiError(404, f"Could not find the file {path} in container {container.name}")
         try:
-            extract_layer(open_layer(BodyReader(req.body_chunks())), target, whiteouts="none",
-                          name=f"archive for {container.name}:{path}", clamp_dotdot=True)
+            extract_layer(open_layer(body), target, whiteouts="none",
+                          name=f"archive for {container.name}:{path}", clamp_dotdot=True,
+                          owner=None if req.flag("copyUIDGID") else running.owner,
+                          keep_kinds=req.flag("noOverwriteDirNonDir"))
         finally:
             os.close(target)
     finally:
-        os.close(rootfd)
-    req.send(200, b"", "text/plain")
+        running.close()
 
 
 def _path_arg(req: Request) -> str:

@@ -182,6 +182,13 @@ class BodyReader(io.RawIOBase):
         self.rest = self.rest[n:]
         return n
 
+    def drain(self) -> None:
+        """Read what the consumer left (a tar's trailing blocks, the chunked body's end), so
+        the response is not sent while the client still writes, and the connection stays usable."""
+        self.rest = b""
+        for _piece in self.chunks:
+            pass
+
 
 class Chunked:
     """The body of a chunked response."""

@@ -33,10 +33,13 @@ SCRIPT = [
     (["cp", "{src}/file", "{n}:/dest/renamed"], True),
     (["cp", "{src}/dir", "{n}:/dest/"], True),
     (["cp", "{src}/dir/.", "{n}:/dest/sub2"], True),
+    (["cp", "-a", "{src}/file", "{n}:/dest/kept"], True),
+    (["cp", "{src}/clash/.", "{n}:/dest"], True),
+    (["cp", "{src}/clash2/.", "{n}:/dest"], True),
     (["cp", "{src}/file", "{n}:/nosuchdir/x"], True),
     (["cp", "{src}/file", "{n}:/data/f/"], True),
     (["exec", "{n}", "sh", "-c", "cd /dest && find . | sort && cat renamed dir/a dir/b/c sub2/a"
-      " && stat -c '%n %a %u:%g %F' $(find . | sort)"], True),
+      " && cat dir && stat -c '%n %a %u:%g %F' $(find . | sort)"], True),
 ]
 
 
@@ -48,6 +51,11 @@ def _host_input(base: Path) -> Path:
     (src / "dir" / "a").write_text("a\n")
     (src / "dir" / "b" / "c").write_text("c\n")
     os.symlink("a", src / "dir" / "l")
+    for path in (src / "file", src / "dir" / "a"):
+        os.chown(path, 1000, 1000)  # docker cp makes them the container's root's, -a keeps them
+    (src / "clash").mkdir()
+    (src / "clash" / "dir").write_text("a file where the container has a directory\n")
+    (src / "clash2" / "file").mkdir(parents=True)  # a directory where it has a file
     return src
 
 

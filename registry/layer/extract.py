@@ -155,7 +155,8 @@ class _Root:
 
 class _Extractor:
     def __init__(self, root: _Root, whiteouts: str, allow_devices: bool, allow_setuid: bool,
-                 max_bytes: int | None, clamp: bool = False):
+                 max_bytes: int | None, clamp: bool = False, owner: tuple[int, int] | None = None,
+                 keep_kinds: bool = False):
         if whiteouts not in ("overlay", "apply", "none"):
             raise ValueError(f"whiteouts must be 'overlay', 'apply' or 'none', not {whiteouts!r}")
         self.root = root
@@ -167,6 +168,8 @@ class _Extractor:
         self.max_bytes = max_bytes
         self.clamp = clamp
         self.chown = os.geteuid() == 0
+        self.owner = owner
+        self.keep_kinds = keep_kinds
         self.stats = ExtractStats()
         self.dir_times: list[tuple[list[bytes], int]] = []
         self.written: set[bytes] = set()  # apply mode: paths this layer wrote (kept by opaque whiteouts)
@@ -227,6 +230,10 @@ class _Extractor:
         st = _lstat(base, dirfd)
         if st is None:
             return None
+        if self.keep_kinds and stat.S_ISDIR(st.st_mode) != keep_dir:
+            what = ("directory", "non-directory") if keep_dir else ("non-directory", "directory")
+            raise BadArchive(f"{self.label}: cannot overwrite {what[1]} {base.decode(errors='replace')!r} "
+                             f"with {what[0]}")
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return st
@@ -369,7 +376,7 @@ class _Extractor:
 
     def metadata_fd(self, fd: int, entry: Entry, mode: int, times: bool = True) -> None:
         if self.chown:
-            os.fchown(fd, entry.uid, entry.gid)
+            os.fchown(fd, *(self.owner or (entry.uid, entry.gid)))
         os.fchmod(fd, mode)  # after chown, which clears setuid bits
         self.xattrs(fd, entry)
         if times:
@@ -377,7 +384,7 @@ class _Extractor:
 
     def metadata_at(self, dirfd: int, base: bytes, entry: Entry, mode: int | None) -> None:
         if self.chown:
-            os.chown(base, entry.uid, entry.gid, dir_fd=dirfd, follow_symlinks=False)
+            os.chown(base, *(self.owner or (entry.uid, entry.gid)), dir_fd=dirfd, follow_symlinks=False)
         if mode is not None:
             os.chmod(base, mode, dir_fd=dirfd)  # fifos and devices (never symlinks)
         if entry.xattrs:
@@ -396,7 +403,8 @@ class _Extractor:
 
 def extract_layer(stream: IO[bytes], target_dir: str | os.PathLike[str] | int, *, whiteouts: str = "overlay",
                   allow_devices: bool = False, allow_setuid: bool = True, max_bytes: int | None = None,
-                  name: str = "layer", clamp_dotdot: bool = False) -> ExtractStats:
+                  name: str = "layer", clamp_dotdot: bool = False, owner: tuple[int, int] | None = None,
+                  keep_kinds: bool = False) -> ExtractStats:
     """Unpack the uncompressed tar ``stream`` into ``target_dir`` (created if missing; or
     an open directory fd, the root every entry is resolved in).
 
@@ -406,11 +414,15 @@ def extract_layer(stream: IO[bytes], target_dir: str | os.PathLike[str] | int, *
     setuid/setgid bits are dropped unless ``allow_setuid``; more than ``max_bytes`` of
     file data rejects the layer.  ``name`` labels error messages.  A name or hard link
     with ``..`` above the target rejects the archive, or with ``clamp_dotdot`` stays at
-    the target (docker unpacks ADD archives chrooted into the destination).  Raises BadArchive.
+    the target (docker unpacks ADD archives chrooted into the destination).  ``owner``
+    (uid, gid) replaces every entry's owner (``docker cp`` without ``-a``); ``keep_kinds``
+    rejects an entry that would replace a directory by a non-directory or the other way
+    round (docker's ``noOverwriteDirNonDir``).  Raises BadArchive.
     """
     root = _Root(target_dir, name)
     try:
-        extractor = _Extractor(root, whiteouts, allow_devices, allow_setuid, max_bytes, clamp_dotdot)
+        extractor = _Extractor(root, whiteouts, allow_devices, allow_setuid, max_bytes, clamp_dotdot, owner,
+                               keep_kinds)
         reader = TarReader(stream, name)
         for entry in reader:
             extractor.entry(entry, reader)
