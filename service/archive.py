@@ -170,7 +170,8 @@ class _FdTree:
 
     def _header(self, name: bytes, st: os.stat_result, typeflag: bytes, size: int = 0, linkname: bytes = b"") -> None:
         rdev = st.st_rdev if typeflag in (tf.CHARDEV, tf.BLOCKDEV) else 0
-        self.out.write(tf.header(name, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, size,
+        mode = stat.S_IMODE(st.st_mode) | stat.S_IFMT(st.st_mode)  # with the type bits, as docker's headers
+        self.out.write(tf.header(name, mode, st.st_uid, st.st_gid, size,
                                  max(int(st.st_mtime), 0), typeflag, linkname, os.major(rdev), os.minor(rdev)))
 
     def write(self, dirfd: int, name: bytes, arcname: bytes) -> None:

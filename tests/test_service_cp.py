@@ -188,3 +188,47 @@ def test_cp_on_a_stopped_container_is_refused(service, busybox_image, tmp_path):
         refused = service.docker("cp", *args, check=False)
         assert refused.returncode == 1 and b"is not running" in refused.stderr, refused.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_archive_stat_and_tar_same_as_dockerd_through_docker_py(service, pybuild, busybox_rootfs,  # noqa: F811
+                                                                 busybox_tar):
+    """``get_archive``'s stat header (name, size, Go file mode, link target) and tar member
+    names, and ``put_archive`` of a tar with a directory, a file and a FIFO, on both sides."""
+    import io
+    import tarfile
+
+    import docker
+
+    image = f"pybuild-cp-py-{uuid.uuid4().hex[:10]}:1"
+    pybuild("import", str(busybox_rootfs), image)
+    subprocess.run(["docker", "import", str(busybox_tar), image], check=True, capture_output=True)
+    upload = io.BytesIO()
+    with tarfile.open(fileobj=upload, mode="w") as tar:
+        for name, kind, mode in (("up", tarfile.DIRTYPE, 0o750), ("up/f", tarfile.REGTYPE, 0o4755),
+                                 ("up/p", tarfile.FIFOTYPE, 0o600)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = kind, mode, 1_000_000_000
+            tar.addfile(info, io.BytesIO(b""))
+    seen = []
+    for url in ("unix:///var/run/docker.sock", service.url):
+        client = docker.DockerClient(base_url=url, version="1.41")
+        container = client.containers.run(image, ["sleep", "1000"], detach=True, network_mode="host")
+        try:
+            container.exec_run(["sh", "-c", SETUP])
+            stats, names = [], []
+            for path in ("/data/f", "/data", "/data/link", "/data/sub/", "/data/."):
+                stream, st = container.get_archive(path)
+                del st["mtime"]
+                stats.append(st)
+                with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                    names.append(sorted((m.name, m.type, m.mode, m.linkname) for m in tar.getmembers()))
+            assert container.put_archive("/dest", upload.getvalue())
+            listed = container.exec_run(["sh", "-c", "cd /dest && stat -c '%n %a %u:%g %F %Y' up up/f up/p"])
+            seen.append((stats, names, listed.output))
+        finally:
+            container.remove(force=True)
+            client.close()
+    subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+    for ours, theirs in zip(seen[1], seen[0]):
+        assert ours == theirs
+    assert seen[0][0][0] == {"name": "f", "size": 3, "mode": 0o640, "linkTarget": ""}
