@@ -32,7 +32,7 @@ from runner.procinfo import alive
 from .http import ApiError, BodyReader, Chunked, Request
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+FILE_FLAGS = os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 PIECE = 1 << 16
 # Go's os.FileMode type bits, which the docker CLI reads from the stat header
@@ -223,16 +223,11 @@ class _FdTree:
         return None
 
     def _file(self, dirfd: int, name: bytes, arc: bytes, st: os.stat_result) -> None:
-        try:
-            fd = os.open(name, FILE_FLAGS, dir_fd=dirfd) if name != b"." else _reopen_file(dirfd)
-        except OSError as err:
-            if err.errno in (errno.ELOOP, errno.ENOENT, errno.ENXIO):
-                return
-            raise
+        fd = _open_regular(dirfd, name)
+        if fd is None:
+            return  # no longer a regular file: swapped under the walk
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                return
             if st.st_nlink > 1:
                 first = self.links.get((st.st_dev, st.st_ino))
                 if first is not None:
@@ -247,14 +242,26 @@ class _FdTree:
         self.out.write_zeros(size - got + tf.padding(size))  # a file that shrank is padded
 
 
+def _open_regular(dirfd: int, name: bytes) -> int | None:
+    """A readable fd of ``name`` in ``dirfd`` (``.``: ``dirfd`` itself, an ``O_PATH`` fd) if it
+    is a regular file, else None.  Opened as ``O_PATH`` first and checked: the container may
+    swap in a device node it made, whose open the host must never run."""
+    try:
+        where = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd) if name != b"." \
+            else os.dup(dirfd)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(where).st_mode):
+            return None
+        return os.open(f"/proc/self/fd/{where}", FILE_FLAGS)  # the same inode, checked above
+    finally:
+        os.close(where)
+
+
 def _reopen_dir(opath: int) -> int:
     """A readable fd of the directory an ``O_PATH`` fd names (no path lookup)."""
     return os.open(".", DIR_FLAGS, dir_fd=opath)
-
-
-def _reopen_file(opath: int) -> int:
-    """A readable fd of the file an ``O_PATH`` fd names, through our own fd table."""
-    return os.open(f"/proc/self/fd/{opath}", FILE_FLAGS & ~os.O_NOFOLLOW)
 
 
 def head(req: Request) -> None:

@@ -232,3 +232,30 @@ def test_archive_stat_and_tar_same_as_dockerd_through_docker_py(service, pybuild
     for ours, theirs in zip(seen[1], seen[0]):
         assert ours == theirs
     assert seen[0][0][0] == {"name": "f", "size": 3, "mode": 0o640, "linkTarget": ""}
+
+
+@pytest.mark.timeout(30)
+def test_cp_reader_never_opens_what_is_not_a_regular_file(tmp_path):
+    """What the walk opens for its data is checked through an ``O_PATH`` fd first: a FIFO
+    (whose open would block with no writer) or a device node (whose open runs its driver on
+    the host) swapped in for a file is passed over, never opened."""
+    from service.archive import _open_regular
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "file").write_text("data\n")
+    os.symlink("file", tmp_path / "link")
+    dirfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert _open_regular(dirfd, b"fifo") is None  # returns instead of waiting for a writer
+        assert _open_regular(dirfd, b"link") is None  # a symlink is not followed
+        assert _open_regular(dirfd, b"gone") is None
+        fd = _open_regular(dirfd, b"file")
+        assert fd is not None and os.read(fd, 10) == b"data\n"
+        os.close(fd)
+    finally:
+        os.close(dirfd)
+    dev = os.open("/dev", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert _open_regular(dev, b"null") is None
+    finally:
+        os.close(dev)
