@@ -7,8 +7,9 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 from typing import Any
+
+from base.removal import remove_tree
 
 from .http import ApiError, BodyReader, Chunked, Request
 
@@ -40,8 +41,9 @@ def _context_dir(req: Request) -> str:
     reader = BodyReader(req.body_chunks())
     try:
         extract_layer(open_layer(reader), target, whiteouts="none", allow_setuid=True, name="build context")
+        reader.drain()  # the tar's trailing blocks: answer only once the client has sent everything
     except Exception:
-        shutil.rmtree(target, ignore_errors=True)
+        remove_tree(target, ignore_errors=True)
         raise
     return target
 
@@ -98,7 +100,7 @@ def build(req: Request) -> None:
             detail["code"] = int(failed_run.group(1))
         body.json({"errorDetail": detail, "error": text})
     finally:
-        shutil.rmtree(context_dir, ignore_errors=True)
+        remove_tree(context_dir, ignore_errors=True)
     body.close()
 
 
