@@ -55,12 +55,17 @@ class Request:
         self.handler = handler
         self.root = root
         self.params = params
-        self.query = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        self.multi = parse_qs(query, keep_blank_values=True)
+        self.query = {k: v[-1] for k, v in self.multi.items()}
         self.answered = False
 
     def arg(self, name: str, default: str = "") -> str:
         """A query parameter as text."""
         return self.query.get(name, default)
+
+    def args(self, name: str) -> list[str]:
+        """Every value of a repeated query parameter (``names=a&names=b``)."""
+        return self.multi.get(name, [])
 
     def flag(self, name: str, default: bool = False) -> bool:
         """A boolean query parameter (``1``/``true``)."""

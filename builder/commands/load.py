@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from typing import TYPE_CHECKING, Iterator
 
 from base.removal import remove_tree
+
+if TYPE_CHECKING:
+    from registry.store import Store
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -15,9 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from registry.archive import ArchiveReader
     from registry.errors import PybuildError
-    from registry.image import StoreSink, copy_index
     from registry.store import disk_errors
 
     from ._common import open_store
@@ -35,19 +37,27 @@ def run(args: argparse.Namespace) -> int:
             if spool is not None:
                 with disk_errors("the archive from standard input", store.root), open(path, "wb") as out:
                     shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
-            with ArchiveReader(path) as reader:
-                for image in reader.images(store):
-                    sink = StoreSink(store)
-                    copied = copy_index(image, sink, image.refs)  # an OCI archive's index stays whole
-                    if args.quiet:
-                        continue
-                    for ref in image.refs:
-                        print(f"Loaded image: {ref.familiar()}")
-                    if not image.refs:
-                        assert sink.written is not None  # set by the copy that just finished
-                        shown = sink.written.digest if copied.is_index else store.image_at(sink.written).id
-                        print(f"Loaded image ID: {shown}")
+            for line in load_archive(store, path):
+                if not args.quiet:
+                    print(line)
         finally:
             if spool is not None:
                 remove_tree(spool, ignore_errors=True)
     return 0
+
+
+def load_archive(store: Store, path: str) -> Iterator[str]:
+    """Copy every image of the archive at ``path`` into the store (the caller holds its
+    transaction); yields docker's line for each as it lands: its name, or its ID when unnamed."""
+    from registry.archive import ArchiveReader
+    from registry.image import StoreSink, copy_index
+
+    with ArchiveReader(path) as reader:
+        for image in reader.images(store):
+            sink = StoreSink(store)
+            copied = copy_index(image, sink, image.refs)  # an OCI archive's index stays whole
+            for ref in image.refs:
+                yield f"Loaded image: {ref.familiar()}"
+            if not image.refs:
+                assert sink.written is not None  # set by the copy that just finished
+                yield f"Loaded image ID: {sink.written.digest if copied.is_index else store.image_at(sink.written).id}"
