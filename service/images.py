@@ -168,9 +168,28 @@ def push(req: Request) -> None:
     body.close()
 
 
+def prune(req: Request) -> dict[str, Any]:
+    """``POST /images/prune`` (filter ``dangling``): what ``pybuild prune`` does, or with
+    ``dangling=false`` every image no container uses, as ``docker image prune -a``."""
+    from builder.commands.prune import prune_images
+    from runner.containers import images_in_use
+
+    filters = req.json_query("filters")
+    unknown = sorted(set(filters) - {"dangling"})
+    if unknown:
+        raise ApiError(400, f"invalid filter {unknown[0]!r}: the service prunes images by 'dangling' only")
+    dangling = _values(filters, "dangling") or ["true"]
+    if dangling[-1].lower() not in ("1", "true", "0", "false"):
+        raise ApiError(400, f"invalid filter 'dangling={dangling[-1]}': use true or false")
+    result = prune_images(Store(req.root), req.root, images_in_use(req.root), dangling[-1].lower() in ("1", "true"))
+    return {"ImagesDeleted": [{action: what} for action, what in result.done] or None,
+            "SpaceReclaimed": result.space}
+
+
 ROUTES = [
     ("GET", r"/images/json", list_),
     ("POST", r"/images/create", pull),
+    ("POST", r"/images/prune", prune),
     ("GET", r"/images/(.+)/json", inspect),
     ("GET", r"/images/(.+)/history", history),
     ("POST", r"/images/(.+)/tag", tag),
