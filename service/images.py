@@ -123,8 +123,12 @@ def delete(req: Request) -> list[dict[str, str]]:
 
 
 def pull(req: Request) -> None:
-    """``POST /images/create?fromImage=..&tag=..``: progress as JSON lines, as docker streams it."""
+    """``POST /images/create?fromImage=..&tag=..``: progress as JSON lines, as docker streams it;
+    ``X-Registry-Auth`` credentials are used for this pull only."""
+    from registry.reference import parse
     from registry.remote.pull import pull_image
+
+    from .registry_auth import for_request
 
     name, tag_ = req.arg("fromImage"), req.arg("tag")
     if req.arg("fromSrc"):
@@ -133,10 +137,16 @@ def pull(req: Request) -> None:
         raise ApiError(400, "fromImage is required")
     if tag_:
         name += ("@" if tag_.startswith("sha256:") else ":") + tag_
+    try:
+        registry = parse(name).registry
+    except PybuildError as err:
+        raise ApiError(400, str(err)) from None
+    credentials = for_request(req, registry)  # a bad header is a 400 before the stream
     body = req.stream()
     body.json({"status": f"Pulling from {name.rpartition(':')[0] or name}", "id": tag_ or "latest"})
     try:
-        result = pull_image(Store(req.root), name, platform=req.arg("platform") or None)
+        with credentials:
+            result = pull_image(Store(req.root), name, platform=req.arg("platform") or None)
     except Exception as err:
         text = str(err)
         body.json({"errorDetail": {"message": text}, "error": text})
@@ -147,18 +157,23 @@ def pull(req: Request) -> None:
 
 
 def push(req: Request) -> None:
-    """``POST /images/{name}/push?tag=..``; credentials are the service user's (X-Registry-Auth is not read)."""
+    """``POST /images/{name}/push?tag=..``: with the ``X-Registry-Auth`` credentials (for this
+    push only), else the service user's stored ones."""
     from registry.reference import parse
     from registry.remote.push import push_image
+
+    from .registry_auth import for_request
 
     name = _image_name(req) + (f":{req.arg('tag')}" if req.arg("tag") else "")
     store = Store(req.root)
     _resolve_or_404(store, name)
-    body = req.stream()
     target = parse(name)
+    credentials = for_request(req, target.registry)
+    body = req.stream()
     body.json({"status": f"The push refers to repository [{target.name}]"})
     try:
-        digest = push_image(store, name, target)  # credentials: the service user's docker config
+        with credentials:
+            digest = push_image(store, name, target)
     except Exception as err:
         text = str(err)
         body.json({"errorDetail": {"message": text}, "error": text})

@@ -19,7 +19,20 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from . import archive, build, children, containers, events, execs, image_archives, images, networks, system, volumes
+from . import (
+    archive,
+    build,
+    children,
+    containers,
+    events,
+    execs,
+    image_archives,
+    images,
+    networks,
+    registry_auth,
+    system,
+    volumes,
+)
 from .http import API_VERSION, MIN_API_VERSION, ApiError, Request, api_error
 
 if TYPE_CHECKING:
@@ -31,7 +44,7 @@ _VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 
 def _routes() -> list[Route]:
     table = []
-    for module in (system, events, containers, archive, execs, image_archives, images, build, networks, volumes):
+    for module in (system, events, containers, archive, execs, image_archives, images, registry_auth, build, networks, volumes):
         for method, pattern, func in module.ROUTES:
             table.append((method, re.compile("^" + pattern + "$"), func))
     return table

@@ -25,6 +25,12 @@ def normalize_registry(text: str) -> str:
 
 def login(registry: str, username: str, password: str, *, insecure: bool = False) -> Path:
     """Check ``username``/``password`` against ``registry`` and store them; return where."""
+    return credentials.store(registry, verify(registry, username, password, insecure=insecure))
+
+
+def verify(registry: str, username: str, password: str, *, insecure: bool = False) -> Credentials:
+    """Check ``username``/``password`` against ``registry`` without storing anything;
+    return what to keep (the refresh token in place of the password where one is given)."""
     creds = Credentials(username=username, password=password)
     session = Session(registry, insecure=insecure, credentials=creds)
     try:
@@ -43,5 +49,4 @@ def login(registry: str, username: str, password: str, *, insecure: bool = False
                         f"check them and try again") from None
     finally:
         session.transport.close()
-    return credentials.store(registry, creds)
-
+    return creds

@@ -12,8 +12,10 @@ in :mod:`.auth`, as docker's token protocol requires.
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import httpx
 
@@ -25,9 +27,28 @@ from .transport import Transport, debug, show_url
 _USE_STORED = object()
 _sessions: dict[tuple[str, bool], "Session"] = {}
 _sessions_lock = threading.Lock()
+# (registry, credentials, sessions made with them) for the current request only; see given_credentials
+_given: contextvars.ContextVar[tuple[str, Any, dict[bool, "Session"]] | None] = contextvars.ContextVar(
+    "given_credentials", default=None)
 DOCKER_HUB_API = "registry-1.docker.io"
 MAX_REDIRECTS = 10
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@contextmanager
+def given_credentials(registry: str, credentials: Any) -> Iterator[None]:
+    """Within the block (this thread's context), requests to ``registry`` use
+    ``credentials`` (``None``: anonymous) instead of the stored ones; nothing is written
+    anywhere, and the block's sessions (and tokens) are dropped at its end.  For a caller
+    acting for someone else, as the Engine API service does with ``X-Registry-Auth``."""
+    sessions: dict[bool, Session] = {}
+    token = _given.set((registry, credentials, sessions))
+    try:
+        yield
+    finally:
+        _given.reset(token)
+        for session in sessions.values():
+            session.transport.close()
 
 
 def api_host(registry: str) -> str:
@@ -50,7 +71,13 @@ class Session:
 
     @classmethod
     def shared(cls, registry: str, insecure: bool = False) -> "Session":
-        """The process-wide session for ``registry`` with stored credentials."""
+        """The process-wide session for ``registry`` with stored credentials (inside
+        :func:`given_credentials` for it: a session of that block, with the given ones)."""
+        given = _given.get()
+        if given is not None and given[0] == registry:
+            if insecure not in given[2]:
+                given[2][insecure] = cls(registry, insecure=insecure, credentials=given[1])
+            return given[2][insecure]
         with _sessions_lock:
             key = (registry, insecure)
             if key not in _sessions:
