@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from registry_fixtures import PASSWORD, USER
-from service_helpers import service  # noqa: F401
+from service_helpers import Service, service  # noqa: F401
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker")]
 
@@ -30,21 +30,39 @@ def _secrets() -> list[bytes]:
     return [PASSWORD.encode(), base64.b64encode(f"{USER}:{PASSWORD}".encode()), header.rstrip(b"=")]
 
 
-def test_login_push_pull_with_client_credentials(service, busybox_image, basic_registry, tmp_path: Path,  # noqa: F811
+@pytest.fixture(params=["basic", "tls"])
+def auth_registry(request, basic_registry):
+    """htpasswd over plain HTTP, and over TLS with the service trusting the test CA."""
+    return basic_registry if request.param == "basic" else request.getfixturevalue("tls_registry")
+
+
+@pytest.fixture
+def auth_service(root: Path, pybuild, auth_registry, monkeypatch):
+    """The service, started with the registry's environment (its CA for TLS)."""
+    for key, value in auth_registry.env.items():
+        monkeypatch.setenv(key, value)
+    svc = Service(root, root / "api.sock")
+    svc.start()
+    yield svc
+    svc.kill()
+
+
+def test_login_push_pull_with_client_credentials(auth_service, busybox_image, auth_registry, tmp_path: Path,
                                                  monkeypatch):
+    service, registry = auth_service, auth_registry
     client_config = tmp_path / "client-docker-config"
     client_config.mkdir()
     monkeypatch.setenv("DOCKER_CONFIG", str(client_config))  # the client's only; the service started before
-    remote = f"{basic_registry.host}/svc/auth-{uuid.uuid4().hex[:10]}:1"
+    remote = f"{registry.host}/svc/auth-{uuid.uuid4().hex[:10]}:1"
     service.docker("tag", busybox_image, remote)
 
     denied = service.docker("push", remote, check=False)  # no credentials anywhere: the registry refuses
     assert denied.returncode != 0
 
-    wrong = service.docker("login", "-u", USER, "--password-stdin", basic_registry.host,
+    wrong = service.docker("login", "-u", USER, "--password-stdin", registry.host,
                            input=b"wrong-password\n", check=False)
     assert wrong.returncode != 0 and b"Login Succeeded" not in wrong.stdout
-    ok = service.docker("login", "-u", USER, "--password-stdin", basic_registry.host, input=PASSWORD.encode() + b"\n")
+    ok = service.docker("login", "-u", USER, "--password-stdin", registry.host, input=PASSWORD.encode() + b"\n")
     assert b"Login Succeeded" in ok.stdout
 
     pushed = service.docker("push", remote)
@@ -54,7 +72,7 @@ def test_login_push_pull_with_client_credentials(service, busybox_image, basic_r
     assert service.docker("run", "--rm", "--network", "host", remote, "echo", "pulled").stdout == b"pulled\n"
 
     service.docker("rmi", remote)
-    service.docker("logout", basic_registry.host)
+    service.docker("logout", registry.host)
     anonymous = service.docker("pull", remote, check=False)  # the last request's credentials are gone
     assert anonymous.returncode != 0
     assert service.docker("images", "-q", remote).stdout == b""
