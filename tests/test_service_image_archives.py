@@ -3,8 +3,10 @@ archive the service writes is one dockerd loads and runs, and the reverse."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -85,6 +87,11 @@ def test_load_answer_is_docker_json_lines(service, pybuild, busybox_rootfs, tmp_
                          capture_output=True, check=True, timeout=60).stdout
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert lines == [{"stream": f"Loaded image: {image}\n"}]
+    one = subprocess.run(["curl", "-sSf", "--unix-socket", sock, f"http://x/v1.41/images/{image}/get"],
+                         capture_output=True, check=True, timeout=60).stdout  # docker-py's get_image
+    with tarfile.open(fileobj=io.BytesIO(one)) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert [entry["RepoTags"] for entry in manifest] == [[image]]
     bad = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock,
                           "http://x/v1.41/images/get"], capture_output=True, check=True, timeout=60).stdout
     assert bad == b"400"
