@@ -8,6 +8,7 @@ APT_PACKAGES=(
   busybox-static debootstrap docker-registry docker.io podman buildah skopeo umoci oci-image-tool runc
   pigz apache2-utils uidmap iproute2 hyperfine time python3-seccomp bzip2 xz-utils git
   qemu-user-static tini linux-libc-dev containernetworking-plugins iptables passt slirp4netns docker-compose
+  curl
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
