@@ -54,12 +54,25 @@ def start(req: Request) -> None:
     detach = bool(req.json().get("Detach"))
     container = containers.lookup(req.root, record["ContainerID"])
     tty = bool(body.get("Tty"))
+    # The connection is taken over before the command starts, as dockerd does: a client
+    # (docker-py) that reads the upgrade answer through a buffered reader and then the
+    # raw socket loses output that arrived together with that answer.
+    conn = None if detach else req.hijack()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
         proc = lifecycle.start_exec(container, list(body["Cmd"]), list(body.get("Env") or []),
                                     body.get("User") or None, body.get("WorkingDir") or None, tty,
                                     (None, out_w, err_w))
+    except Exception as err:
+        os.close(out_r)
+        os.close(err_r)
+        if conn is None:
+            raise
+        conn.sendall(streams.frame("stderr", f"{err}\n".encode()) if not tty else f"{err}\r\n".encode())
+        record.update(ExitCode=getattr(err, "exit_code", 126))
+        conn.shutdown(socket.SHUT_WR)
+        return
     finally:
         os.close(out_w)
         os.close(err_w)
@@ -68,7 +81,6 @@ def start(req: Request) -> None:
     if proc.console is not None:
         os.close(out_r)
         os.close(err_r)
-    conn = None if detach else req.hijack()
     try:
         _relay(sources, conn, tty)
     finally:
